@@ -1,0 +1,21 @@
+// The one place that converts between absl::Status (used by every core) and grpc::Status (used only by
+// the thin RPC adapters), plus the in-stream Status message of the API.
+#ifndef ECLIPTIX_COMMON_GRPC_STATUS_H_
+#define ECLIPTIX_COMMON_GRPC_STATUS_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+#include "ecliptix/fleet/v1/types.pb.h"
+
+namespace ecliptix {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+ecliptix::fleet::v1::Status ToProtoStatus(const absl::Status& status);
+absl::Status FromProtoStatus(const ecliptix::fleet::v1::Status& status);
+
+}  // namespace ecliptix
+
+#endif  // ECLIPTIX_COMMON_GRPC_STATUS_H_

@@ -1,0 +1,61 @@
+#include "common/sql/session.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "soci/odbc/soci-odbc.h"
+#include "soci/postgresql/soci-postgresql.h"
+#include "soci/sqlite3/soci-sqlite3.h"
+
+namespace ecliptix::sql {
+
+std::string FirstLine(absl::string_view message) {
+  message = absl::StripAsciiWhitespace(message);
+  const size_t newline = message.find('\n');
+  if (newline != absl::string_view::npos) message = message.substr(0, newline);
+  return std::string(absl::StripTrailingAsciiWhitespace(message));
+}
+
+absl::Status SqlErrorToStatus(const std::exception& error, absl::string_view what) {
+  const std::string message = absl::StrCat(what, ": ", FirstLine(error.what()));
+  const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
+  if (soci_error == nullptr) return absl::InternalError(message);
+  switch (soci_error->get_error_category()) {
+    case soci::soci_error::connection_error:
+      return absl::UnavailableError(message);
+    case soci::soci_error::invalid_statement:
+      return absl::InvalidArgumentError(message);
+    case soci::soci_error::no_privilege:
+      return absl::PermissionDeniedError(message);
+    case soci::soci_error::constraint_violation:
+      return absl::FailedPreconditionError(message);
+    case soci::soci_error::system_error:
+      return absl::InternalError(message);
+    case soci::soci_error::no_data:
+      return absl::NotFoundError(message);
+    case soci::soci_error::unknown:
+    default:
+      return absl::UnknownError(message);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(const DatabaseUrl& url) {
+  try {
+    switch (url.backend) {
+      case Backend::kSqlite:
+        return std::make_unique<soci::session>(*soci::factory_sqlite3(),
+                                               url.connection_string);
+      case Backend::kPostgresql:
+        return std::make_unique<soci::session>(*soci::factory_postgresql(),
+                                               url.connection_string);
+      case Backend::kOdbc:
+        return std::make_unique<soci::session>(*soci::factory_odbc(), url.connection_string);
+    }
+  } catch (const std::exception& error) {
+    // Whatever the driver says, failing to open is failing to reach the database.
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", url.redacted, ": ",
+                                               FirstLine(error.what())));
+  }
+  return absl::InternalError("unknown database backend");
+}
+
+}  // namespace ecliptix::sql

@@ -1,0 +1,41 @@
+// Opening SOCI sessions and turning SOCI's exceptions into absl::Status: no SOCI exception crosses
+// a module boundary.
+#ifndef ECLIPTIX_COMMON_SQL_SESSION_H_
+#define ECLIPTIX_COMMON_SQL_SESSION_H_
+
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/sql/database_url.h"
+#include "soci/soci.h"
+
+namespace ecliptix::sql {
+
+// Connects. UNAVAILABLE when the database cannot be reached, with the driver's reason and the
+// redacted URL.
+absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(const DatabaseUrl& url);
+
+// The status for an exception thrown by SOCI (or anything else) while doing `what`.
+absl::Status SqlErrorToStatus(const std::exception& error, absl::string_view what);
+
+// Runs `body` and converts any exception it throws with SqlErrorToStatus.
+template <typename Body>
+absl::Status Guard(absl::string_view what, Body&& body) {
+  try {
+    body();
+    return absl::OkStatus();
+  } catch (const std::exception& error) {
+    return SqlErrorToStatus(error, what);
+  }
+}
+
+// The first line of a driver message, without trailing whitespace.
+std::string FirstLine(absl::string_view message);
+
+}  // namespace ecliptix::sql
+
+#endif  // ECLIPTIX_COMMON_SQL_SESSION_H_
