@@ -1,0 +1,109 @@
+// ecliptix-server: the central control plane of an Ecliptix fleet.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
+          "HOST:PORT to serve agents and clients on (port 0 picks a free one). The default stays on "
+          "loopback; use 0.0.0.0:7070 to reach agents on other hosts.");
+ABSL_FLAG(std::string, store, "",
+          "State store URL: sqlite:///path/state.db or postgresql://user@host:port/db. Default: "
+          "sqlite://<data_dir>/state.db");
+ABSL_FLAG(std::string, data_dir, "ecliptix-data",
+          "Directory for the default SQLite state store; created if missing.");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
+ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
+ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(10),
+          "How often agents send heartbeats (told to them at connect).");
+ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(30),
+          "An agent silent for longer is marked lost and its stream closed.");
+
+namespace {
+
+[[noreturn]] void Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "ecliptix-server: %s\n", message.c_str());
+  std::exit(code);
+}
+
+// Each agent holds a connection: raise the descriptor limit as far as the hard limit allows.
+void RaiseFileLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      absl::StrCat("the central gRPC server of an Ecliptix fleet (version ", ecliptix::kVersion,
+                   ").\nUsage: ecliptix-server [--listen=HOST:PORT] [--store=URL] [flags]"));
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    Fail(2, absl::StrCat("unexpected argument \"", positional[1], "\"; flags take --name=value"));
+  }
+  if (absl::Status status =
+          ecliptix::ConfigureLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_format));
+      !status.ok()) {
+    Fail(2, std::string(status.message()));
+  }
+  const absl::Duration interval = absl::GetFlag(FLAGS_heartbeat_interval);
+  const absl::Duration timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
+  if (interval <= absl::ZeroDuration() || timeout <= interval) {
+    Fail(2, "--heartbeat_timeout must be longer than --heartbeat_interval, and both positive");
+  }
+
+  // Signals are taken by a dedicated thread with sigwait: no work in a signal handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  RaiseFileLimit();
+
+  ecliptix::server::ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.store_url = absl::GetFlag(FLAGS_store);
+  if (options.store_url.empty()) {
+    const std::filesystem::path data_dir = absl::GetFlag(FLAGS_data_dir);
+    std::error_code error;
+    std::filesystem::create_directories(data_dir, error);
+    if (error) {
+      Fail(1, absl::StrCat("cannot create data directory ", data_dir.string(), ": ",
+                           error.message()));
+    }
+    options.store_url = absl::StrCat("sqlite://", std::filesystem::absolute(data_dir).string(),
+                                     "/state.db");
+  }
+  options.registry.heartbeat_interval = interval;
+  options.registry.heartbeat_timeout = timeout;
+
+  absl::StatusOr<std::unique_ptr<ecliptix::server::Server>> server =
+      ecliptix::server::Server::Start(options);
+  if (!server.ok()) Fail(1, std::string(server.status().message()));
+
+  std::thread signal_thread([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    ecliptix::Logger("server")->info("received {}, shutting down", strsignal(signal_number));
+    (*server)->Shutdown();
+  });
+  (*server)->Wait();
+  signal_thread.join();
+  return 0;
+}

@@ -1,0 +1,147 @@
+// The agent registry: every database the server has seen, which agent session serves it, heartbeat
+// deadlines, and the feed of fleet events. Knows nothing of gRPC: stream adapters implement
+// AgentSession and FleetEventSink. Changes are persisted through the StateStore on a writer thread, so
+// no caller (a gRPC reaction in particular) ever waits on the database.
+#ifndef ECLIPTIX_SERVER_REGISTRY_H_
+#define ECLIPTIX_SERVER_REGISTRY_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/labels.h"
+#include "ecliptix/fleet/v1/agent_service.pb.h"
+#include "ecliptix/fleet/v1/fleet_service.pb.h"
+#include "server/state_store.h"
+
+namespace ecliptix::server {
+
+// The registry's handle on one agent's stream. Calls must not block: implementations queue.
+class AgentSession {
+ public:
+  virtual ~AgentSession() = default;
+  // Queues a message to the agent (the session assigns its sequence number).
+  virtual void Send(fleet::v1::ServerMessage message) = 0;
+  // Ends the stream with `status` once queued messages are written.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// A watcher of fleet events. Deliver must not block and must not call back into the registry.
+class FleetEventSink {
+ public:
+  virtual ~FleetEventSink() = default;
+  // Returns false when the sink is closed; the registry then forgets it.
+  virtual bool Deliver(const fleet::v1::FleetEvent& event) = 0;
+};
+
+struct RegistryOptions {
+  // Sent to agents in Welcome.
+  absl::Duration heartbeat_interval = absl::Seconds(10);
+  // Without any message for this long, an agent is marked lost and its stream closed.
+  absl::Duration heartbeat_timeout = absl::Seconds(30);
+};
+
+// What Register tells the adapter.
+struct Registration {
+  uint64_t session_id;
+  fleet::v1::Welcome welcome;
+};
+
+// Observes command acknowledgements and events (later issues route them to rollouts and jobs).
+using CommandObserver =
+    std::function<void(const std::string& database_id, const fleet::v1::AgentMessage& message)>;
+
+class Registry {
+ public:
+  // `store` may be null (nothing persisted; for unit tests). Neither pointer is owned.
+  Registry(StateStore* store, Clock* clock, RegistryOptions options);
+  ~Registry();
+
+  // Loads the persisted registry; every database starts disconnected until its agent comes back.
+  absl::Status Load();
+  // Writes what is pending and stops the writer thread. Later changes are not persisted.
+  void Stop();
+
+  // Validates a Hello and registers the session. A previous live session for the same database is
+  // closed with ABORTED (the agent restarted, or its old connection is half-open).
+  // INVALID_ARGUMENT names the field at fault.
+  absl::StatusOr<Registration> Register(const fleet::v1::Hello& hello, const std::string& peer,
+                                        std::shared_ptr<AgentSession> session);
+  // Any message from the agent proves it alive.
+  void Touch(uint64_t session_id);
+  // Routes a command ack or event to the observers.
+  void OnCommandMessage(uint64_t session_id, const fleet::v1::AgentMessage& message);
+  // The session's stream ended.
+  void Unregister(uint64_t session_id, const std::string& reason);
+  // Marks lost, and closes, every session whose agent has been silent past the heartbeat timeout.
+  // Returns how many were marked.
+  int CheckHeartbeats();
+
+  // Queues a command for a connected database's agent; assigns command_id when empty and returns it.
+  // NOT_FOUND for an unknown database, FAILED_PRECONDITION when its agent is not connected.
+  absl::StatusOr<std::string> SendCommand(const std::string& database_id,
+                                          fleet::v1::Command command);
+  void AddCommandObserver(CommandObserver observer);
+
+  // ListDatabases semantics of the API: selector, page size, opaque page token.
+  absl::StatusOr<fleet::v1::ListDatabasesResponse> ListDatabases(
+      const fleet::v1::ListDatabasesRequest& request) const;
+  absl::StatusOr<fleet::v1::Database> GetDatabase(const std::string& database_id) const;
+
+  // Delivers the current matching fleet (SNAPSHOT events, then SNAPSHOT_COMPLETE) and then every
+  // matching change to `sink`, until the sink reports itself closed. INVALID_ARGUMENT for a bad selector.
+  absl::Status Watch(const std::string& selector, std::shared_ptr<FleetEventSink> sink);
+
+  const RegistryOptions& options() const { return options_; }
+
+ private:
+  struct Entry {
+    fleet::v1::Database database;
+    uint64_t session_id = 0;  // 0 when no live session.
+    std::shared_ptr<AgentSession> session;
+    absl::Time last_message_time;
+  };
+  struct Watcher {
+    LabelSelector selector;
+    std::shared_ptr<FleetEventSink> sink;
+  };
+
+  void PublishLocked(fleet::v1::FleetEvent::Type type, const fleet::v1::Database& database,
+                     const std::string& reason, const Labels* previous_labels = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void PersistLocked(const fleet::v1::Database& database) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Entry* FindSessionLocked(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void WriterLoop();
+
+  StateStore* const store_;
+  Clock* const clock_;
+  const RegistryOptions options_;
+
+  mutable absl::Mutex mutex_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mutex_);
+  std::map<uint64_t, std::string> session_to_database_ ABSL_GUARDED_BY(mutex_);
+  uint64_t next_session_id_ ABSL_GUARDED_BY(mutex_) = 1;
+  uint64_t next_command_number_ ABSL_GUARDED_BY(mutex_) = 1;
+  std::vector<Watcher> watchers_ ABSL_GUARDED_BY(mutex_);
+  std::vector<CommandObserver> command_observers_ ABSL_GUARDED_BY(mutex_);
+
+  // Databases waiting to be written, coalesced by id.
+  absl::Mutex writer_mutex_;
+  std::map<std::string, fleet::v1::Database> pending_writes_ ABSL_GUARDED_BY(writer_mutex_);
+  bool writer_stopping_ ABSL_GUARDED_BY(writer_mutex_) = false;
+  std::thread writer_;
+};
+
+}  // namespace ecliptix::server
+
+#endif  // ECLIPTIX_SERVER_REGISTRY_H_

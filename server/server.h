@@ -1,0 +1,72 @@
+// The server handle: opens the state store, loads the registry, serves AgentService and FleetService
+// (plus health checking and reflection) on one port, and runs the heartbeat deadline checker.
+#ifndef ECLIPTIX_SERVER_SERVER_H_
+#define ECLIPTIX_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/agent_service.h"
+#include "server/fleet_service.h"
+#include "server/registry.h"
+#include "server/state_store.h"
+
+namespace ecliptix::server {
+
+struct ServerOptions {
+  // HOST:PORT; port 0 picks a free port (see Server::port()).
+  std::string listen_address = "127.0.0.1:7070";
+  // sqlite:///path/state.db or postgresql://...
+  std::string store_url;
+  RegistryOptions registry;
+  // How often heartbeat deadlines are checked.
+  absl::Duration heartbeat_check_period = absl::Seconds(1);
+  // Not owned; the real clock by default.
+  Clock* clock = Clock::Real();
+  // nullptr: plaintext. TLS comes through here.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+};
+
+class Server {
+ public:
+  // UNAVAILABLE when the address cannot be bound or the store cannot be reached; the store's own
+  // errors otherwise.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  ~Server();
+
+  int port() const { return port_; }
+  // Stops accepting, ends every stream (agents reconnect elsewhere or later), flushes the registry.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Blocks until Shutdown has completed.
+  void Wait();
+
+  Registry& registry() { return *registry_; }
+
+ private:
+  Server() = default;
+  void HeartbeatLoop();
+
+  ServerOptions options_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<FleetServiceImpl> fleet_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+
+  absl::Mutex mutex_;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+  std::thread heartbeat_thread_;
+};
+
+}  // namespace ecliptix::server
+
+#endif  // ECLIPTIX_SERVER_SERVER_H_

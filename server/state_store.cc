@@ -1,0 +1,228 @@
+#include "server/state_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "common/logging.h"
+#include "common/sql/session.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace ecliptix::server {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+using google::protobuf::util::TimeUtil;
+
+struct Migration {
+  int version;
+  const char* description;
+  // Statements valid in both SQLite and PostgreSQL.
+  std::vector<const char*> statements;
+};
+
+const std::vector<Migration>& Migrations() {
+  static const auto* migrations = new std::vector<Migration>{
+      {1,
+       "agent registry",
+       {
+           R"(CREATE TABLE databases (
+                database_id TEXT PRIMARY KEY,
+                engine INTEGER NOT NULL,
+                engine_version TEXT NOT NULL,
+                connector INTEGER NOT NULL,
+                agent_version TEXT NOT NULL,
+                agent_host TEXT NOT NULL,
+                agent_peer TEXT NOT NULL,
+                capabilities TEXT NOT NULL,
+                connection_state INTEGER NOT NULL,
+                first_seen_us BIGINT NOT NULL,
+                connected_us BIGINT NOT NULL,
+                last_seen_us BIGINT NOT NULL))",
+           R"(CREATE TABLE database_labels (
+                database_id TEXT NOT NULL REFERENCES databases (database_id) ON DELETE CASCADE,
+                label_key TEXT NOT NULL,
+                label_value TEXT NOT NULL,
+                PRIMARY KEY (database_id, label_key)))",
+       }},
+  };
+  return *migrations;
+}
+
+long long ToMicros(const google::protobuf::Timestamp& timestamp) {
+  return TimeUtil::TimestampToMicroseconds(timestamp);
+}
+
+google::protobuf::Timestamp FromMicros(long long micros) {
+  return TimeUtil::MicrosecondsToTimestamp(micros);
+}
+
+}  // namespace
+
+int StateStore::LatestSchemaVersion() { return Migrations().back().version; }
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& url) {
+  ASSIGN_OR_RETURN(sql::DatabaseUrl parsed, sql::ParseDatabaseUrl(url));
+  if (parsed.backend == sql::Backend::kOdbc) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "state store \"", parsed.redacted,
+        "\": the server keeps its state in SQLite (sqlite:///path) or PostgreSQL "
+        "(postgresql://...), not through ODBC"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<soci::session> session, sql::OpenSession(parsed));
+  std::unique_ptr<StateStore> store(new StateStore(std::move(parsed), std::move(session)));
+  RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status StateStore::Migrate() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  int current = 0;
+  RETURN_IF_ERROR(sql::Guard("prepare state store", [&] {
+    if (url_.backend == sql::Backend::kSqlite) {
+      // WAL lets readers go on while the registry writes; foreign keys are off by default in SQLite.
+      sql << "PRAGMA journal_mode=WAL";
+      sql << "PRAGMA foreign_keys=ON";
+    }
+    sql << R"(CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                description TEXT NOT NULL,
+                applied_at TEXT NOT NULL))";
+    soci::indicator indicator;
+    sql << "SELECT MAX(version) FROM schema_migrations", soci::into(current, indicator);
+    if (indicator == soci::i_null) current = 0;
+  }));
+  if (current > LatestSchemaVersion()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state store ", url_.redacted, " has schema version ", current,
+        " but this ecliptix-server knows only up to ", LatestSchemaVersion(),
+        ": upgrade ecliptix-server, or point --store at another database"));
+  }
+  for (const Migration& migration : Migrations()) {
+    if (migration.version <= current) continue;
+    RETURN_IF_ERROR(sql::Guard(
+        absl::StrCat("migrate state store to version ", migration.version), [&] {
+          soci::transaction transaction(sql);
+          for (const char* statement : migration.statements) sql << statement;
+          const std::string applied_at = absl::FormatTime(absl::Now());
+          const std::string description = migration.description;
+          sql << "INSERT INTO schema_migrations (version, description, applied_at) "
+                 "VALUES (:version, :description, :applied_at)",
+              soci::use(migration.version), soci::use(description), soci::use(applied_at);
+          transaction.commit();
+        }));
+    Logger("store")->info("state store migrated to schema version {} ({})", migration.version,
+                          migration.description);
+    current = migration.version;
+  }
+  schema_version_ = current;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Database>> StateStore::LoadDatabases() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::Database> databases;
+  RETURN_IF_ERROR(sql::Guard("load the agent registry", [&] {
+    std::string id, engine_version, agent_version, agent_host, agent_peer, capabilities;
+    int engine = 0, connector = 0, state = 0;
+    long long first_seen = 0, connected = 0, last_seen = 0;
+    soci::statement statement =
+        (sql.prepare << "SELECT database_id, engine, engine_version, connector, agent_version, "
+                        "agent_host, agent_peer, capabilities, connection_state, first_seen_us, "
+                        "connected_us, last_seen_us FROM databases ORDER BY database_id",
+         soci::into(id), soci::into(engine), soci::into(engine_version), soci::into(connector),
+         soci::into(agent_version), soci::into(agent_host), soci::into(agent_peer),
+         soci::into(capabilities), soci::into(state), soci::into(first_seen),
+         soci::into(connected), soci::into(last_seen));
+    statement.execute();
+    while (statement.fetch()) {
+      v1::Database& database = databases.emplace_back();
+      database.set_database_id(id);
+      database.set_engine(static_cast<v1::Engine>(engine));
+      database.set_engine_version(engine_version);
+      database.set_connector(static_cast<v1::Connector>(connector));
+      database.set_agent_version(agent_version);
+      database.set_agent_host(agent_host);
+      database.set_agent_peer(agent_peer);
+      for (absl::string_view capability : absl::StrSplit(capabilities, ',', absl::SkipEmpty())) {
+        database.add_capabilities(std::string(capability));
+      }
+      database.set_connection_state(static_cast<v1::ConnectionState>(state));
+      *database.mutable_first_seen_time() = FromMicros(first_seen);
+      *database.mutable_connected_time() = FromMicros(connected);
+      *database.mutable_last_seen_time() = FromMicros(last_seen);
+    }
+    std::string label_key, label_value;
+    soci::statement labels =
+        (sql.prepare << "SELECT database_id, label_key, label_value FROM database_labels "
+                        "ORDER BY database_id, label_key",
+         soci::into(id), soci::into(label_key), soci::into(label_value));
+    labels.execute();
+    size_t index = 0;
+    while (labels.fetch()) {
+      // Both result sets are ordered by database id: walk them together.
+      while (index < databases.size() && databases[index].database_id() < id) ++index;
+      if (index < databases.size() && databases[index].database_id() == id) {
+        (*databases[index].mutable_labels())[label_key] = label_value;
+      }
+    }
+  }));
+  return databases;
+}
+
+void StateStore::UpsertLocked(const v1::Database& database) {
+  soci::session& sql = *session_;
+  const std::string id = database.database_id();
+  const int engine = database.engine();
+  const std::string engine_version = database.engine_version();
+  const int connector = database.connector();
+  const std::string agent_version = database.agent_version();
+  const std::string agent_host = database.agent_host();
+  const std::string agent_peer = database.agent_peer();
+  const std::string capabilities = absl::StrJoin(database.capabilities(), ",");
+  const int state = database.connection_state();
+  const long long first_seen = ToMicros(database.first_seen_time());
+  const long long connected = ToMicros(database.connected_time());
+  const long long last_seen = ToMicros(database.last_seen_time());
+  sql << "INSERT INTO databases (database_id, engine, engine_version, connector, agent_version, "
+         "agent_host, agent_peer, capabilities, connection_state, first_seen_us, connected_us, "
+         "last_seen_us) VALUES (:id, :engine, :engine_version, :connector, :agent_version, "
+         ":agent_host, :agent_peer, :capabilities, :state, :first_seen, :connected, :last_seen) "
+         "ON CONFLICT (database_id) DO UPDATE SET engine = excluded.engine, "
+         "engine_version = excluded.engine_version, connector = excluded.connector, "
+         "agent_version = excluded.agent_version, agent_host = excluded.agent_host, "
+         "agent_peer = excluded.agent_peer, capabilities = excluded.capabilities, "
+         "connection_state = excluded.connection_state, connected_us = excluded.connected_us, "
+         "last_seen_us = excluded.last_seen_us",
+      soci::use(id), soci::use(engine), soci::use(engine_version), soci::use(connector),
+      soci::use(agent_version), soci::use(agent_host), soci::use(agent_peer),
+      soci::use(capabilities), soci::use(state), soci::use(first_seen), soci::use(connected),
+      soci::use(last_seen);
+  sql << "DELETE FROM database_labels WHERE database_id = :id", soci::use(id);
+  for (const auto& [key, value] : database.labels()) {
+    sql << "INSERT INTO database_labels (database_id, label_key, label_value) "
+           "VALUES (:id, :key, :value)",
+        soci::use(id), soci::use(key), soci::use(value);
+  }
+}
+
+absl::Status StateStore::UpsertDatabase(const v1::Database& database) {
+  return UpsertDatabases({database});
+}
+
+absl::Status StateStore::UpsertDatabases(const std::vector<v1::Database>& databases) {
+  if (databases.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mutex_);
+  return sql::Guard("save the agent registry", [&] {
+    soci::transaction transaction(*session_);
+    for (const v1::Database& database : databases) UpsertLocked(database);
+    transaction.commit();
+  });
+}
+
+}  // namespace ecliptix::server

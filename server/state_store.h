@@ -1,0 +1,53 @@
+// The server's persistent state: a SQLite file (default) or a PostgreSQL database reached through SOCI.
+// Owns the state schema and its migrations, applied in order at start. Thread-safe.
+#ifndef ECLIPTIX_SERVER_STATE_STORE_H_
+#define ECLIPTIX_SERVER_STATE_STORE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sql/database_url.h"
+#include "ecliptix/fleet/v1/types.pb.h"
+#include "soci/soci.h"
+
+namespace ecliptix::server {
+
+class StateStore {
+ public:
+  // Opens the store and migrates its schema to the newest version this server knows.
+  // INVALID_ARGUMENT for a URL that is not sqlite:// or postgresql://; UNAVAILABLE when it cannot be
+  // reached; FAILED_PRECONDITION when the schema is newer than this server.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& url);
+
+  // The schema version after migration.
+  int schema_version() const { return schema_version_; }
+  // The newest schema version this build knows.
+  static int LatestSchemaVersion();
+
+  // Every database ever registered, ordered by id.
+  absl::StatusOr<std::vector<fleet::v1::Database>> LoadDatabases();
+  // Inserts or replaces one database and its labels, atomically.
+  absl::Status UpsertDatabase(const fleet::v1::Database& database);
+  // Inserts or replaces several databases in one transaction.
+  absl::Status UpsertDatabases(const std::vector<fleet::v1::Database>& databases);
+
+ private:
+  StateStore(sql::DatabaseUrl url, std::unique_ptr<soci::session> session)
+      : url_(std::move(url)), session_(std::move(session)) {}
+  absl::Status Migrate();
+  void UpsertLocked(const fleet::v1::Database& database) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  const sql::DatabaseUrl url_;
+  absl::Mutex mutex_;
+  std::unique_ptr<soci::session> session_ ABSL_GUARDED_BY(mutex_);
+  int schema_version_ = 0;
+};
+
+}  // namespace ecliptix::server
+
+#endif  // ECLIPTIX_SERVER_STATE_STORE_H_
