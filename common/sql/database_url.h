@@ -1,5 +1,6 @@
-// Database URLs, the one way every component names a database: the agent's target and the server's
-// state store. Credentials in a URL are never logged: use Redacted() for anything shown to people.
+// Database URLs, the one way every component names a database: the agent's
+// target and the server's state store. Credentials in a URL are never logged:
+// use Redacted() for anything shown to people.
 #ifndef ECLIPTIX_COMMON_SQL_DATABASE_URL_H_
 #define ECLIPTIX_COMMON_SQL_DATABASE_URL_H_
 
@@ -15,8 +16,9 @@ enum class Backend { kSqlite, kPostgresql, kOdbc };
 
 struct DatabaseUrl {
   Backend backend;
-  // What SOCI's backend takes: "db=PATH timeout=N" for SQLite, the URL itself for libpq (which accepts
-  // postgresql:// URIs), the ODBC connection string for ODBC.
+  // What SOCI's backend takes: "db=PATH timeout=N" for SQLite, libpq's
+  // keyword/value form (host='...' port='...' dbname='...') for PostgreSQL, the
+  // ODBC connection string for ODBC.
   std::string connection_string;
   // The URL with passwords replaced by "***", for logs and error messages.
   std::string redacted;
@@ -26,8 +28,9 @@ struct DatabaseUrl {
 
 // Accepts:
 //   sqlite:///absolute/path.db   sqlite://relative/path.db
-//   postgresql://user:password@host:port/dbname?sslmode=disable   (also postgres://)
-//   odbc://Driver={...};Server=...;Database=...;Uid=...;Pwd=...    odbc://DSN=name
+//   postgresql://user:password@host:port/dbname?sslmode=disable   (also
+//   postgres://) odbc://Driver={...};Server=...;Database=...;Uid=...;Pwd=...
+//   odbc://DSN=name
 // INVALID_ARGUMENT says what is wrong and shows the accepted forms.
 absl::StatusOr<DatabaseUrl> ParseDatabaseUrl(absl::string_view url);
 

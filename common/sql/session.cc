@@ -2,6 +2,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "soci/odbc/soci-odbc.h"
 #include "soci/postgresql/soci-postgresql.h"
 #include "soci/sqlite3/soci-sqlite3.h"
@@ -15,8 +17,18 @@ std::string FirstLine(absl::string_view message) {
   return std::string(absl::StripTrailingAsciiWhitespace(message));
 }
 
-absl::Status SqlErrorToStatus(const std::exception& error, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", FirstLine(error.what()));
+std::string OneLine(absl::string_view message) {
+  std::vector<absl::string_view> lines;
+  for (absl::string_view line : absl::StrSplit(message, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty()) lines.push_back(line);
+  }
+  return absl::StrJoin(lines, "; ");
+}
+
+absl::Status SqlErrorToStatus(const std::exception& error,
+                              absl::string_view what) {
+  const std::string message = absl::StrCat(what, ": ", OneLine(error.what()));
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
   if (soci_error == nullptr) return absl::InternalError(message);
   switch (soci_error->get_error_category()) {
@@ -38,7 +50,8 @@ absl::Status SqlErrorToStatus(const std::exception& error, absl::string_view wha
   }
 }
 
-absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(const DatabaseUrl& url) {
+absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(
+    const DatabaseUrl& url) {
   try {
     switch (url.backend) {
       case Backend::kSqlite:
@@ -48,12 +61,14 @@ absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(const DatabaseUrl& ur
         return std::make_unique<soci::session>(*soci::factory_postgresql(),
                                                url.connection_string);
       case Backend::kOdbc:
-        return std::make_unique<soci::session>(*soci::factory_odbc(), url.connection_string);
+        return std::make_unique<soci::session>(*soci::factory_odbc(),
+                                               url.connection_string);
     }
   } catch (const std::exception& error) {
-    // Whatever the driver says, failing to open is failing to reach the database.
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", url.redacted, ": ",
-                                               FirstLine(error.what())));
+    // Whatever the driver says, failing to open is failing to reach the
+    // database.
+    return absl::UnavailableError(absl::StrCat(
+        "cannot connect to ", url.redacted, ": ", OneLine(error.what())));
   }
   return absl::InternalError("unknown database backend");
 }

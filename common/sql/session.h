@@ -1,5 +1,5 @@
-// Opening SOCI sessions and turning SOCI's exceptions into absl::Status: no SOCI exception crosses
-// a module boundary.
+// Opening SOCI sessions and turning SOCI's exceptions into absl::Status: no
+// SOCI exception crosses a module boundary.
 #ifndef ECLIPTIX_COMMON_SQL_SESSION_H_
 #define ECLIPTIX_COMMON_SQL_SESSION_H_
 
@@ -15,12 +15,15 @@
 
 namespace ecliptix::sql {
 
-// Connects. UNAVAILABLE when the database cannot be reached, with the driver's reason and the
-// redacted URL.
-absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(const DatabaseUrl& url);
+// Connects. UNAVAILABLE when the database cannot be reached, with the driver's
+// reason and the redacted URL.
+absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(
+    const DatabaseUrl& url);
 
-// The status for an exception thrown by SOCI (or anything else) while doing `what`.
-absl::Status SqlErrorToStatus(const std::exception& error, absl::string_view what);
+// The status for an exception thrown by SOCI (or anything else) while doing
+// `what`.
+absl::Status SqlErrorToStatus(const std::exception& error,
+                              absl::string_view what);
 
 // Runs `body` and converts any exception it throws with SqlErrorToStatus.
 template <typename Body>
@@ -33,8 +36,12 @@ absl::Status Guard(absl::string_view what, Body&& body) {
   }
 }
 
-// The first line of a driver message, without trailing whitespace.
+// The first line of a driver message, without surrounding whitespace.
 std::string FirstLine(absl::string_view message);
+
+// A driver message on one line: its lines joined with "; ", surrounding
+// whitespace removed.
+std::string OneLine(absl::string_view message);
 
 }  // namespace ecliptix::sql
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/sql/session.h"
 #include "gmock/gmock.h"
+#include "tests/testing/postgres.h"
 #include "gtest/gtest.h"
 
 namespace ecliptix::server {
@@ -66,17 +67,12 @@ void ExpectRoundTrip(const std::string& url) {
 TEST(StateStoreTest, SqliteRoundTrip) { ExpectRoundTrip(SqliteUrl("roundtrip.db")); }
 
 TEST(StateStoreTest, PostgresqlRoundTrip) {
-  const char* url = std::getenv("ECLIPTIX_TEST_POSTGRES_URL");
-  if (url == nullptr) GTEST_SKIP() << "ECLIPTIX_TEST_POSTGRES_URL is not set (tools/test sets it)";
-  // A fresh schema-less database each run: drop what an earlier run left.
-  auto parsed = sql::ParseDatabaseUrl(url);
-  ASSERT_TRUE(parsed.ok());
-  auto session = sql::OpenSession(*parsed);
-  ASSERT_TRUE(session.ok()) << session.status();
-  **session << "DROP TABLE IF EXISTS database_labels";
-  **session << "DROP TABLE IF EXISTS databases";
-  **session << "DROP TABLE IF EXISTS schema_migrations";
-  ExpectRoundTrip(url);
+  if (!testing::PostgresAdminUrl()) {
+    GTEST_SKIP() << "ECLIPTIX_TEST_POSTGRES_URL is not set (tools/test sets it)";
+  }
+  auto scratch = testing::CreateScratchDatabase("state_store");
+  ASSERT_TRUE(scratch.ok()) << scratch.status();
+  ExpectRoundTrip(scratch->url);
 }
 
 TEST(StateStoreTest, NewerSchemaIsRefused) {
