@@ -161,9 +161,11 @@ absl::StatusOr<std::string> PostgresConnectionString(
 
 std::string RedactDatabaseUrl(absl::string_view url) {
   std::string text(url);
-  // user:password@host in URIs.
+  // user:password@host in URIs. The password runs to the last '@' of the
+  // authority, as in the parser, so an unescaped '@' in it does not leak the
+  // rest.
   static const std::regex kUriPassword(
-      R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@/]*@)");
+      R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^/?]*@)");
   text = std::regex_replace(text, kUriPassword, "$1:***@");
   // password=... in query strings and key=value connection strings, PWD=... in
   // ODBC ones.

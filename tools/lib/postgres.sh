@@ -1,25 +1,13 @@
 # Throwaway PostgreSQL on loopback for tests and benchmarks. Source this file, then:
 #   postgres_start DIR   -> sets POSTGRES_PORT, POSTGRES_URL and POSTGRES_ODBC_URL
 #   postgres_stop        -> stops it (safe to call twice; call it from an EXIT trap)
-# initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
+# Needs tools/lib/common.sh. initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.
 
 postgres_bin_dir() {
   local dir
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
   [[ -n $dir ]] || { echo "postgres: no PostgreSQL server installed (tools/setup installs it)" >&2; return 1; }
   echo "$dir"
-}
-
-postgres_free_port() {
-  local port
-  for port in $(shuf -i 20000-60000 -n 50); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "postgres: no free port found" >&2
-  return 1
 }
 
 _postgres_as_owner() {
@@ -39,7 +27,7 @@ postgres_start() {
   ((EUID == 0)) && { chmod a+x "$(dirname "$dir")"; chown postgres "$dir"; }
   _postgres_as_owner "$bin/initdb" -D "$POSTGRES_DIR" -A trust -U postgres --no-sync \
     >"$dir/initdb.log" 2>&1 || { echo "postgres: initdb failed:" >&2; cat "$dir/initdb.log" >&2; return 1; }
-  POSTGRES_PORT=$(postgres_free_port) || return 1
+  POSTGRES_PORT=$(free_port) || return 1
   _postgres_as_owner "$bin/pg_ctl" -D "$POSTGRES_DIR" -w -t 60 -l "$dir/postgres.log" \
     -o "-c listen_addresses=127.0.0.1 -p $POSTGRES_PORT -k $dir -c fsync=off -c max_connections=200" \
     start >/dev/null || { echo "postgres: start failed:" >&2; cat "$dir/postgres.log" >&2; return 1; }

@@ -1,0 +1,105 @@
+#include "agent/agent.h"
+
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/strings/str_cat.h"
+#include "common/identifiers.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+
+namespace ecliptix::agent {
+namespace {
+
+absl::Status ValidateOptions(const AgentOptions& options) {
+  if (options.server_address.empty()) {
+    return absl::InvalidArgumentError("server address is empty: use host:port");
+  }
+  if (options.database_url.empty()) {
+    return absl::InvalidArgumentError("database URL is empty");
+  }
+  for (const auto& [key, value] : options.labels) {
+    RETURN_IF_ERROR(ValidateLabelKey(key));
+    RETURN_IF_ERROR(ValidateLabelValue(value));
+  }
+  if (!options.database_id.empty())
+    RETURN_IF_ERROR(ValidateDatabaseId(options.database_id));
+  if (options.initial_backoff <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("initial backoff must be positive, not ",
+                     absl::FormatDuration(options.initial_backoff)));
+  }
+  if (options.max_backoff < options.initial_backoff) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max backoff (", absl::FormatDuration(options.max_backoff),
+                     ") is shorter than initial backoff (",
+                     absl::FormatDuration(options.initial_backoff), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options, std::unique_ptr<TargetDatabase> database,
+             std::string database_id)
+    : options_(std::move(options)),
+      database_(std::move(database)),
+      database_id_(std::move(database_id)) {}
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
+  // Everything the caller got wrong is reported before touching the database.
+  RETURN_IF_ERROR(ValidateOptions(options));
+  ASSIGN_OR_RETURN(std::unique_ptr<TargetDatabase> database,
+                   TargetDatabase::Open(options.database_url));
+  ASSIGN_OR_RETURN(std::string database_id,
+                   database->EnsureDatabaseId(options.database_id));
+
+  Logger("agent")->info(
+      "ecliptix-agent {} starting: database {} ({}), engine {} {} via {}, "
+      "labels [{}], server {}",
+      kVersion, database_id, database->redacted_url(),
+      EngineName(database->engine()), database->engine_version(),
+      ConnectorName(database->connector()), FormatLabels(options.labels),
+      options.server_address);
+
+  ControlStreamOptions stream_options;
+  stream_options.server_address = options.server_address;
+  stream_options.credentials = options.credentials;
+  stream_options.backoff.initial = options.initial_backoff;
+  stream_options.backoff.max = options.max_backoff;
+  fleet::v1::Hello& hello = stream_options.hello;
+  hello.set_database_id(database_id);
+  hello.set_engine(database->engine());
+  hello.set_engine_version(database->engine_version());
+  hello.set_connector(database->connector());
+  for (const auto& [key, value] : options.labels)
+    (*hello.mutable_labels())[key] = value;
+
+  auto agent = absl::WrapUnique(new Agent(
+      std::move(options), std::move(database), std::move(database_id)));
+  agent->control_stream_ =
+      std::make_unique<ControlStream>(std::move(stream_options));
+  {
+    absl::MutexLock lock(&agent->thread_mutex_);
+    ControlStream* stream = agent->control_stream_.get();
+    agent->thread_ = std::thread([stream] { stream->Run(); });
+  }
+  return agent;
+}
+
+Agent::~Agent() {
+  Shutdown();
+  Wait();
+}
+
+void Agent::Shutdown() {
+  if (control_stream_ != nullptr) control_stream_->Stop();
+}
+
+void Agent::Wait() {
+  absl::MutexLock lock(&thread_mutex_);
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ecliptix::agent

@@ -1,0 +1,79 @@
+// Agent: one ecliptix-agent in a process. It owns the target database (and its
+// credentials), the database's stable id and the control stream to the server,
+// which runs on a thread of its own. Usable in-process (tests, embedding) as
+// well as from main.cc.
+#ifndef ECLIPTIX_AGENT_AGENT_H_
+#define ECLIPTIX_AGENT_AGENT_H_
+
+#include <grpcpp/security/credentials.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/control_stream.h"
+#include "agent/target_database.h"
+#include "common/labels.h"
+
+namespace ecliptix::agent {
+
+struct AgentOptions {
+  // host:port of ecliptix-server.
+  std::string server_address;
+  // sqlite:///..., postgresql://..., odbc://... (see
+  // common/sql/database_url.h).
+  std::string database_url;
+  Labels labels;
+  // Empty: the id stored in the database, or a generated one for a new
+  // database.
+  std::string database_id;
+  absl::Duration initial_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Seconds(30);
+  // nullptr = insecure; pluggable for TLS later.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+class Agent {
+ public:
+  // Validates the options (INVALID_ARGUMENT), opens the database (its status as
+  // is: UNAVAILABLE when unreachable), ensures the database id
+  // (FAILED_PRECONDITION when it conflicts with options.database_id), then
+  // starts the control stream on its own thread. The server need not be up: the
+  // stream keeps retrying.
+  static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentOptions options);
+
+  // Shuts down and waits.
+  ~Agent();
+
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Ends the session cleanly and stops reconnecting. Idempotent; any thread.
+  void Shutdown();
+  // Blocks until the control stream has stopped (after Shutdown()).
+  void Wait();
+
+  const std::string& database_id() const { return database_id_; }
+  const TargetDatabase& database() const { return *database_; }
+  ControlStream& control_stream() { return *control_stream_; }
+
+ private:
+  Agent(AgentOptions options, std::unique_ptr<TargetDatabase> database,
+        std::string database_id);
+
+  const AgentOptions options_;
+  std::unique_ptr<TargetDatabase> database_;
+  const std::string database_id_;
+  std::unique_ptr<ControlStream> control_stream_;
+
+  absl::Mutex thread_mutex_;
+  std::thread thread_ ABSL_GUARDED_BY(thread_mutex_);
+};
+
+}  // namespace ecliptix::agent
+
+#endif  // ECLIPTIX_AGENT_AGENT_H_

@@ -1,0 +1,220 @@
+#include "client/ctl_commands.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "client/ctl_format.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+
+namespace ecliptix::client::ctl {
+namespace {
+
+using fleet::v1::Database;
+using fleet::v1::FleetEvent;
+using Kind = FlagSpec::Kind;
+
+constexpr char kSelectorHelp[] =
+    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
+    "comma-separated, all must hold";
+
+absl::Status FleetList(const Invocation& invocation, CommandRuntime& runtime) {
+  ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
+  ASSIGN_OR_RETURN(
+      std::vector<Database> databases,
+      client->ListAllDatabases(
+          invocation.Flag("selector"),
+          static_cast<int32_t>(invocation.CountFlag("page_size", 0))));
+  if (invocation.output == OutputFormat::kJson) {
+    ASSIGN_OR_RETURN(std::string json, DatabasesJson(databases));
+    runtime.out() << json << "\n";
+    return absl::OkStatus();
+  }
+  if (databases.empty()) {
+    // On stderr, so stdout stays empty for scripts that count lines.
+    runtime.err() << "No databases found.\n";
+    return absl::OkStatus();
+  }
+  runtime.out() << DatabaseTable(databases, runtime.Now());
+  return absl::OkStatus();
+}
+
+absl::Status FleetGet(const Invocation& invocation, CommandRuntime& runtime) {
+  ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
+  ASSIGN_OR_RETURN(Database database, client->GetDatabase(invocation.args[0]));
+  if (invocation.output == OutputFormat::kJson) {
+    ASSIGN_OR_RETURN(std::string json, MessageJson(database));
+    runtime.out() << json << "\n";
+    return absl::OkStatus();
+  }
+  runtime.out() << DatabaseDetails(database, runtime.Now());
+  return absl::OkStatus();
+}
+
+absl::Status FleetWatch(const Invocation& invocation, CommandRuntime& runtime) {
+  ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
+  const int64_t count = invocation.CountFlag("count", 0);
+  int64_t seen = 0;
+  absl::Status print_status;
+  fleet::v1::WatchFleetRequest request;
+  request.set_selector(invocation.Flag("selector"));
+  InterruptState* interrupts = runtime.interrupts();
+  if (interrupts != nullptr) interrupts->BeginWatch(client);
+  absl::Status status =
+      client->WatchFleet(request, [&](const FleetEvent& event) {
+        if (invocation.output == OutputFormat::kJson) {
+          absl::StatusOr<std::string> json = MessageJson(event);
+          if (!json.ok()) {
+            print_status = json.status();
+            return false;
+          }
+          runtime.out() << *json << "\n";
+        } else {
+          runtime.out() << EventLine(event) << "\n";
+        }
+        // Whoever reads our stdout (a pipe, a test) sees each event as it
+        // happens.
+        runtime.out().flush();
+        ++seen;
+        if (count > 0 && seen >= count) return false;
+        return interrupts == nullptr || !interrupts->interrupted();
+      });
+  if (interrupts != nullptr) interrupts->EndWatch();
+  RETURN_IF_ERROR(print_status);
+  return status;
+}
+
+absl::Status Version(const Invocation& invocation, CommandRuntime& runtime) {
+  if (invocation.output == OutputFormat::kJson) {
+    runtime.out() << "{\"clientVersion\":\"" << kVersion << "\"}\n";
+  } else {
+    runtime.out() << kProgram << " " << kVersion << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Help(const Invocation&, CommandRuntime& runtime) {
+  // ParseCommandLine answers "help" itself; this only runs if that ever
+  // changes.
+  runtime.out() << UsageText(Commands());
+  return absl::OkStatus();
+}
+
+void PrintError(std::ostream& err, const absl::Status& status) {
+  // One line, whatever the server put in its message.
+  err << kProgram << ": " << absl::StatusCodeToString(status.code()) << ": "
+      << absl::StrReplaceAll(status.message(), {{"\n", " "}}) << "\n";
+}
+
+}  // namespace
+
+bool InterruptState::Interrupt() {
+  absl::MutexLock lock(&mutex_);
+  const bool first = !interrupted_;
+  interrupted_ = true;
+  if (!first || watch_client_ == nullptr) return false;
+  watch_client_->CancelWatches();
+  return true;
+}
+
+bool InterruptState::interrupted() const {
+  absl::MutexLock lock(&mutex_);
+  return interrupted_;
+}
+
+void InterruptState::BeginWatch(FleetClient* client) {
+  absl::MutexLock lock(&mutex_);
+  watch_client_ = client;
+}
+
+void InterruptState::EndWatch() {
+  absl::MutexLock lock(&mutex_);
+  watch_client_ = nullptr;
+}
+
+absl::StatusOr<FleetClient*> CommandRuntime::Client() {
+  if (client_ == nullptr) {
+    ClientOptions options;
+    options.server_address = invocation_.server;
+    options.rpc_timeout = invocation_.timeout;
+    ASSIGN_OR_RETURN(client_, FleetClient::Create(std::move(options)));
+  }
+  return client_.get();
+}
+
+const CommandTable& Commands() {
+  static const auto* table = new CommandTable{
+      {"fleet",
+       "The databases ecliptix-server knows: their engines, labels and "
+       "connection state.",
+       {
+           {"list",
+            {},
+            "List databases matching a selector (every page)",
+            "Columns: DATABASE ID, ENGINE, VERSION (short; 'fleet get' shows "
+            "it "
+            "whole), STATE, LABELS, LAST SEEN.\n"
+            "With -o json: one object {\"databases\":[...]}.\n"
+            "Example: ecliptixctl fleet list --selector='env=prod,region in "
+            "(eu,us)'\n",
+            {{"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+             {"page_size", Kind::kCount, "N",
+              "databases per request (0: the server's default); all pages are "
+              "fetched"}},
+            FleetList},
+           {"get",
+            {"DATABASE_ID"},
+            "Show one database",
+            "Exits 1 with NOT_FOUND when the server has never seen it.\n",
+            {},
+            FleetGet},
+           {"watch",
+            {},
+            "Print the fleet, then every change as it happens",
+            "One line per event: time, event type, database id, state, labels, "
+            "reason.\nFirst a SNAPSHOT event per database and "
+            "SNAPSHOT_COMPLETE, then live events.\n"
+            "Runs until Ctrl-C or SIGTERM (exit 0), or until --count events.\n"
+            "With -o json: one FleetEvent object per line.\n",
+            {{"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+             {"count", Kind::kCount, "N",
+              "exit after N events, snapshot events included (0: never)"}},
+            FleetWatch},
+       }},
+      {"version",
+       "Print the version of ecliptixctl.",
+       {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},
+      {"help",
+       "Show help.",
+       {{"", {"[NOUN [VERB]]"}, "Show help for a command", "", {}, Help}}},
+  };
+  return *table;
+}
+
+int RunCtl(const std::vector<std::string>& args, CtlContext& context) {
+  if (args.empty()) {
+    *context.err << UsageText(Commands());
+    return kExitUsage;
+  }
+  absl::StatusOr<Invocation> invocation =
+      ParseCommandLine(Commands(), args, context.env_server);
+  if (!invocation.ok()) {
+    PrintError(*context.err, invocation.status());
+    return kExitUsage;
+  }
+  if (invocation->help) {
+    *context.out << *invocation->help;
+    return kExitOk;
+  }
+  CommandRuntime runtime(*invocation, context);
+  const absl::Status status = invocation->verb->run(*invocation, runtime);
+  context.out->flush();
+  if (!status.ok()) {
+    PrintError(*context.err, status);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace ecliptix::client::ctl

@@ -1,0 +1,88 @@
+// ecliptixctl's commands: the table of nouns and verbs with their handlers, and
+// RunCtl, which parses a command line, runs the command and turns the outcome
+// into output and an exit code. main() only adds the process around it
+// (environment, signals), so tests drive RunCtl directly.
+#ifndef ECLIPTIX_CLIENT_CTL_COMMANDS_H_
+#define ECLIPTIX_CLIENT_CTL_COMMANDS_H_
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/ctl_args.h"
+#include "client/fleet_client.h"
+
+namespace ecliptix::client::ctl {
+
+// Exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the command failed (an RPC error)
+inline constexpr int kExitUsage = 2;    // the command line is wrong
+
+// Lets a thread that receives SIGINT/SIGTERM stop a running watch cleanly.
+class InterruptState {
+ public:
+  // Cancels the running watch and returns true; returns false when there is
+  // none to stop (or this is the second interrupt), and the caller should just
+  // exit.
+  bool Interrupt();
+  bool interrupted() const;
+
+  void BeginWatch(FleetClient* client);
+  void EndWatch();
+
+ private:
+  mutable absl::Mutex mutex_;
+  bool interrupted_ ABSL_GUARDED_BY(mutex_) = false;
+  FleetClient* watch_client_ ABSL_GUARDED_BY(mutex_) = nullptr;
+};
+
+// What RunCtl needs from its process.
+struct CtlContext {
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  // $ECLIPTIX_SERVER, "" when unset.
+  std::string env_server;
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Optional: where a signal-handling thread finds the running watch.
+  InterruptState* interrupts = nullptr;
+};
+
+// What a handler uses.
+class CommandRuntime {
+ public:
+  CommandRuntime(const Invocation& invocation, CtlContext& context)
+      : invocation_(invocation), context_(context) {}
+
+  std::ostream& out() { return *context_.out; }
+  std::ostream& err() { return *context_.err; }
+  absl::Time Now() { return context_.now(); }
+  InterruptState* interrupts() { return context_.interrupts; }
+  // Created on first use, so commands that need no server (version) never make
+  // a channel.
+  absl::StatusOr<FleetClient*> Client();
+
+ private:
+  const Invocation& invocation_;
+  CtlContext& context_;
+  std::unique_ptr<FleetClient> client_;
+};
+
+// Every noun and verb of ecliptixctl.
+const CommandTable& Commands();
+
+// Runs one command line (argv without the program name); returns the exit code.
+// Errors are one line on `err`: "ecliptixctl: <CODE>: <message>".
+int RunCtl(const std::vector<std::string>& args, CtlContext& context);
+
+}  // namespace ecliptix::client::ctl
+
+#endif  // ECLIPTIX_CLIENT_CTL_COMMANDS_H_
