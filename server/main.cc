@@ -50,6 +50,13 @@ void RaiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Signals are taken by a dedicated thread with sigwait: no work in a signal handler. Blocked first,
+  // so that every thread started later (gRPC's, the store writer's) inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   absl::SetProgramUsageMessage(
       absl::StrCat("the central gRPC server of an Ecliptix fleet (version ", ecliptix::kVersion,
                    ").\nUsage: ecliptix-server [--listen=HOST:PORT] [--store=URL] [flags]"));
@@ -68,12 +75,6 @@ int main(int argc, char** argv) {
     Fail(2, "--heartbeat_timeout must be longer than --heartbeat_interval, and both positive");
   }
 
-  // Signals are taken by a dedicated thread with sigwait: no work in a signal handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   RaiseFileLimit();
 
   ecliptix::server::ServerOptions options;

@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -108,13 +107,11 @@ class FleetTest : public ::testing::Test {
         absl::StrCat(dir_, "/server-", ++server_starts_, ".log"));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::make_unique<ChildProcess>(std::move(*server));
-    static const std::regex kPort(R"(\(port (\d+)\))");
-    std::smatch match;
+    int port = 0;
     ASSERT_TRUE(WaitFor([&] {
-      const std::string output = server_->Output();
-      return std::regex_search(output, match, kPort);
+      return (port = testing::LoggedServerPort(server_->Output())) > 0;
     })) << server_->Output();
-    port_ = std::stoi(match[1].str());
+    port_ = port;
     address_ = absl::StrCat("127.0.0.1:", port_);
     client::ClientOptions options;
     options.server_address = address_;

@@ -1,5 +1,6 @@
-// Scratch PostgreSQL databases for tests: each test gets its own database on the server tools/test
-// starts, so test targets running in parallel never see each other's tables.
+// Scratch PostgreSQL databases for tests: each test gets its own database on
+// the server tools/test starts, so test targets running in parallel never see
+// each other's tables.
 #ifndef ECLIPTIX_TESTS_TESTING_POSTGRES_H_
 #define ECLIPTIX_TESTS_TESTING_POSTGRES_H_
 
@@ -10,7 +11,8 @@
 
 namespace ecliptix::testing {
 
-// The server's URL from ECLIPTIX_TEST_POSTGRES_URL, or nullopt when the tests run without one.
+// The server's URL from ECLIPTIX_TEST_POSTGRES_URL, or nullopt when the tests
+// run without one.
 std::optional<std::string> PostgresAdminUrl();
 
 struct ScratchDatabase {
@@ -22,7 +24,8 @@ struct ScratchDatabase {
 };
 
 // Creates an empty database named `<prefix>_<random>` on the test server.
-absl::StatusOr<ScratchDatabase> CreateScratchDatabase(const std::string& prefix);
+absl::StatusOr<ScratchDatabase> CreateScratchDatabase(
+    const std::string& prefix);
 
 }  // namespace ecliptix::testing
 

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -18,17 +19,21 @@ std::string RunfilePath(const std::string& workspace_relative_path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
   if (srcdir == nullptr) return workspace_relative_path;
-  return absl::StrCat(srcdir, "/", workspace != nullptr ? workspace : "ecliptix_fleet", "/",
+  return absl::StrCat(srcdir, "/",
+                      workspace != nullptr ? workspace : "ecliptix_fleet", "/",
                       workspace_relative_path);
 }
 
-absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
-                                                 const std::string& output_path) {
+absl::StatusOr<ChildProcess> ChildProcess::Start(
+    const std::vector<std::string>& argv, const std::string& output_path) {
   if (argv.empty()) return absl::InvalidArgumentError("no command");
-  const int output = open(output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (output < 0) return absl::InternalError(absl::StrCat("cannot open ", output_path));
+  const int output = open(output_path.c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (output < 0)
+    return absl::InternalError(absl::StrCat("cannot open ", output_path));
   std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) {
@@ -36,7 +41,8 @@ absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>&
     return absl::InternalError("fork failed");
   }
   if (pid == 0) {
-    // Child: the test's own signal mask must not leak into the binary under test.
+    // Child: the test's own signal mask must not leak into the binary under
+    // test.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -50,7 +56,9 @@ absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>&
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(other.pid_), output_path_(std::move(other.output_path_)), exit_code_(other.exit_code_) {
+    : pid_(other.pid_),
+      output_path_(std::move(other.output_path_)),
+      exit_code_(other.exit_code_) {
   other.pid_ = -1;
 }
 
@@ -86,7 +94,8 @@ std::optional<int> ChildProcess::Wait(absl::Duration timeout) {
     int status = 0;
     const pid_t done = waitpid(pid_, &status, WNOHANG);
     if (done == pid_) {
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      exit_code_ =
+          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       return exit_code_;
     }
     if (absl::Now() >= deadline) return std::nullopt;
@@ -103,21 +112,29 @@ std::string ChildProcess::Output() const {
   return buffer.str();
 }
 
+int LoggedServerPort(const std::string& server_output) {
+  static const std::regex kPort(R"(\(port (\d+)\))");
+  std::smatch match;
+  if (!std::regex_search(server_output, match, kPort)) return 0;
+  return std::stoi(match[1].str());
+}
+
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout) {
   static int counter = 0;
-  const std::string output_path =
-      absl::StrCat(std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR") : "/tmp",
-                   "/command-", getpid(), "-", ++counter, ".out");
+  const std::string output_path = absl::StrCat(
+      std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR")
+                                            : "/tmp",
+      "/command-", getpid(), "-", ++counter, ".out");
   auto process = ChildProcess::Start(argv, output_path);
   if (!process.ok()) return process.status();
   std::optional<int> code = process->Wait(timeout);
   if (!code) {
     process->Signal(SIGKILL);
     process->Wait(absl::Seconds(5));
-    return absl::DeadlineExceededError(
-        absl::StrCat(argv[0], " did not finish in ", absl::FormatDuration(timeout), "; output: ",
-                     process->Output()));
+    return absl::DeadlineExceededError(absl::StrCat(
+        argv[0], " did not finish in ", absl::FormatDuration(timeout),
+        "; output: ", process->Output()));
   }
   return CommandResult{*code, process->Output()};
 }

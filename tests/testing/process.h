@@ -1,5 +1,6 @@
-// Child processes for integration tests: the real ecliptix-server / ecliptix-agent / ecliptixctl
-// binaries, started with arguments, their output captured to a file, stopped with a chosen signal.
+// Child processes for integration tests: the real ecliptix-server /
+// ecliptix-agent / ecliptixctl binaries, started with arguments, their output
+// captured to a file, stopped with a chosen signal.
 #ifndef ECLIPTIX_TESTS_TESTING_PROCESS_H_
 #define ECLIPTIX_TESTS_TESTING_PROCESS_H_
 
@@ -14,14 +15,15 @@
 
 namespace ecliptix::testing {
 
-// The path of a binary built by Bazel and listed in the test's `data`, e.g. "agent/ecliptix-agent".
+// The path of a binary built by Bazel and listed in the test's `data`, e.g.
+// "agent/ecliptix-agent".
 std::string RunfilePath(const std::string& workspace_relative_path);
 
 class ChildProcess {
  public:
   // Starts `argv[0]` with stdout and stderr appended to `output_path`.
-  static absl::StatusOr<ChildProcess> Start(const std::vector<std::string>& argv,
-                                            const std::string& output_path);
+  static absl::StatusOr<ChildProcess> Start(
+      const std::vector<std::string>& argv, const std::string& output_path);
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ChildProcess(const ChildProcess&) = delete;
@@ -29,7 +31,8 @@ class ChildProcess {
   ~ChildProcess();
 
   void Signal(int signal_number);
-  // The exit code (or 128 + signal) once the process ends, or nullopt after `timeout`.
+  // The exit code (or 128 + signal) once the process ends, or nullopt after
+  // `timeout`.
   std::optional<int> Wait(absl::Duration timeout);
   bool running();
   // Everything the process wrote so far.
@@ -44,13 +47,19 @@ class ChildProcess {
   std::optional<int> exit_code_;
 };
 
-// Runs a command to completion (or kills it after `timeout`) and returns its exit code and output.
+// Runs a command to completion (or kills it after `timeout`) and returns its
+// exit code and output.
 struct CommandResult {
   int exit_code;
   std::string output;
 };
-absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout = absl::Seconds(30));
+absl::StatusOr<CommandResult> RunCommand(
+    const std::vector<std::string>& argv,
+    absl::Duration timeout = absl::Seconds(30));
+
+// The port ecliptix-server logs at start ("... (port N) ..."), or 0 when not
+// logged yet.
+int LoggedServerPort(const std::string& server_output);
 
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
 template <typename Condition>
