@@ -1,5 +1,5 @@
-// An injectable clock, so time-dependent logic (heartbeat deadlines, later schedules) is tested with a
-// fake clock instead of sleeps.
+// An injectable clock, so time-dependent logic (heartbeat deadlines, later
+// schedules) is tested with a fake clock instead of sleeps.
 #ifndef ECLIPTIX_COMMON_CLOCK_H_
 #define ECLIPTIX_COMMON_CLOCK_H_
 

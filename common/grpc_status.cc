@@ -4,7 +4,8 @@
 
 namespace ecliptix {
 
-// absl::StatusCode and grpc::StatusCode share their numeric values (both follow google.rpc.Code).
+// absl::StatusCode and grpc::StatusCode share their numeric values (both follow
+// google.rpc.Code).
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),

@@ -1,5 +1,6 @@
-// The one place that converts between absl::Status (used by every core) and grpc::Status (used only by
-// the thin RPC adapters), plus the in-stream Status message of the API.
+// The one place that converts between absl::Status (used by every core) and
+// grpc::Status (used only by the thin RPC adapters), plus the in-stream Status
+// message of the API.
 #ifndef ECLIPTIX_COMMON_GRPC_STATUS_H_
 #define ECLIPTIX_COMMON_GRPC_STATUS_H_
 

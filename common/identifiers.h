@@ -1,4 +1,5 @@
-// Rules for identifiers that cross the wire (database ids), checked the same way by agent and server.
+// Rules for identifiers that cross the wire (database ids), checked the same
+// way by agent and server.
 #ifndef ECLIPTIX_COMMON_IDENTIFIERS_H_
 #define ECLIPTIX_COMMON_IDENTIFIERS_H_
 
@@ -15,11 +16,12 @@ inline constexpr size_t kMaxDatabaseIdLength = 128;
 inline absl::Status ValidateDatabaseId(absl::string_view id) {
   if (id.empty()) return absl::InvalidArgumentError("database id is empty");
   if (id.size() > kMaxDatabaseIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat("database id is longer than ",
-                                                   kMaxDatabaseIdLength, " characters"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "database id is longer than ", kMaxDatabaseIdLength, " characters"));
   }
   for (char c : id) {
-    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-' && c != ':') {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-' &&
+        c != ':') {
       return absl::InvalidArgumentError(absl::StrCat(
           "database id \"", id, "\" contains '", absl::string_view(&c, 1),
           "': use letters, digits, '.', '_', '-' and ':'"));

@@ -21,8 +21,10 @@ bool IsValueChar(char c) {
   return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-' || c == ':';
 }
 
-// Splits on commas that are not inside parentheses, so "a in (x,y),b=z" has two parts.
-absl::StatusOr<std::vector<std::string>> SplitRequirements(absl::string_view text) {
+// Splits on commas that are not inside parentheses, so "a in (x,y),b=z" has two
+// parts.
+absl::StatusOr<std::vector<std::string>> SplitRequirements(
+    absl::string_view text) {
   std::vector<std::string> parts;
   std::string current;
   int depth = 0;
@@ -54,8 +56,9 @@ absl::StatusOr<std::vector<std::string>> SplitRequirements(absl::string_view tex
 absl::Status ValidateLabelKey(absl::string_view key) {
   if (key.empty()) return absl::InvalidArgumentError("label key is empty");
   if (key.size() > kMaxLabelLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "label key \"", key, "\" is longer than ", kMaxLabelLength, " characters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("label key \"", key, "\" is longer than ", kMaxLabelLength,
+                     " characters"));
   }
   if (!absl::ascii_isalnum(key.front())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -63,9 +66,9 @@ absl::Status ValidateLabelKey(absl::string_view key) {
   }
   for (char c : key) {
     if (!IsKeyChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "label key \"", key, "\" contains '", std::string(1, c),
-          "': use letters, digits, '.', '_', '-' and '/'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("label key \"", key, "\" contains '", std::string(1, c),
+                       "': use letters, digits, '.', '_', '-' and '/'"));
     }
   }
   return absl::OkStatus();
@@ -73,8 +76,9 @@ absl::Status ValidateLabelKey(absl::string_view key) {
 
 absl::Status ValidateLabelValue(absl::string_view value) {
   if (value.size() > kMaxLabelLength) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "label value \"", value, "\" is longer than ", kMaxLabelLength, " characters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("label value \"", value, "\" is longer than ",
+                     kMaxLabelLength, " characters"));
   }
   for (char c : value) {
     if (!IsValueChar(c)) {
@@ -124,20 +128,23 @@ absl::StatusOr<LabelSelector> LabelSelector::Parse(absl::string_view text) {
     ++index;
     absl::string_view part = absl::StripAsciiWhitespace(raw);
     auto fail = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "selector \"", text, "\": requirement ", index, " \"", part, "\": ", why));
+      return absl::InvalidArgumentError(absl::StrCat("selector \"", text,
+                                                     "\": requirement ", index,
+                                                     " \"", part, "\": ", why));
     };
     if (part.empty()) return fail("is empty (a stray comma?)");
     Requirement requirement;
     auto set_key = [&](absl::string_view key) -> absl::Status {
       key = absl::StripAsciiWhitespace(key);
-      if (absl::Status s = ValidateLabelKey(key); !s.ok()) return fail(s.message());
+      if (absl::Status s = ValidateLabelKey(key); !s.ok())
+        return fail(s.message());
       requirement.key = std::string(key);
       return absl::OkStatus();
     };
     auto add_value = [&](absl::string_view value) -> absl::Status {
       value = absl::StripAsciiWhitespace(value);
-      if (absl::Status s = ValidateLabelValue(value); !s.ok()) return fail(s.message());
+      if (absl::Status s = ValidateLabelValue(value); !s.ok())
+        return fail(s.message());
       requirement.values.insert(std::string(value));
       return absl::OkStatus();
     };
@@ -146,7 +153,8 @@ absl::StatusOr<LabelSelector> LabelSelector::Parse(absl::string_view text) {
     if ((op_pos = part.find("!=")) != absl::string_view::npos) {
       requirement.op = Op::kNotIn;
       if (absl::Status s = set_key(part.substr(0, op_pos)); !s.ok()) return s;
-      if (absl::Status s = add_value(part.substr(op_pos + 2)); !s.ok()) return s;
+      if (absl::Status s = add_value(part.substr(op_pos + 2)); !s.ok())
+        return s;
     } else if ((op_pos = part.find('=')) != absl::string_view::npos) {
       requirement.op = Op::kIn;
       absl::string_view value = part.substr(op_pos + 1);
@@ -156,18 +164,22 @@ absl::StatusOr<LabelSelector> LabelSelector::Parse(absl::string_view text) {
       }
       if (absl::Status s = set_key(part.substr(0, op_pos)); !s.ok()) return s;
       if (absl::Status s = add_value(value); !s.ok()) return s;
-    } else if (size_t paren = part.find('('); paren != absl::string_view::npos) {
+    } else if (size_t paren = part.find('(');
+               paren != absl::string_view::npos) {
       if (!absl::EndsWith(part, ")")) return fail("expected ')' at the end");
-      std::vector<absl::string_view> words = absl::StrSplit(
-          absl::StripAsciiWhitespace(part.substr(0, paren)), ' ', absl::SkipEmpty());
+      std::vector<absl::string_view> words =
+          absl::StrSplit(absl::StripAsciiWhitespace(part.substr(0, paren)), ' ',
+                         absl::SkipEmpty());
       if (words.size() != 2 || (words[1] != "in" && words[1] != "notin")) {
         return fail("expected \"key in (a,b)\" or \"key notin (a,b)\"");
       }
       requirement.op = words[1] == "in" ? Op::kIn : Op::kNotIn;
       if (absl::Status s = set_key(words[0]); !s.ok()) return s;
       absl::string_view list = part.substr(paren + 1, part.size() - paren - 2);
-      if (absl::StripAsciiWhitespace(list).empty()) return fail("the value list is empty");
-      for (absl::string_view value : absl::StrSplit(list, absl::ByAnyChar(",|"))) {
+      if (absl::StripAsciiWhitespace(list).empty())
+        return fail("the value list is empty");
+      for (absl::string_view value :
+           absl::StrSplit(list, absl::ByAnyChar(",|"))) {
         if (absl::Status s = add_value(value); !s.ok()) return s;
       }
     } else if (absl::ConsumePrefix(&part, "!")) {
@@ -218,11 +230,12 @@ std::string LabelSelector::ToString() const {
       case Op::kNotIn: {
         const bool in = requirement.op == Op::kIn;
         if (requirement.values.size() == 1) {
-          parts.push_back(absl::StrCat(requirement.key, in ? "=" : "!=",
-                                       *requirement.values.begin()));
+          parts.push_back(absl::StrCat(
+              requirement.key, in ? "=" : "!=", *requirement.values.begin()));
         } else {
-          parts.push_back(absl::StrCat(requirement.key, in ? " in (" : " notin (",
-                                       absl::StrJoin(requirement.values, ","), ")"));
+          parts.push_back(
+              absl::StrCat(requirement.key, in ? " in (" : " notin (",
+                           absl::StrJoin(requirement.values, ","), ")"));
         }
         break;
       }

@@ -10,7 +10,8 @@
 namespace ecliptix {
 namespace {
 
-// spdlog's %v is the raw message; JSON mode escapes it through a custom flag formatter.
+// spdlog's %v is the raw message; JSON mode escapes it through a custom flag
+// formatter.
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
@@ -47,16 +48,18 @@ std::unique_ptr<spdlog::formatter> MakeFormatter() {
 
 }  // namespace
 
-absl::Status ConfigureLogging(absl::string_view level, absl::string_view format) {
-  spdlog::level::level_enum parsed_level = spdlog::level::from_str(std::string(level));
+absl::Status ConfigureLogging(absl::string_view level,
+                              absl::string_view format) {
+  spdlog::level::level_enum parsed_level =
+      spdlog::level::from_str(std::string(level));
   if (parsed_level == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown log level \"", level,
-        "\": use trace, debug, info, warn, error or off"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown log level \"", level,
+                     "\": use trace, debug, info, warn, error or off"));
   }
   if (format != "text" && format != "json") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown log format \"", format, "\": use text or json"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown log format \"", format, "\": use text or json"));
   }
   std::lock_guard<std::mutex> lock(ConfigMutex());
   current_level = parsed_level;

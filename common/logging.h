@@ -1,4 +1,5 @@
-// Process-wide logging set-up: one named spdlog logger per component, text or JSON lines on stderr.
+// Process-wide logging set-up: one named spdlog logger per component, text or
+// JSON lines on stderr.
 #ifndef ECLIPTIX_COMMON_LOGGING_H_
 #define ECLIPTIX_COMMON_LOGGING_H_
 
@@ -11,11 +12,14 @@
 
 namespace ecliptix {
 
-// Sets the level ("trace", "debug", "info", "warn", "error", "off") and format ("text" or "json") of
-// every logger, existing and future. INVALID_ARGUMENT names the bad value.
-absl::Status ConfigureLogging(absl::string_view level, absl::string_view format);
+// Sets the level ("trace", "debug", "info", "warn", "error", "off") and format
+// ("text" or "json") of every logger, existing and future. INVALID_ARGUMENT
+// names the bad value.
+absl::Status ConfigureLogging(absl::string_view level,
+                              absl::string_view format);
 
-// The logger of a component ("registry", "agent.stream", ...), created on first use.
+// The logger of a component ("registry", "agent.stream", ...), created on first
+// use.
 std::shared_ptr<spdlog::logger> Logger(const std::string& component);
 
 // Escapes a string for inclusion in a JSON string literal.

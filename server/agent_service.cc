@@ -14,10 +14,12 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 
-// Enough for bursts of commands; an agent that stops reading is cut off rather than buffered forever.
+// Enough for bursts of commands; an agent that stops reading is cut off rather
+// than buffered forever.
 constexpr size_t kMaxQueuedToAgent = 10'000;
 
-// What the registry holds for a live stream: numbers and queues messages to the agent.
+// What the registry holds for a live stream: numbers and queues messages to the
+// agent.
 class StreamSession : public AgentSession {
  public:
   StreamSession(StreamWriter<v1::ServerMessage>::StartWriteFn start_write,
@@ -25,13 +27,16 @@ class StreamSession : public AgentSession {
       : writer_(std::move(start_write), std::move(finish), kMaxQueuedToAgent) {}
 
   void Send(v1::ServerMessage message) override {
-    // Numbering and queueing under one lock keeps sequence numbers in write order.
+    // Numbering and queueing under one lock keeps sequence numbers in write
+    // order.
     absl::MutexLock lock(&sequence_mutex_);
     message.set_sequence(next_sequence_);
     if (writer_.Write(std::move(message))) ++next_sequence_;
   }
 
-  void Close(const absl::Status& status) override { writer_.Finish(ToGrpcStatus(status)); }
+  void Close(const absl::Status& status) override {
+    writer_.Finish(ToGrpcStatus(status));
+  }
 
   StreamWriter<v1::ServerMessage>& writer() { return writer_; }
 
@@ -41,7 +46,8 @@ class StreamSession : public AgentSession {
   uint64_t next_sequence_ ABSL_GUARDED_BY(sequence_mutex_) = 1;
 };
 
-class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {
+class ConnectReactor final
+    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {
  public:
   ConnectReactor(Registry* registry, grpc::CallbackServerContext* context)
       : registry_(registry),
@@ -56,7 +62,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
   void OnReadDone(bool ok) override {
     if (!ok) {
       // The agent half-closed its side, or the connection dropped.
-      EndSession(context_->IsCancelled() ? "connection lost" : "agent closed the stream");
+      EndSession(context_->IsCancelled() ? "connection lost"
+                                         : "agent closed the stream");
       session_->writer().Finish(grpc::Status::OK);
       return;
     }
@@ -72,7 +79,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
 
   void OnCancel() override {
     // Reads fail next; make sure queued writes do not hold the stream open.
-    session_->writer().Abort(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+    session_->writer().Abort(
+        grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
   }
 
   void OnDone() override {
@@ -111,7 +119,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
     const uint64_t sequence = incoming_.sequence();
     if (sequence != expected_sequence_) {
       SendError(sequence, absl::InvalidArgumentError(absl::StrCat(
-                              "sequence ", sequence, " out of order: expected ", expected_sequence_)));
+                              "sequence ", sequence, " out of order: expected ",
+                              expected_sequence_)));
     }
     expected_sequence_ = sequence + 1;
     switch (incoming_.payload_case()) {
@@ -125,18 +134,21 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
       case v1::AgentMessage::kHello:
         registry_->Touch(session_id_);
         SendError(sequence, absl::FailedPreconditionError(
-                                "the session is already established; a Hello is sent only once"));
+                                "the session is already established; a Hello "
+                                "is sent only once"));
         break;
       case v1::AgentMessage::PAYLOAD_NOT_SET:
         registry_->Touch(session_id_);
-        SendError(sequence, absl::InvalidArgumentError("the message carries no payload"));
+        SendError(sequence,
+                  absl::InvalidArgumentError("the message carries no payload"));
         break;
     }
   }
 
   void SendError(uint64_t agent_sequence, const absl::Status& status) {
-    Logger("agent.stream")->warn("{}: message {} refused: {}", peer_, agent_sequence,
-                                 status.ToString());
+    Logger("agent.stream")
+        ->warn("{}: message {} refused: {}", peer_, agent_sequence,
+               status.ToString());
     v1::ServerMessage message;
     message.mutable_message_error()->set_agent_sequence(agent_sequence);
     *message.mutable_message_error()->mutable_status() = ToProtoStatus(status);
@@ -144,7 +156,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
   }
 
   void Refuse(const absl::Status& status) {
-    Logger("agent.stream")->warn("{}: session refused: {}", peer_, status.ToString());
+    Logger("agent.stream")
+        ->warn("{}: session refused: {}", peer_, status.ToString());
     session_->writer().Finish(ToGrpcStatus(status));
   }
 
@@ -158,7 +171,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
   grpc::CallbackServerContext* const context_;
   const std::string peer_;
   const std::shared_ptr<StreamSession> session_;
-  // Reads are sequential (each OnReadDone starts the next), so these need no lock.
+  // Reads are sequential (each OnReadDone starts the next), so these need no
+  // lock.
   v1::AgentMessage incoming_;
   uint64_t session_id_ = 0;
   uint64_t expected_sequence_ = 1;
@@ -166,8 +180,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::AgentMessage, v1
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>* AgentServiceImpl::Connect(
-    grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*
+AgentServiceImpl::Connect(grpc::CallbackServerContext* context) {
   return new ConnectReactor(registry_, context);
 }
 

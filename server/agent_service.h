@@ -1,5 +1,6 @@
-// The gRPC adapter of AgentService: one ConnectReactor per agent stream (callback API, no thread per
-// stream). It validates and converts messages and calls the Registry; it holds no fleet state itself.
+// The gRPC adapter of AgentService: one ConnectReactor per agent stream
+// (callback API, no thread per stream). It validates and converts messages and
+// calls the Registry; it holds no fleet state itself.
 #ifndef ECLIPTIX_SERVER_AGENT_SERVICE_H_
 #define ECLIPTIX_SERVER_AGENT_SERVICE_H_
 
@@ -14,8 +15,8 @@ class AgentServiceImpl final : public fleet::v1::AgentService::CallbackService {
  public:
   explicit AgentServiceImpl(Registry* registry) : registry_(registry) {}
 
-  grpc::ServerBidiReactor<fleet::v1::AgentMessage, fleet::v1::ServerMessage>* Connect(
-      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<fleet::v1::AgentMessage, fleet::v1::ServerMessage>*
+  Connect(grpc::CallbackServerContext* context) override;
 
  private:
   Registry* const registry_;

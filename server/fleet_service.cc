@@ -11,7 +11,8 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 
-// The snapshot of a large fleet is queued at once; beyond this a watcher that does not read is cut off.
+// The snapshot of a large fleet is queued at once; beyond this a watcher that
+// does not read is cut off.
 constexpr size_t kMaxQueuedEvents = 1'000'000;
 
 class WatchSink : public FleetEventSink {
@@ -20,7 +21,9 @@ class WatchSink : public FleetEventSink {
             StreamWriter<v1::FleetEvent>::FinishFn finish)
       : writer_(std::move(start_write), std::move(finish), kMaxQueuedEvents) {}
 
-  bool Deliver(const v1::FleetEvent& event) override { return writer_.Write(event); }
+  bool Deliver(const v1::FleetEvent& event) override {
+    return writer_.Write(event);
+  }
 
   StreamWriter<v1::FleetEvent>& writer() { return writer_; }
 
@@ -28,13 +31,15 @@ class WatchSink : public FleetEventSink {
   StreamWriter<v1::FleetEvent> writer_;
 };
 
-class WatchFleetReactor final : public grpc::ServerWriteReactor<v1::FleetEvent> {
+class WatchFleetReactor final
+    : public grpc::ServerWriteReactor<v1::FleetEvent> {
  public:
   WatchFleetReactor(Registry* registry, const v1::WatchFleetRequest& request)
       : sink_(std::make_shared<WatchSink>(
             [this](const v1::FleetEvent* event) { StartWrite(event); },
             [this](const grpc::Status& status) { Finish(status); })) {
-    if (absl::Status status = registry->Watch(request.selector(), sink_); !status.ok()) {
+    if (absl::Status status = registry->Watch(request.selector(), sink_);
+        !status.ok()) {
       sink_->writer().Finish(ToGrpcStatus(status));
     }
   }
@@ -42,7 +47,8 @@ class WatchFleetReactor final : public grpc::ServerWriteReactor<v1::FleetEvent> 
   void OnWriteDone(bool ok) override { sink_->writer().OnWriteDone(ok); }
 
   void OnCancel() override {
-    sink_->writer().Abort(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+    sink_->writer().Abort(
+        grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
   }
 
   void OnDone() override { delete this; }
@@ -54,27 +60,31 @@ class WatchFleetReactor final : public grpc::ServerWriteReactor<v1::FleetEvent> 
 }  // namespace
 
 grpc::ServerUnaryReactor* FleetServiceImpl::ListDatabases(
-    grpc::CallbackServerContext* context, const v1::ListDatabasesRequest* request,
+    grpc::CallbackServerContext* context,
+    const v1::ListDatabasesRequest* request,
     v1::ListDatabasesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::ListDatabasesResponse> result = registry_->ListDatabases(*request);
+  absl::StatusOr<v1::ListDatabasesResponse> result =
+      registry_->ListDatabases(*request);
   if (result.ok()) *response = *std::move(result);
   reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
 }
 
-grpc::ServerUnaryReactor* FleetServiceImpl::GetDatabase(grpc::CallbackServerContext* context,
-                                                        const v1::GetDatabaseRequest* request,
-                                                        v1::Database* response) {
+grpc::ServerUnaryReactor* FleetServiceImpl::GetDatabase(
+    grpc::CallbackServerContext* context, const v1::GetDatabaseRequest* request,
+    v1::Database* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::Database> result = registry_->GetDatabase(request->database_id());
+  absl::StatusOr<v1::Database> result =
+      registry_->GetDatabase(request->database_id());
   if (result.ok()) *response = *std::move(result);
   reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::FleetEvent>* FleetServiceImpl::WatchFleet(
-    grpc::CallbackServerContext* context, const v1::WatchFleetRequest* request) {
+    grpc::CallbackServerContext* context,
+    const v1::WatchFleetRequest* request) {
   return new WatchFleetReactor(registry_, *request);
 }
 

@@ -1,5 +1,5 @@
-// The gRPC adapter of FleetService: unary queries answered from the Registry, and one
-// WatchFleetReactor per watcher (callback API).
+// The gRPC adapter of FleetService: unary queries answered from the Registry,
+// and one WatchFleetReactor per watcher (callback API).
 #ifndef ECLIPTIX_SERVER_FLEET_SERVICE_H_
 #define ECLIPTIX_SERVER_FLEET_SERVICE_H_
 
@@ -14,14 +14,17 @@ class FleetServiceImpl final : public fleet::v1::FleetService::CallbackService {
  public:
   explicit FleetServiceImpl(Registry* registry) : registry_(registry) {}
 
-  grpc::ServerUnaryReactor* ListDatabases(grpc::CallbackServerContext* context,
-                                          const fleet::v1::ListDatabasesRequest* request,
-                                          fleet::v1::ListDatabasesResponse* response) override;
-  grpc::ServerUnaryReactor* GetDatabase(grpc::CallbackServerContext* context,
-                                        const fleet::v1::GetDatabaseRequest* request,
-                                        fleet::v1::Database* response) override;
+  grpc::ServerUnaryReactor* ListDatabases(
+      grpc::CallbackServerContext* context,
+      const fleet::v1::ListDatabasesRequest* request,
+      fleet::v1::ListDatabasesResponse* response) override;
+  grpc::ServerUnaryReactor* GetDatabase(
+      grpc::CallbackServerContext* context,
+      const fleet::v1::GetDatabaseRequest* request,
+      fleet::v1::Database* response) override;
   grpc::ServerWriteReactor<fleet::v1::FleetEvent>* WatchFleet(
-      grpc::CallbackServerContext* context, const fleet::v1::WatchFleetRequest* request) override;
+      grpc::CallbackServerContext* context,
+      const fleet::v1::WatchFleetRequest* request) override;
 
  private:
   Registry* const registry_;

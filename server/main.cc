@@ -17,15 +17,19 @@
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
-          "HOST:PORT to serve agents and clients on (port 0 picks a free one). The default stays on "
+          "HOST:PORT to serve agents and clients on (port 0 picks a free one). "
+          "The default stays on "
           "loopback; use 0.0.0.0:7070 to reach agents on other hosts.");
 ABSL_FLAG(std::string, store, "",
-          "State store URL: sqlite:///path/state.db or postgresql://user@host:port/db. Default: "
+          "State store URL: sqlite:///path/state.db or "
+          "postgresql://user@host:port/db. Default: "
           "sqlite://<data_dir>/state.db");
 ABSL_FLAG(std::string, data_dir, "ecliptix-data",
           "Directory for the default SQLite state store; created if missing.");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
-ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
+ABSL_FLAG(std::string, log_level, "info",
+          "trace, debug, info, warn, error or off");
+ABSL_FLAG(std::string, log_format, "text",
+          "text or json (one JSON object per line)");
 ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(10),
           "How often agents send heartbeats (told to them at connect).");
 ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(30),
@@ -38,10 +42,12 @@ namespace {
   std::exit(code);
 }
 
-// Each agent holds a connection: raise the descriptor limit as far as the hard limit allows.
+// Each agent holds a connection: raise the descriptor limit as far as the hard
+// limit allows.
 void RaiseFileLimit() {
   rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+      limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
@@ -50,29 +56,34 @@ void RaiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Signals are taken by a dedicated thread with sigwait: no work in a signal handler. Blocked first,
-  // so that every thread started later (gRPC's, the store writer's) inherits the mask.
+  // Signals are taken by a dedicated thread with sigwait: no work in a signal
+  // handler. Blocked first, so that every thread started later (gRPC's, the
+  // store writer's) inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  absl::SetProgramUsageMessage(
-      absl::StrCat("the central gRPC server of an Ecliptix fleet (version ", ecliptix::kVersion,
-                   ").\nUsage: ecliptix-server [--listen=HOST:PORT] [--store=URL] [flags]"));
+  absl::SetProgramUsageMessage(absl::StrCat(
+      "the central gRPC server of an Ecliptix fleet (version ",
+      ecliptix::kVersion,
+      ").\nUsage: ecliptix-server [--listen=HOST:PORT] [--store=URL] [flags]"));
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
-    Fail(2, absl::StrCat("unexpected argument \"", positional[1], "\"; flags take --name=value"));
+    Fail(2, absl::StrCat("unexpected argument \"", positional[1],
+                         "\"; flags take --name=value"));
   }
-  if (absl::Status status =
-          ecliptix::ConfigureLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_format));
+  if (absl::Status status = ecliptix::ConfigureLogging(
+          absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_format));
       !status.ok()) {
     Fail(2, std::string(status.message()));
   }
   const absl::Duration interval = absl::GetFlag(FLAGS_heartbeat_interval);
   const absl::Duration timeout = absl::GetFlag(FLAGS_heartbeat_timeout);
   if (interval <= absl::ZeroDuration() || timeout <= interval) {
-    Fail(2, "--heartbeat_timeout must be longer than --heartbeat_interval, and both positive");
+    Fail(2,
+         "--heartbeat_timeout must be longer than --heartbeat_interval, and "
+         "both positive");
   }
 
   RaiseFileLimit();
@@ -85,11 +96,11 @@ int main(int argc, char** argv) {
     std::error_code error;
     std::filesystem::create_directories(data_dir, error);
     if (error) {
-      Fail(1, absl::StrCat("cannot create data directory ", data_dir.string(), ": ",
-                           error.message()));
+      Fail(1, absl::StrCat("cannot create data directory ", data_dir.string(),
+                           ": ", error.message()));
     }
-    options.store_url = absl::StrCat("sqlite://", std::filesystem::absolute(data_dir).string(),
-                                     "/state.db");
+    options.store_url = absl::StrCat(
+        "sqlite://", std::filesystem::absolute(data_dir).string(), "/state.db");
   }
   options.registry.heartbeat_interval = interval;
   options.registry.heartbeat_timeout = timeout;
@@ -101,7 +112,8 @@ int main(int argc, char** argv) {
   std::thread signal_thread([&] {
     int signal_number = 0;
     sigwait(&signals, &signal_number);
-    ecliptix::Logger("server")->info("received {}, shutting down", strsignal(signal_number));
+    ecliptix::Logger("server")->info("received {}, shutting down",
+                                     strsignal(signal_number));
     (*server)->Shutdown();
   });
   (*server)->Wait();

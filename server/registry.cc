@@ -32,15 +32,20 @@ google::protobuf::Duration ToDurationProto(absl::Duration duration) {
 }
 
 absl::Status ValidateHello(const v1::Hello& hello) {
-  if (absl::Status status = ValidateDatabaseId(hello.database_id()); !status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("hello.database_id: ", status.message()));
-  }
-  if (hello.engine() == v1::ENGINE_UNSPECIFIED || !v1::Engine_IsValid(hello.engine())) {
+  if (absl::Status status = ValidateDatabaseId(hello.database_id());
+      !status.ok()) {
     return absl::InvalidArgumentError(
-        "hello.engine: must be ENGINE_SQLITE, ENGINE_POSTGRESQL or ENGINE_MSSQL");
+        absl::StrCat("hello.database_id: ", status.message()));
+  }
+  if (hello.engine() == v1::ENGINE_UNSPECIFIED ||
+      !v1::Engine_IsValid(hello.engine())) {
+    return absl::InvalidArgumentError(
+        "hello.engine: must be ENGINE_SQLITE, ENGINE_POSTGRESQL or "
+        "ENGINE_MSSQL");
   }
   if (hello.engine_version().empty()) {
-    return absl::InvalidArgumentError("hello.engine_version: must not be empty");
+    return absl::InvalidArgumentError(
+        "hello.engine_version: must not be empty");
   }
   if (hello.agent_version().empty()) {
     return absl::InvalidArgumentError("hello.agent_version: must not be empty");
@@ -48,19 +53,22 @@ absl::Status ValidateHello(const v1::Hello& hello) {
   if (!v1::Connector_IsValid(hello.connector())) {
     return absl::InvalidArgumentError("hello.connector: unknown value");
   }
-  for (const std::string* field : {&hello.engine_version(), &hello.agent_version(),
-                                   &hello.agent_host()}) {
+  for (const std::string* field :
+       {&hello.engine_version(), &hello.agent_version(), &hello.agent_host()}) {
     if (field->size() > kMaxFieldLength) {
       return absl::InvalidArgumentError(
-          absl::StrCat("hello: a text field is longer than ", kMaxFieldLength, " characters"));
+          absl::StrCat("hello: a text field is longer than ", kMaxFieldLength,
+                       " characters"));
     }
   }
   for (const auto& [key, value] : hello.labels()) {
     if (absl::Status status = ValidateLabelKey(key); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("hello.labels: ", status.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("hello.labels: ", status.message()));
     }
     if (absl::Status status = ValidateLabelValue(value); !status.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("hello.labels[", key, "]: ", status.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("hello.labels[", key, "]: ", status.message()));
     }
   }
   return absl::OkStatus();
@@ -97,7 +105,8 @@ absl::Status Registry::Load() {
     Entry& entry = entries_[database.database_id()];
     entry.database = std::move(database);
   }
-  Logger("registry")->info("loaded {} databases from the state store", entries_.size());
+  Logger("registry")
+      ->info("loaded {} databases from the state store", entries_.size());
   return absl::OkStatus();
 }
 
@@ -118,11 +127,14 @@ void Registry::WriterLoop() {
     if (!batch.empty()) {
       std::vector<v1::Database> databases;
       databases.reserve(batch.size());
-      for (auto& [id, database] : batch) databases.push_back(std::move(database));
-      if (absl::Status status = store_->UpsertDatabases(databases); !status.ok()) {
+      for (auto& [id, database] : batch)
+        databases.push_back(std::move(database));
+      if (absl::Status status = store_->UpsertDatabases(databases);
+          !status.ok()) {
         // Kept in memory; the next change of each database writes it again.
-        Logger("registry")->error("could not persist {} databases: {}", databases.size(),
-                                  status.ToString());
+        Logger("registry")
+            ->error("could not persist {} databases: {}", databases.size(),
+                    status.ToString());
       }
     }
     if (stopping) {
@@ -139,8 +151,10 @@ void Registry::PersistLocked(const v1::Database& database) {
   pending_writes_[database.database_id()] = database;
 }
 
-void Registry::PublishLocked(v1::FleetEvent::Type type, const v1::Database& database,
-                             const std::string& reason, const Labels* previous_labels) {
+void Registry::PublishLocked(v1::FleetEvent::Type type,
+                             const v1::Database& database,
+                             const std::string& reason,
+                             const Labels* previous_labels) {
   if (watchers_.empty()) return;
   v1::FleetEvent event;
   event.set_type(type);
@@ -148,17 +162,20 @@ void Registry::PublishLocked(v1::FleetEvent::Type type, const v1::Database& data
   *event.mutable_event_time() = ToTimestamp(clock_->Now());
   event.set_reason(reason);
   if (previous_labels != nullptr) {
-    event.mutable_previous_labels()->insert(previous_labels->begin(), previous_labels->end());
+    event.mutable_previous_labels()->insert(previous_labels->begin(),
+                                            previous_labels->end());
   }
   const Labels labels = ToLabels(database.labels());
   watchers_.erase(
       std::remove_if(watchers_.begin(), watchers_.end(),
                      [&](Watcher& watcher) {
-                       // A label change may move a database into or out of a selector: tell
-                       // watchers that matched either before or after.
+                       // A label change may move a database into or out of a
+                       // selector: tell watchers that matched either before or
+                       // after.
                        const bool matches =
                            watcher.selector.Matches(labels) ||
-                           (previous_labels != nullptr && watcher.selector.Matches(*previous_labels));
+                           (previous_labels != nullptr &&
+                            watcher.selector.Matches(*previous_labels));
                        return matches && !watcher.sink->Deliver(event);
                      }),
       watchers_.end());
@@ -168,12 +185,14 @@ Registry::Entry* Registry::FindSessionLocked(uint64_t session_id) {
   auto it = session_to_database_.find(session_id);
   if (it == session_to_database_.end()) return nullptr;
   auto entry = entries_.find(it->second);
-  if (entry == entries_.end() || entry->second.session_id != session_id) return nullptr;
+  if (entry == entries_.end() || entry->second.session_id != session_id)
+    return nullptr;
   return &entry->second;
 }
 
-absl::StatusOr<Registration> Registry::Register(const v1::Hello& hello, const std::string& peer,
-                                                std::shared_ptr<AgentSession> session) {
+absl::StatusOr<Registration> Registry::Register(
+    const v1::Hello& hello, const std::string& peer,
+    std::shared_ptr<AgentSession> session) {
   if (absl::Status status = ValidateHello(hello); !status.ok()) return status;
   const absl::Time now = clock_->Now();
   std::shared_ptr<AgentSession> superseded;
@@ -184,24 +203,29 @@ absl::StatusOr<Registration> Registry::Register(const v1::Hello& hello, const st
     Entry& entry = it->second;
     v1::Database& database = entry.database;
     const Labels previous_labels = ToLabels(database.labels());
-    const bool labels_changed = !inserted && previous_labels != ToLabels(hello.labels());
-    const bool versions_changed = !inserted && (database.engine_version() != hello.engine_version() ||
-                                                database.agent_version() != hello.agent_version() ||
-                                                database.engine() != hello.engine());
+    const bool labels_changed =
+        !inserted && previous_labels != ToLabels(hello.labels());
+    const bool versions_changed =
+        !inserted && (database.engine_version() != hello.engine_version() ||
+                      database.agent_version() != hello.agent_version() ||
+                      database.engine() != hello.engine());
     if (entry.session != nullptr) {
       superseded = std::move(entry.session);
       session_to_database_.erase(entry.session_id);
-      Logger("registry")->warn(
-          "database {}: a new session from {} replaces the live one from {} (agent restarted, or "
-          "two agents claim the same database id)",
-          hello.database_id(), peer, database.agent_peer());
+      Logger("registry")
+          ->warn(
+              "database {}: a new session from {} replaces the live one from "
+              "{} (agent restarted, or "
+              "two agents claim the same database id)",
+              hello.database_id(), peer, database.agent_peer());
     }
     database.set_database_id(hello.database_id());
     database.set_engine(hello.engine());
     database.set_engine_version(hello.engine_version());
     database.set_connector(hello.connector());
     database.mutable_labels()->clear();
-    database.mutable_labels()->insert(hello.labels().begin(), hello.labels().end());
+    database.mutable_labels()->insert(hello.labels().begin(),
+                                      hello.labels().end());
     database.set_agent_version(hello.agent_version());
     database.mutable_capabilities()->CopyFrom(hello.capabilities());
     database.set_agent_host(hello.agent_host());
@@ -217,33 +241,40 @@ absl::StatusOr<Registration> Registry::Register(const v1::Hello& hello, const st
 
     registration.session_id = entry.session_id;
     v1::Welcome& welcome = registration.welcome;
-    welcome.set_session_id(absl::StrCat(hello.database_id(), "/", entry.session_id));
-    *welcome.mutable_heartbeat_interval() = ToDurationProto(options_.heartbeat_interval);
-    *welcome.mutable_heartbeat_timeout() = ToDurationProto(options_.heartbeat_timeout);
+    welcome.set_session_id(
+        absl::StrCat(hello.database_id(), "/", entry.session_id));
+    *welcome.mutable_heartbeat_interval() =
+        ToDurationProto(options_.heartbeat_interval);
+    *welcome.mutable_heartbeat_timeout() =
+        ToDurationProto(options_.heartbeat_timeout);
     welcome.set_server_version(kVersion);
     *welcome.mutable_server_time() = ToTimestamp(now);
     welcome.set_first_registration(inserted);
 
     PersistLocked(database);
     if (inserted) {
-      PublishLocked(v1::FleetEvent::TYPE_REGISTERED, database, "first connection");
+      PublishLocked(v1::FleetEvent::TYPE_REGISTERED, database,
+                    "first connection");
     }
-    PublishLocked(v1::FleetEvent::TYPE_CONNECTED, database, absl::StrCat("connected from ", peer));
+    PublishLocked(v1::FleetEvent::TYPE_CONNECTED, database,
+                  absl::StrCat("connected from ", peer));
     if (labels_changed) {
-      PublishLocked(v1::FleetEvent::TYPE_LABELS_CHANGED, database, "agent reconnected with new labels",
-                    &previous_labels);
+      PublishLocked(v1::FleetEvent::TYPE_LABELS_CHANGED, database,
+                    "agent reconnected with new labels", &previous_labels);
     }
     if (versions_changed) {
-      PublishLocked(v1::FleetEvent::TYPE_UPDATED, database,
-                    "agent reconnected with a different engine or agent version");
+      PublishLocked(
+          v1::FleetEvent::TYPE_UPDATED, database,
+          "agent reconnected with a different engine or agent version");
     }
   }
-  Logger("registry")->info("database {} connected from {} ({} {}, labels {})", hello.database_id(),
-                           peer, v1::Engine_Name(hello.engine()), hello.engine_version(),
-                           FormatLabels(ToLabels(hello.labels())));
+  Logger("registry")
+      ->info("database {} connected from {} ({} {}, labels {})",
+             hello.database_id(), peer, v1::Engine_Name(hello.engine()),
+             hello.engine_version(), FormatLabels(ToLabels(hello.labels())));
   if (superseded != nullptr) {
-    superseded->Close(absl::AbortedError(
-        absl::StrCat("superseded by a newer session for database ", hello.database_id())));
+    superseded->Close(absl::AbortedError(absl::StrCat(
+        "superseded by a newer session for database ", hello.database_id())));
   }
   return registration;
 }
@@ -254,11 +285,12 @@ void Registry::Touch(uint64_t session_id) {
   Entry* entry = FindSessionLocked(session_id);
   if (entry == nullptr) return;
   entry->last_message_time = now;
-  // last_seen_time in the record is refreshed lazily (on reads and state changes), so a heartbeat
-  // costs no allocation and no write.
+  // last_seen_time in the record is refreshed lazily (on reads and state
+  // changes), so a heartbeat costs no allocation and no write.
 }
 
-void Registry::OnCommandMessage(uint64_t session_id, const v1::AgentMessage& message) {
+void Registry::OnCommandMessage(uint64_t session_id,
+                                const v1::AgentMessage& message) {
   std::string database_id;
   std::vector<CommandObserver> observers;
   {
@@ -269,7 +301,8 @@ void Registry::OnCommandMessage(uint64_t session_id, const v1::AgentMessage& mes
     database_id = entry->database.database_id();
     observers = command_observers_;
   }
-  for (const CommandObserver& observer : observers) observer(database_id, message);
+  for (const CommandObserver& observer : observers)
+    observer(database_id, message);
 }
 
 void Registry::Unregister(uint64_t session_id, const std::string& reason) {
@@ -284,7 +317,8 @@ void Registry::Unregister(uint64_t session_id, const std::string& reason) {
   *database.mutable_last_seen_time() = ToTimestamp(entry->last_message_time);
   PersistLocked(database);
   PublishLocked(v1::FleetEvent::TYPE_DISCONNECTED, database, reason);
-  Logger("registry")->info("database {} disconnected: {}", database.database_id(), reason);
+  Logger("registry")
+      ->info("database {} disconnected: {}", database.database_id(), reason);
 }
 
 int Registry::CheckHeartbeats() {
@@ -299,9 +333,10 @@ int Registry::CheckHeartbeats() {
       v1::Database& database = entry.database;
       database.set_connection_state(v1::CONNECTION_STATE_LOST);
       *database.mutable_last_seen_time() = ToTimestamp(entry.last_message_time);
-      const std::string reason = absl::StrCat("no message for ", absl::FormatDuration(silence),
-                                              " (heartbeat timeout ",
-                                              absl::FormatDuration(options_.heartbeat_timeout), ")");
+      const std::string reason =
+          absl::StrCat("no message for ", absl::FormatDuration(silence),
+                       " (heartbeat timeout ",
+                       absl::FormatDuration(options_.heartbeat_timeout), ")");
       Logger("registry")->warn("database {} lost: {}", id, reason);
       PersistLocked(database);
       PublishLocked(v1::FleetEvent::TYPE_LOST, database, reason);
@@ -311,27 +346,30 @@ int Registry::CheckHeartbeats() {
     }
   }
   for (const auto& session : to_close) {
-    session->Close(absl::UnavailableError("heartbeat deadline missed; reconnect"));
+    session->Close(
+        absl::UnavailableError("heartbeat deadline missed; reconnect"));
   }
   return static_cast<int>(to_close.size());
 }
 
-absl::StatusOr<std::string> Registry::SendCommand(const std::string& database_id,
-                                                  v1::Command command) {
+absl::StatusOr<std::string> Registry::SendCommand(
+    const std::string& database_id, v1::Command command) {
   std::shared_ptr<AgentSession> session;
   {
     absl::MutexLock lock(&mutex_);
     auto it = entries_.find(database_id);
     if (it == entries_.end()) {
-      return absl::NotFoundError(absl::StrCat("database ", database_id, " is not registered"));
+      return absl::NotFoundError(
+          absl::StrCat("database ", database_id, " is not registered"));
     }
     if (it->second.session == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("database ", database_id, " has no connected agent"));
     }
     if (command.command_id().empty()) {
-      command.set_command_id(absl::StrCat("cmd-", absl::ToUnixMicros(clock_->Now()), "-",
-                                          next_command_number_++));
+      command.set_command_id(absl::StrCat("cmd-",
+                                          absl::ToUnixMicros(clock_->Now()),
+                                          "-", next_command_number_++));
     }
     session = it->second.session;
   }
@@ -349,21 +387,25 @@ void Registry::AddCommandObserver(CommandObserver observer) {
 
 absl::StatusOr<v1::ListDatabasesResponse> Registry::ListDatabases(
     const v1::ListDatabasesRequest& request) const {
-  absl::StatusOr<LabelSelector> selector = LabelSelector::Parse(request.selector());
+  absl::StatusOr<LabelSelector> selector =
+      LabelSelector::Parse(request.selector());
   if (!selector.ok()) return selector.status();
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError("page_size must not be negative");
   }
-  const int page_size =
-      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
+  const int page_size = request.page_size() == 0
+                            ? kDefaultPageSize
+                            : std::min(request.page_size(), kMaxPageSize);
   std::string after;
   if (!request.page_token().empty()) {
     std::string decoded;
     absl::string_view token;
-    if (absl::WebSafeBase64Unescape(request.page_token(), &decoded)) token = decoded;
+    if (absl::WebSafeBase64Unescape(request.page_token(), &decoded))
+      token = decoded;
     if (!absl::ConsumePrefix(&token, kPageTokenPrefix)) {
       return absl::InvalidArgumentError(
-          "page_token is not one this server returned; start again with an empty token");
+          "page_token is not one this server returned; start again with an "
+          "empty token");
     }
     after = std::string(token);
   }
@@ -378,29 +420,34 @@ absl::StatusOr<v1::ListDatabasesResponse> Registry::ListDatabases(
       v1::Database* database = response.add_databases();
       *database = entry.database;
       if (entry.session != nullptr) {
-        *database->mutable_last_seen_time() = ToTimestamp(entry.last_message_time);
+        *database->mutable_last_seen_time() =
+            ToTimestamp(entry.last_message_time);
       }
     } else if (response.next_page_token().empty()) {
-      response.set_next_page_token(absl::WebSafeBase64Escape(
-          absl::StrCat(kPageTokenPrefix, response.databases().rbegin()->database_id())));
+      response.set_next_page_token(absl::WebSafeBase64Escape(absl::StrCat(
+          kPageTokenPrefix, response.databases().rbegin()->database_id())));
     }
   }
   response.set_total_size(total);
   return response;
 }
 
-absl::StatusOr<v1::Database> Registry::GetDatabase(const std::string& database_id) const {
-  if (absl::Status status = ValidateDatabaseId(database_id); !status.ok()) return status;
+absl::StatusOr<v1::Database> Registry::GetDatabase(
+    const std::string& database_id) const {
+  if (absl::Status status = ValidateDatabaseId(database_id); !status.ok())
+    return status;
   absl::MutexLock lock(&mutex_);
   auto it = entries_.find(database_id);
   if (it == entries_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "database \"", database_id, "\" is not known to this server; `ecliptixctl fleet list` "
-        "shows the registered ones"));
+    return absl::NotFoundError(
+        absl::StrCat("database \"", database_id,
+                     "\" is not known to this server; `ecliptixctl fleet list` "
+                     "shows the registered ones"));
   }
   v1::Database database = it->second.database;
   if (it->second.session != nullptr) {
-    *database.mutable_last_seen_time() = ToTimestamp(it->second.last_message_time);
+    *database.mutable_last_seen_time() =
+        ToTimestamp(it->second.last_message_time);
   }
   return database;
 }
@@ -410,7 +457,8 @@ absl::Status Registry::Watch(const std::string& selector_text,
   absl::StatusOr<LabelSelector> selector = LabelSelector::Parse(selector_text);
   if (!selector.ok()) return selector.status();
   absl::MutexLock lock(&mutex_);
-  // Snapshot and subscription under one lock: no change is missed or seen twice.
+  // Snapshot and subscription under one lock: no change is missed or seen
+  // twice.
   const auto now = ToTimestamp(clock_->Now());
   for (const auto& [id, entry] : entries_) {
     if (!selector->Matches(ToLabels(entry.database.labels()))) continue;
@@ -418,7 +466,8 @@ absl::Status Registry::Watch(const std::string& selector_text,
     event.set_type(v1::FleetEvent::TYPE_SNAPSHOT);
     *event.mutable_database() = entry.database;
     if (entry.session != nullptr) {
-      *event.mutable_database()->mutable_last_seen_time() = ToTimestamp(entry.last_message_time);
+      *event.mutable_database()->mutable_last_seen_time() =
+          ToTimestamp(entry.last_message_time);
     }
     *event.mutable_event_time() = now;
     if (!sink->Deliver(event)) return absl::OkStatus();

@@ -1,7 +1,8 @@
-// The agent registry: every database the server has seen, which agent session serves it, heartbeat
-// deadlines, and the feed of fleet events. Knows nothing of gRPC: stream adapters implement
-// AgentSession and FleetEventSink. Changes are persisted through the StateStore on a writer thread, so
-// no caller (a gRPC reaction in particular) ever waits on the database.
+// The agent registry: every database the server has seen, which agent session
+// serves it, heartbeat deadlines, and the feed of fleet events. Knows nothing
+// of gRPC: stream adapters implement AgentSession and FleetEventSink. Changes
+// are persisted through the StateStore on a writer thread, so no caller (a gRPC
+// reaction in particular) ever waits on the database.
 #ifndef ECLIPTIX_SERVER_REGISTRY_H_
 #define ECLIPTIX_SERVER_REGISTRY_H_
 
@@ -26,7 +27,8 @@
 
 namespace ecliptix::server {
 
-// The registry's handle on one agent's stream. Calls must not block: implementations queue.
+// The registry's handle on one agent's stream. Calls must not block:
+// implementations queue.
 class AgentSession {
  public:
   virtual ~AgentSession() = default;
@@ -36,7 +38,8 @@ class AgentSession {
   virtual void Close(const absl::Status& status) = 0;
 };
 
-// A watcher of fleet events. Deliver must not block and must not call back into the registry.
+// A watcher of fleet events. Deliver must not block and must not call back into
+// the registry.
 class FleetEventSink {
  public:
   virtual ~FleetEventSink() = default;
@@ -47,7 +50,8 @@ class FleetEventSink {
 struct RegistryOptions {
   // Sent to agents in Welcome.
   absl::Duration heartbeat_interval = absl::Seconds(10);
-  // Without any message for this long, an agent is marked lost and its stream closed.
+  // Without any message for this long, an agent is marked lost and its stream
+  // closed.
   absl::Duration heartbeat_timeout = absl::Seconds(30);
 };
 
@@ -57,38 +61,45 @@ struct Registration {
   fleet::v1::Welcome welcome;
 };
 
-// Observes command acknowledgements and events (later issues route them to rollouts and jobs).
-using CommandObserver =
-    std::function<void(const std::string& database_id, const fleet::v1::AgentMessage& message)>;
+// Observes command acknowledgements and events (later issues route them to
+// rollouts and jobs).
+using CommandObserver = std::function<void(
+    const std::string& database_id, const fleet::v1::AgentMessage& message)>;
 
 class Registry {
  public:
-  // `store` may be null (nothing persisted; for unit tests). Neither pointer is owned.
+  // `store` may be null (nothing persisted; for unit tests). Neither pointer is
+  // owned.
   Registry(StateStore* store, Clock* clock, RegistryOptions options);
   ~Registry();
 
-  // Loads the persisted registry; every database starts disconnected until its agent comes back.
+  // Loads the persisted registry; every database starts disconnected until its
+  // agent comes back.
   absl::Status Load();
-  // Writes what is pending and stops the writer thread. Later changes are not persisted.
+  // Writes what is pending and stops the writer thread. Later changes are not
+  // persisted.
   void Stop();
 
-  // Validates a Hello and registers the session. A previous live session for the same database is
-  // closed with ABORTED (the agent restarted, or its old connection is half-open).
-  // INVALID_ARGUMENT names the field at fault.
-  absl::StatusOr<Registration> Register(const fleet::v1::Hello& hello, const std::string& peer,
+  // Validates a Hello and registers the session. A previous live session for
+  // the same database is closed with ABORTED (the agent restarted, or its old
+  // connection is half-open). INVALID_ARGUMENT names the field at fault.
+  absl::StatusOr<Registration> Register(const fleet::v1::Hello& hello,
+                                        const std::string& peer,
                                         std::shared_ptr<AgentSession> session);
   // Any message from the agent proves it alive.
   void Touch(uint64_t session_id);
   // Routes a command ack or event to the observers.
-  void OnCommandMessage(uint64_t session_id, const fleet::v1::AgentMessage& message);
+  void OnCommandMessage(uint64_t session_id,
+                        const fleet::v1::AgentMessage& message);
   // The session's stream ended.
   void Unregister(uint64_t session_id, const std::string& reason);
-  // Marks lost, and closes, every session whose agent has been silent past the heartbeat timeout.
-  // Returns how many were marked.
+  // Marks lost, and closes, every session whose agent has been silent past the
+  // heartbeat timeout. Returns how many were marked.
   int CheckHeartbeats();
 
-  // Queues a command for a connected database's agent; assigns command_id when empty and returns it.
-  // NOT_FOUND for an unknown database, FAILED_PRECONDITION when its agent is not connected.
+  // Queues a command for a connected database's agent; assigns command_id when
+  // empty and returns it. NOT_FOUND for an unknown database,
+  // FAILED_PRECONDITION when its agent is not connected.
   absl::StatusOr<std::string> SendCommand(const std::string& database_id,
                                           fleet::v1::Command command);
   void AddCommandObserver(CommandObserver observer);
@@ -96,11 +107,14 @@ class Registry {
   // ListDatabases semantics of the API: selector, page size, opaque page token.
   absl::StatusOr<fleet::v1::ListDatabasesResponse> ListDatabases(
       const fleet::v1::ListDatabasesRequest& request) const;
-  absl::StatusOr<fleet::v1::Database> GetDatabase(const std::string& database_id) const;
+  absl::StatusOr<fleet::v1::Database> GetDatabase(
+      const std::string& database_id) const;
 
-  // Delivers the current matching fleet (SNAPSHOT events, then SNAPSHOT_COMPLETE) and then every
-  // matching change to `sink`, until the sink reports itself closed. INVALID_ARGUMENT for a bad selector.
-  absl::Status Watch(const std::string& selector, std::shared_ptr<FleetEventSink> sink);
+  // Delivers the current matching fleet (SNAPSHOT events, then
+  // SNAPSHOT_COMPLETE) and then every matching change to `sink`, until the sink
+  // reports itself closed. INVALID_ARGUMENT for a bad selector.
+  absl::Status Watch(const std::string& selector,
+                     std::shared_ptr<FleetEventSink> sink);
 
   const RegistryOptions& options() const { return options_; }
 
@@ -116,11 +130,15 @@ class Registry {
     std::shared_ptr<FleetEventSink> sink;
   };
 
-  void PublishLocked(fleet::v1::FleetEvent::Type type, const fleet::v1::Database& database,
-                     const std::string& reason, const Labels* previous_labels = nullptr)
+  void PublishLocked(fleet::v1::FleetEvent::Type type,
+                     const fleet::v1::Database& database,
+                     const std::string& reason,
+                     const Labels* previous_labels = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void PersistLocked(const fleet::v1::Database& database) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  Entry* FindSessionLocked(uint64_t session_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void PersistLocked(const fleet::v1::Database& database)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Entry* FindSessionLocked(uint64_t session_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WriterLoop();
 
   StateStore* const store_;
@@ -137,7 +155,8 @@ class Registry {
 
   // Databases waiting to be written, coalesced by id.
   absl::Mutex writer_mutex_;
-  std::map<std::string, fleet::v1::Database> pending_writes_ ABSL_GUARDED_BY(writer_mutex_);
+  std::map<std::string, fleet::v1::Database> pending_writes_
+      ABSL_GUARDED_BY(writer_mutex_);
   bool writer_stopping_ ABSL_GUARDED_BY(writer_mutex_) = false;
   std::thread writer_;
 };

@@ -13,30 +13,36 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
   ASSIGN_OR_RETURN(server->store_, StateStore::Open(options.store_url));
-  server->registry_ =
-      std::make_unique<Registry>(server->store_.get(), options.clock, options.registry);
+  server->registry_ = std::make_unique<Registry>(
+      server->store_.get(), options.clock, options.registry);
   RETURN_IF_ERROR(server->registry_->Load());
-  server->agent_service_ = std::make_unique<AgentServiceImpl>(server->registry_.get());
-  server->fleet_service_ = std::make_unique<FleetServiceImpl>(server->registry_.get());
+  server->agent_service_ =
+      std::make_unique<AgentServiceImpl>(server->registry_.get());
+  server->fleet_service_ =
+      std::make_unique<FleetServiceImpl>(server->registry_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(
-      options.listen_address,
-      options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
-      &server->port_);
+  builder.AddListeningPort(options.listen_address,
+                           options.credentials != nullptr
+                               ? options.credentials
+                               : grpc::InsecureServerCredentials(),
+                           &server->port_);
   builder.RegisterService(server->agent_service_.get());
   builder.RegisterService(server->fleet_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
-                                               ": the address is invalid or already in use"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen_address,
+                     ": the address is invalid or already in use"));
   }
   server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
-  server->heartbeat_thread_ = std::thread([raw = server.get()] { raw->HeartbeatLoop(); });
-  Logger("server")->info("listening on {} (port {}), state store schema version {}",
-                         options.listen_address, server->port_, server->store_->schema_version());
+  server->heartbeat_thread_ =
+      std::thread([raw = server.get()] { raw->HeartbeatLoop(); });
+  Logger("server")->info(
+      "listening on {} (port {}), state store schema version {}",
+      options.listen_address, server->port_, server->store_->schema_version());
   return server;
 }
 
@@ -45,8 +51,10 @@ Server::~Server() { Shutdown(); }
 void Server::HeartbeatLoop() {
   absl::MutexLock lock(&mutex_);
   while (!stopping_) {
-    // Wakes early on Shutdown; the deadline itself comes from the injectable clock.
-    mutex_.AwaitWithTimeout(absl::Condition(&stopping_), options_.heartbeat_check_period);
+    // Wakes early on Shutdown; the deadline itself comes from the injectable
+    // clock.
+    mutex_.AwaitWithTimeout(absl::Condition(&stopping_),
+                            options_.heartbeat_check_period);
     if (stopping_) break;
     mutex_.Unlock();
     registry_->CheckHeartbeats();

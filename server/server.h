@@ -1,13 +1,14 @@
-// The server handle: opens the state store, loads the registry, serves AgentService and FleetService
-// (plus health checking and reflection) on one port, and runs the heartbeat deadline checker.
+// The server handle: opens the state store, loads the registry, serves
+// AgentService and FleetService (plus health checking and reflection) on one
+// port, and runs the heartbeat deadline checker.
 #ifndef ECLIPTIX_SERVER_SERVER_H_
 #define ECLIPTIX_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
 
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -36,13 +37,14 @@ struct ServerOptions {
 
 class Server {
  public:
-  // UNAVAILABLE when the address cannot be bound or the store cannot be reached; the store's own
-  // errors otherwise.
+  // UNAVAILABLE when the address cannot be bound or the store cannot be
+  // reached; the store's own errors otherwise.
   static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
   ~Server();
 
   int port() const { return port_; }
-  // Stops accepting, ends every stream (agents reconnect elsewhere or later), flushes the registry.
+  // Stops accepting, ends every stream (agents reconnect elsewhere or later),
+  // flushes the registry.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
   // Blocks until Shutdown has completed.
   void Wait();

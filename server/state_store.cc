@@ -64,16 +64,20 @@ google::protobuf::Timestamp FromMicros(long long micros) {
 
 int StateStore::LatestSchemaVersion() { return Migrations().back().version; }
 
-absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& url) {
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
+    const std::string& url) {
   ASSIGN_OR_RETURN(sql::DatabaseUrl parsed, sql::ParseDatabaseUrl(url));
   if (parsed.backend == sql::Backend::kOdbc) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "state store \"", parsed.redacted,
-        "\": the server keeps its state in SQLite (sqlite:///path) or PostgreSQL "
-        "(postgresql://...), not through ODBC"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("state store \"", parsed.redacted,
+                     "\": the server keeps its state in SQLite "
+                     "(sqlite:///path) or PostgreSQL "
+                     "(postgresql://...), not through ODBC"));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<soci::session> session, sql::OpenSession(parsed));
-  std::unique_ptr<StateStore> store(new StateStore(std::move(parsed), std::move(session)));
+  ASSIGN_OR_RETURN(std::unique_ptr<soci::session> session,
+                   sql::OpenSession(parsed));
+  std::unique_ptr<StateStore> store(
+      new StateStore(std::move(parsed), std::move(session)));
   RETURN_IF_ERROR(store->Migrate());
   return store;
 }
@@ -84,7 +88,8 @@ absl::Status StateStore::Migrate() {
   int current = 0;
   RETURN_IF_ERROR(sql::Guard("prepare state store", [&] {
     if (url_.backend == sql::Backend::kSqlite) {
-      // WAL lets readers go on while the registry writes; foreign keys are off by default in SQLite.
+      // WAL lets readers go on while the registry writes; foreign keys are off
+      // by default in SQLite.
       sql << "PRAGMA journal_mode=WAL";
       sql << "PRAGMA foreign_keys=ON";
     }
@@ -93,7 +98,8 @@ absl::Status StateStore::Migrate() {
                 description TEXT NOT NULL,
                 applied_at TEXT NOT NULL))";
     soci::indicator indicator;
-    sql << "SELECT MAX(version) FROM schema_migrations", soci::into(current, indicator);
+    sql << "SELECT MAX(version) FROM schema_migrations",
+        soci::into(current, indicator);
     if (indicator == soci::i_null) current = 0;
   }));
   if (current > LatestSchemaVersion()) {
@@ -105,18 +111,21 @@ absl::Status StateStore::Migrate() {
   for (const Migration& migration : Migrations()) {
     if (migration.version <= current) continue;
     RETURN_IF_ERROR(sql::Guard(
-        absl::StrCat("migrate state store to version ", migration.version), [&] {
+        absl::StrCat("migrate state store to version ", migration.version),
+        [&] {
           soci::transaction transaction(sql);
           for (const char* statement : migration.statements) sql << statement;
           const std::string applied_at = absl::FormatTime(absl::Now());
           const std::string description = migration.description;
-          sql << "INSERT INTO schema_migrations (version, description, applied_at) "
+          sql << "INSERT INTO schema_migrations (version, description, "
+                 "applied_at) "
                  "VALUES (:version, :description, :applied_at)",
-              soci::use(migration.version), soci::use(description), soci::use(applied_at);
+              soci::use(migration.version), soci::use(description),
+              soci::use(applied_at);
           transaction.commit();
         }));
-    Logger("store")->info("state store migrated to schema version {} ({})", migration.version,
-                          migration.description);
+    Logger("store")->info("state store migrated to schema version {} ({})",
+                          migration.version, migration.description);
     current = migration.version;
   }
   schema_version_ = current;
@@ -128,15 +137,20 @@ absl::StatusOr<std::vector<v1::Database>> StateStore::LoadDatabases() {
   soci::session& sql = *session_;
   std::vector<v1::Database> databases;
   RETURN_IF_ERROR(sql::Guard("load the agent registry", [&] {
-    std::string id, engine_version, agent_version, agent_host, agent_peer, capabilities;
+    std::string id, engine_version, agent_version, agent_host, agent_peer,
+        capabilities;
     int engine = 0, connector = 0, state = 0;
     long long first_seen = 0, connected = 0, last_seen = 0;
     soci::statement statement =
-        (sql.prepare << "SELECT database_id, engine, engine_version, connector, agent_version, "
-                        "agent_host, agent_peer, capabilities, connection_state, first_seen_us, "
-                        "connected_us, last_seen_us FROM databases ORDER BY database_id",
-         soci::into(id), soci::into(engine), soci::into(engine_version), soci::into(connector),
-         soci::into(agent_version), soci::into(agent_host), soci::into(agent_peer),
+        (sql.prepare << "SELECT database_id, engine, engine_version, "
+                        "connector, agent_version, "
+                        "agent_host, agent_peer, capabilities, "
+                        "connection_state, first_seen_us, "
+                        "connected_us, last_seen_us FROM databases ORDER BY "
+                        "database_id",
+         soci::into(id), soci::into(engine), soci::into(engine_version),
+         soci::into(connector), soci::into(agent_version),
+         soci::into(agent_host), soci::into(agent_peer),
          soci::into(capabilities), soci::into(state), soci::into(first_seen),
          soci::into(connected), soci::into(last_seen));
     statement.execute();
@@ -149,7 +163,8 @@ absl::StatusOr<std::vector<v1::Database>> StateStore::LoadDatabases() {
       database.set_agent_version(agent_version);
       database.set_agent_host(agent_host);
       database.set_agent_peer(agent_peer);
-      for (absl::string_view capability : absl::StrSplit(capabilities, ',', absl::SkipEmpty())) {
+      for (absl::string_view capability :
+           absl::StrSplit(capabilities, ',', absl::SkipEmpty())) {
         database.add_capabilities(std::string(capability));
       }
       database.set_connection_state(static_cast<v1::ConnectionState>(state));
@@ -159,14 +174,16 @@ absl::StatusOr<std::vector<v1::Database>> StateStore::LoadDatabases() {
     }
     std::string label_key, label_value;
     soci::statement labels =
-        (sql.prepare << "SELECT database_id, label_key, label_value FROM database_labels "
+        (sql.prepare << "SELECT database_id, label_key, label_value FROM "
+                        "database_labels "
                         "ORDER BY database_id, label_key",
          soci::into(id), soci::into(label_key), soci::into(label_value));
     labels.execute();
     size_t index = 0;
     while (labels.fetch()) {
       // Both result sets are ordered by database id: walk them together.
-      while (index < databases.size() && databases[index].database_id() < id) ++index;
+      while (index < databases.size() && databases[index].database_id() < id)
+        ++index;
       if (index < databases.size() && databases[index].database_id() == id) {
         (*databases[index].mutable_labels())[label_key] = label_value;
       }
@@ -189,20 +206,28 @@ void StateStore::UpsertLocked(const v1::Database& database) {
   const long long first_seen = ToMicros(database.first_seen_time());
   const long long connected = ToMicros(database.connected_time());
   const long long last_seen = ToMicros(database.last_seen_time());
-  sql << "INSERT INTO databases (database_id, engine, engine_version, connector, agent_version, "
-         "agent_host, agent_peer, capabilities, connection_state, first_seen_us, connected_us, "
-         "last_seen_us) VALUES (:id, :engine, :engine_version, :connector, :agent_version, "
-         ":agent_host, :agent_peer, :capabilities, :state, :first_seen, :connected, :last_seen) "
+  sql << "INSERT INTO databases (database_id, engine, engine_version, "
+         "connector, agent_version, "
+         "agent_host, agent_peer, capabilities, connection_state, "
+         "first_seen_us, connected_us, "
+         "last_seen_us) VALUES (:id, :engine, :engine_version, :connector, "
+         ":agent_version, "
+         ":agent_host, :agent_peer, :capabilities, :state, :first_seen, "
+         ":connected, :last_seen) "
          "ON CONFLICT (database_id) DO UPDATE SET engine = excluded.engine, "
-         "engine_version = excluded.engine_version, connector = excluded.connector, "
-         "agent_version = excluded.agent_version, agent_host = excluded.agent_host, "
-         "agent_peer = excluded.agent_peer, capabilities = excluded.capabilities, "
-         "connection_state = excluded.connection_state, connected_us = excluded.connected_us, "
+         "engine_version = excluded.engine_version, connector = "
+         "excluded.connector, "
+         "agent_version = excluded.agent_version, agent_host = "
+         "excluded.agent_host, "
+         "agent_peer = excluded.agent_peer, capabilities = "
+         "excluded.capabilities, "
+         "connection_state = excluded.connection_state, connected_us = "
+         "excluded.connected_us, "
          "last_seen_us = excluded.last_seen_us",
-      soci::use(id), soci::use(engine), soci::use(engine_version), soci::use(connector),
-      soci::use(agent_version), soci::use(agent_host), soci::use(agent_peer),
-      soci::use(capabilities), soci::use(state), soci::use(first_seen), soci::use(connected),
-      soci::use(last_seen);
+      soci::use(id), soci::use(engine), soci::use(engine_version),
+      soci::use(connector), soci::use(agent_version), soci::use(agent_host),
+      soci::use(agent_peer), soci::use(capabilities), soci::use(state),
+      soci::use(first_seen), soci::use(connected), soci::use(last_seen);
   sql << "DELETE FROM database_labels WHERE database_id = :id", soci::use(id);
   for (const auto& [key, value] : database.labels()) {
     sql << "INSERT INTO database_labels (database_id, label_key, label_value) "
@@ -215,7 +240,8 @@ absl::Status StateStore::UpsertDatabase(const v1::Database& database) {
   return UpsertDatabases({database});
 }
 
-absl::Status StateStore::UpsertDatabases(const std::vector<v1::Database>& databases) {
+absl::Status StateStore::UpsertDatabases(
+    const std::vector<v1::Database>& databases) {
   if (databases.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mutex_);
   return sql::Guard("save the agent registry", [&] {

@@ -1,5 +1,6 @@
-// The server's persistent state: a SQLite file (default) or a PostgreSQL database reached through SOCI.
-// Owns the state schema and its migrations, applied in order at start. Thread-safe.
+// The server's persistent state: a SQLite file (default) or a PostgreSQL
+// database reached through SOCI. Owns the state schema and its migrations,
+// applied in order at start. Thread-safe.
 #ifndef ECLIPTIX_SERVER_STATE_STORE_H_
 #define ECLIPTIX_SERVER_STATE_STORE_H_
 
@@ -19,10 +20,12 @@ namespace ecliptix::server {
 
 class StateStore {
  public:
-  // Opens the store and migrates its schema to the newest version this server knows.
-  // INVALID_ARGUMENT for a URL that is not sqlite:// or postgresql://; UNAVAILABLE when it cannot be
-  // reached; FAILED_PRECONDITION when the schema is newer than this server.
-  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& url);
+  // Opens the store and migrates its schema to the newest version this server
+  // knows. INVALID_ARGUMENT for a URL that is not sqlite:// or postgresql://;
+  // UNAVAILABLE when it cannot be reached; FAILED_PRECONDITION when the schema
+  // is newer than this server.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(
+      const std::string& url);
 
   // The schema version after migration.
   int schema_version() const { return schema_version_; }
@@ -34,13 +37,15 @@ class StateStore {
   // Inserts or replaces one database and its labels, atomically.
   absl::Status UpsertDatabase(const fleet::v1::Database& database);
   // Inserts or replaces several databases in one transaction.
-  absl::Status UpsertDatabases(const std::vector<fleet::v1::Database>& databases);
+  absl::Status UpsertDatabases(
+      const std::vector<fleet::v1::Database>& databases);
 
  private:
   StateStore(sql::DatabaseUrl url, std::unique_ptr<soci::session> session)
       : url_(std::move(url)), session_(std::move(session)) {}
   absl::Status Migrate();
-  void UpsertLocked(const fleet::v1::Database& database) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  void UpsertLocked(const fleet::v1::Database& database)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   const sql::DatabaseUrl url_;
   absl::Mutex mutex_;

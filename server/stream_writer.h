@@ -1,15 +1,16 @@
-// A write queue for one server stream (bidi or server-streaming reactor), following the callback
-// API's rules: one write in flight, StartWrite and Finish called outside our own lock, Finish exactly
-// once and only after the queue drained, and the reactor kept alive while another thread writes to it
+// A write queue for one server stream (bidi or server-streaming reactor),
+// following the callback API's rules: one write in flight, StartWrite and
+// Finish called outside our own lock, Finish exactly once and only after the
+// queue drained, and the reactor kept alive while another thread writes to it
 // (Finish, and so OnDone, cannot happen while a write is in flight).
 #ifndef ECLIPTIX_SERVER_STREAM_WRITER_H_
 #define ECLIPTIX_SERVER_STREAM_WRITER_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <deque>
 #include <functional>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -22,12 +23,15 @@ class StreamWriter {
   using StartWriteFn = std::function<void(const Message*)>;
   using FinishFn = std::function<void(const grpc::Status&)>;
 
-  // `max_queued` bounds memory for a slow reader: past it the stream is finished with
-  // RESOURCE_EXHAUSTED rather than buffering without limit.
+  // `max_queued` bounds memory for a slow reader: past it the stream is
+  // finished with RESOURCE_EXHAUSTED rather than buffering without limit.
   StreamWriter(StartWriteFn start_write, FinishFn finish, size_t max_queued)
-      : start_write_(std::move(start_write)), finish_(std::move(finish)), max_queued_(max_queued) {}
+      : start_write_(std::move(start_write)),
+        finish_(std::move(finish)),
+        max_queued_(max_queued) {}
 
-  // Queues a message; false when the stream is finishing and the message was dropped.
+  // Queues a message; false when the stream is finishing and the message was
+  // dropped.
   bool Write(Message message) {
     const Message* to_start = nullptr;
     bool overflow = false;
@@ -44,8 +48,9 @@ class StreamWriter {
         }
       }
     }
-    // Touch nothing of `this` after starting a write: it may complete inline. The caller's reference to
-    // the owner keeps this object alive, not the reactor.
+    // Touch nothing of `this` after starting a write: it may complete inline.
+    // The caller's reference to the owner keeps this object alive, not the
+    // reactor.
     if (to_start != nullptr) {
       start_write_(to_start);
     } else if (overflow) {
@@ -56,14 +61,16 @@ class StreamWriter {
     return true;
   }
 
-  // Finishes the stream with `status` after the queued messages are written. Later calls are ignored.
+  // Finishes the stream with `status` after the queued messages are written.
+  // Later calls are ignored.
   void Finish(const grpc::Status& status) {
     {
       absl::MutexLock lock(&mutex_);
       if (finishing_) return;
       finishing_ = true;
       final_status_ = status;
-      if (write_in_flight_) return;  // OnWriteDone finishes once the queue drains.
+      if (write_in_flight_)
+        return;  // OnWriteDone finishes once the queue drains.
       finish_started_ = true;
     }
     finish_(status);
@@ -96,7 +103,8 @@ class StreamWriter {
         queue_.clear();
         if (!finishing_) {
           finishing_ = true;
-          final_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broken");
+          final_status_ =
+              grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream broken");
         }
       }
       if (!queue_.empty()) {
@@ -123,8 +131,8 @@ class StreamWriter {
   const size_t max_queued_;
 
   mutable absl::Mutex mutex_;
-  // std::deque keeps references to existing elements valid across push_back, so the message being
-  // written stays where gRPC reads it.
+  // std::deque keeps references to existing elements valid across push_back, so
+  // the message being written stays where gRPC reads it.
   std::deque<Message> queue_ ABSL_GUARDED_BY(mutex_);
   bool write_in_flight_ ABSL_GUARDED_BY(mutex_) = false;
   bool finishing_ ABSL_GUARDED_BY(mutex_) = false;

@@ -28,7 +28,8 @@ class ReflectionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     static int starts = 0;
-    const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/reflection-", ++starts);
+    const std::string dir =
+        absl::StrCat(std::getenv("TEST_TMPDIR"), "/reflection-", ++starts);
     std::filesystem::create_directories(dir);
     auto server = ChildProcess::Start(
         {RunfilePath("server/ecliptix-server"), "--listen=127.0.0.1:0",

@@ -17,7 +17,9 @@ using ::testing::HasSubstr;
 
 class FakeSession : public AgentSession {
  public:
-  void Send(v1::ServerMessage message) override { sent.push_back(std::move(message)); }
+  void Send(v1::ServerMessage message) override {
+    sent.push_back(std::move(message));
+  }
   void Close(const absl::Status& status) override { closed_with = status; }
   std::vector<v1::ServerMessage> sent;
   absl::Status closed_with = absl::OkStatus();
@@ -38,7 +40,8 @@ class RecordingSink : public FleetEventSink {
   bool open = true;
 };
 
-v1::Hello MakeHello(const std::string& id, std::map<std::string, std::string> labels = {}) {
+v1::Hello MakeHello(const std::string& id,
+                    std::map<std::string, std::string> labels = {}) {
   v1::Hello hello;
   hello.set_database_id(id);
   hello.set_engine(v1::ENGINE_SQLITE);
@@ -64,8 +67,8 @@ class RegistryTest : public ::testing::Test {
 
 TEST_F(RegistryTest, RegisterListsTheDatabaseConnectedWithItsLabels) {
   auto session = std::make_shared<FakeSession>();
-  auto registration =
-      registry_.Register(MakeHello("db-1", {{"env", "prod"}}), "ipv4:127.0.0.1:1", session);
+  auto registration = registry_.Register(MakeHello("db-1", {{"env", "prod"}}),
+                                         "ipv4:127.0.0.1:1", session);
   ASSERT_TRUE(registration.ok()) << registration.status();
   EXPECT_TRUE(registration->welcome.first_registration());
   EXPECT_EQ(registration->welcome.heartbeat_interval().seconds(), 10);
@@ -80,7 +83,8 @@ TEST_F(RegistryTest, RegisterListsTheDatabaseConnectedWithItsLabels) {
 
 TEST_F(RegistryTest, HelloWithoutDatabaseIdIsRefusedAndNotRegistered) {
   v1::Hello hello = MakeHello("");
-  auto registration = registry_.Register(hello, "peer", std::make_shared<FakeSession>());
+  auto registration =
+      registry_.Register(hello, "peer", std::make_shared<FakeSession>());
   EXPECT_EQ(registration.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(registration.status().message(), HasSubstr("hello.database_id"));
   auto list = registry_.ListDatabases({});
@@ -91,13 +95,21 @@ TEST_F(RegistryTest, HelloWithoutDatabaseIdIsRefusedAndNotRegistered) {
 TEST_F(RegistryTest, HelloWithBadFieldsNamesTheField) {
   v1::Hello no_engine = MakeHello("db-1");
   no_engine.set_engine(v1::ENGINE_UNSPECIFIED);
-  EXPECT_THAT(registry_.Register(no_engine, "p", std::make_shared<FakeSession>()).status().message(),
-              HasSubstr("hello.engine"));
+  EXPECT_THAT(
+      registry_.Register(no_engine, "p", std::make_shared<FakeSession>())
+          .status()
+          .message(),
+      HasSubstr("hello.engine"));
   v1::Hello bad_label = MakeHello("db-1", {{"env", "has space"}});
-  EXPECT_THAT(registry_.Register(bad_label, "p", std::make_shared<FakeSession>()).status().message(),
-              HasSubstr("hello.labels[env]"));
+  EXPECT_THAT(
+      registry_.Register(bad_label, "p", std::make_shared<FakeSession>())
+          .status()
+          .message(),
+      HasSubstr("hello.labels[env]"));
   v1::Hello bad_id = MakeHello("db/1");
-  EXPECT_EQ(registry_.Register(bad_id, "p", std::make_shared<FakeSession>()).status().code(),
+  EXPECT_EQ(registry_.Register(bad_id, "p", std::make_shared<FakeSession>())
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -111,67 +123,78 @@ TEST_F(RegistryTest, MissedHeartbeatDeadlineMarksLostAndClosesTheStream) {
   clock_.Advance(absl::Seconds(20));
   registry_.Touch(registration->session_id);
   clock_.Advance(absl::Seconds(25));
-  EXPECT_EQ(registry_.CheckHeartbeats(), 0) << "a heartbeat 25s ago is within the 30s timeout";
+  EXPECT_EQ(registry_.CheckHeartbeats(), 0)
+      << "a heartbeat 25s ago is within the 30s timeout";
   clock_.Advance(absl::Seconds(6));
   EXPECT_EQ(registry_.CheckHeartbeats(), 1);
 
   EXPECT_EQ(session->closed_with.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(), v1::CONNECTION_STATE_LOST);
+  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(),
+            v1::CONNECTION_STATE_LOST);
   EXPECT_THAT(sink->Types(),
               ::testing::ElementsAre(v1::FleetEvent::TYPE_SNAPSHOT,
                                      v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE,
                                      v1::FleetEvent::TYPE_LOST));
   // The closed stream's end does not turn LOST into DISCONNECTED.
   registry_.Unregister(registration->session_id, "stream ended");
-  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(), v1::CONNECTION_STATE_LOST);
+  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(),
+            v1::CONNECTION_STATE_LOST);
 }
 
 TEST_F(RegistryTest, ReconnectAfterLostIsConnectedAgain) {
-  auto first = registry_.Register(MakeHello("db-1"), "peer", std::make_shared<FakeSession>());
+  auto first = registry_.Register(MakeHello("db-1"), "peer",
+                                  std::make_shared<FakeSession>());
   ASSERT_TRUE(first.ok());
   clock_.Advance(absl::Seconds(31));
   ASSERT_EQ(registry_.CheckHeartbeats(), 1);
-  auto second = registry_.Register(MakeHello("db-1"), "peer", std::make_shared<FakeSession>());
+  auto second = registry_.Register(MakeHello("db-1"), "peer",
+                                   std::make_shared<FakeSession>());
   ASSERT_TRUE(second.ok());
   EXPECT_FALSE(second->welcome.first_registration());
-  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(), v1::CONNECTION_STATE_CONNECTED);
+  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(),
+            v1::CONNECTION_STATE_CONNECTED);
 }
 
 TEST_F(RegistryTest, NewSessionSupersedesTheOldOne) {
   auto old_session = std::make_shared<FakeSession>();
   auto first = registry_.Register(MakeHello("db-1"), "peer-a", old_session);
   ASSERT_TRUE(first.ok());
-  auto second = registry_.Register(MakeHello("db-1"), "peer-b", std::make_shared<FakeSession>());
+  auto second = registry_.Register(MakeHello("db-1"), "peer-b",
+                                   std::make_shared<FakeSession>());
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(old_session->closed_with.code(), absl::StatusCode::kAborted);
   // The old stream ending must not disconnect the new session.
   registry_.Unregister(first->session_id, "stream ended");
-  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(), v1::CONNECTION_STATE_CONNECTED);
+  EXPECT_EQ(registry_.GetDatabase("db-1")->connection_state(),
+            v1::CONNECTION_STATE_CONNECTED);
   EXPECT_EQ(registry_.GetDatabase("db-1")->agent_peer(), "peer-b");
 }
 
 TEST_F(RegistryTest, EventsForConnectDisconnectAndLabelChange) {
   auto sink = std::make_shared<RecordingSink>();
   ASSERT_TRUE(registry_.Watch("env=prod", sink).ok());
-  auto first =
-      registry_.Register(MakeHello("db-1", {{"env", "prod"}}), "peer", std::make_shared<FakeSession>());
+  auto first = registry_.Register(MakeHello("db-1", {{"env", "prod"}}), "peer",
+                                  std::make_shared<FakeSession>());
   ASSERT_TRUE(first.ok());
   registry_.Unregister(first->session_id, "agent closed the stream");
-  auto second = registry_.Register(MakeHello("db-1", {{"env", "staging"}}), "peer",
-                                   std::make_shared<FakeSession>());
+  auto second = registry_.Register(MakeHello("db-1", {{"env", "staging"}}),
+                                   "peer", std::make_shared<FakeSession>());
   ASSERT_TRUE(second.ok());
   // Unrelated database outside the selector: not seen.
-  ASSERT_TRUE(registry_.Register(MakeHello("db-2", {{"env", "dev"}}), "peer",
-                                 std::make_shared<FakeSession>())
+  ASSERT_TRUE(registry_
+                  .Register(MakeHello("db-2", {{"env", "dev"}}), "peer",
+                            std::make_shared<FakeSession>())
                   .ok());
 
-  EXPECT_THAT(sink->Types(),
-              ::testing::ElementsAre(
-                  v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE, v1::FleetEvent::TYPE_REGISTERED,
-                  v1::FleetEvent::TYPE_CONNECTED, v1::FleetEvent::TYPE_DISCONNECTED,
-                  // Moved out of env=prod: the watcher does not see it connect as staging, but
-                  // hears that it left.
-                  v1::FleetEvent::TYPE_LABELS_CHANGED));
+  EXPECT_THAT(
+      sink->Types(),
+      ::testing::ElementsAre(v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE,
+                             v1::FleetEvent::TYPE_REGISTERED,
+                             v1::FleetEvent::TYPE_CONNECTED,
+                             v1::FleetEvent::TYPE_DISCONNECTED,
+                             // Moved out of env=prod: the watcher does not see
+                             // it connect as staging, but hears that it left.
+                             v1::FleetEvent::TYPE_LABELS_CHANGED));
   EXPECT_EQ(sink->events.back().previous_labels().at("env"), "prod");
   EXPECT_EQ(sink->events[3].reason(), "agent closed the stream");
 }
@@ -180,19 +203,26 @@ TEST_F(RegistryTest, ClosedSinkIsForgotten) {
   auto sink = std::make_shared<RecordingSink>();
   ASSERT_TRUE(registry_.Watch("", sink).ok());
   sink->open = false;
-  ASSERT_TRUE(registry_.Register(MakeHello("db-1"), "p", std::make_shared<FakeSession>()).ok());
+  ASSERT_TRUE(
+      registry_
+          .Register(MakeHello("db-1"), "p", std::make_shared<FakeSession>())
+          .ok());
   const size_t seen = sink->events.size();
-  ASSERT_TRUE(registry_.Register(MakeHello("db-2"), "p", std::make_shared<FakeSession>()).ok());
+  ASSERT_TRUE(
+      registry_
+          .Register(MakeHello("db-2"), "p", std::make_shared<FakeSession>())
+          .ok());
   EXPECT_EQ(sink->events.size(), seen);
 }
 
 TEST_F(RegistryTest, ListPagesThroughEveryMatchingDatabase) {
   for (int i = 0; i < 250; ++i) {
     const std::string id = absl::StrCat("db-", 1000 + i);
-    ASSERT_TRUE(registry_
-                    .Register(MakeHello(id, {{"env", i % 2 ? "prod" : "staging"}}), "p",
-                              std::make_shared<FakeSession>())
-                    .ok());
+    ASSERT_TRUE(
+        registry_
+            .Register(MakeHello(id, {{"env", i % 2 ? "prod" : "staging"}}), "p",
+                      std::make_shared<FakeSession>())
+            .ok());
   }
   v1::ListDatabasesRequest request;
   request.set_selector("env=prod");
@@ -203,7 +233,8 @@ TEST_F(RegistryTest, ListPagesThroughEveryMatchingDatabase) {
     auto page = registry_.ListDatabases(request);
     ASSERT_TRUE(page.ok()) << page.status();
     EXPECT_EQ(page->total_size(), 125);
-    for (const auto& database : page->databases()) ids.push_back(database.database_id());
+    for (const auto& database : page->databases())
+      ids.push_back(database.database_id());
     request.set_page_token(page->next_page_token());
     ++pages;
   } while (!request.page_token().empty());
@@ -222,14 +253,17 @@ TEST_F(RegistryTest, BadListArgumentsAreInvalid) {
 
   request.set_selector("");
   request.set_page_token("not-a-token");
-  EXPECT_EQ(registry_.ListDatabases(request).status().code(), absl::StatusCode::kInvalidArgument);
-
-  EXPECT_EQ(registry_.Watch("env in (a", std::make_shared<RecordingSink>()).code(),
+  EXPECT_EQ(registry_.ListDatabases(request).status().code(),
             absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(
+      registry_.Watch("env in (a", std::make_shared<RecordingSink>()).code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(RegistryTest, UnknownDatabaseIsNotFound) {
-  EXPECT_EQ(registry_.GetDatabase("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_.GetDatabase("nope").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(RegistryTest, CommandsGoToConnectedAgentsOnly) {
@@ -244,9 +278,11 @@ TEST_F(RegistryTest, CommandsGoToConnectedAgentsOnly) {
   EXPECT_EQ(session->sent[0].command().command_id(), *id);
 
   std::vector<std::string> observed;
-  registry_.AddCommandObserver([&](const std::string& database_id, const v1::AgentMessage& message) {
-    observed.push_back(absl::StrCat(database_id, ":", message.command_ack().command_id()));
-  });
+  registry_.AddCommandObserver(
+      [&](const std::string& database_id, const v1::AgentMessage& message) {
+        observed.push_back(
+            absl::StrCat(database_id, ":", message.command_ack().command_id()));
+      });
   v1::AgentMessage ack;
   ack.mutable_command_ack()->set_command_id(*id);
   registry_.OnCommandMessage(registration->session_id, ack);
@@ -255,23 +291,28 @@ TEST_F(RegistryTest, CommandsGoToConnectedAgentsOnly) {
   registry_.Unregister(registration->session_id, "gone");
   EXPECT_EQ(registry_.SendCommand("db-1", command).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(registry_.SendCommand("db-9", command).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_.SendCommand("db-9", command).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(RegistryPersistenceTest, RegistrySurvivesARestartAsDisconnected) {
-  const std::string url =
-      absl::StrCat("sqlite://", std::getenv("TEST_TMPDIR"), "/registry-persistence.db");
+  const std::string url = absl::StrCat("sqlite://", std::getenv("TEST_TMPDIR"),
+                                       "/registry-persistence.db");
   FakeClock clock;
   {
     auto store = StateStore::Open(url);
     ASSERT_TRUE(store.ok()) << store.status();
     Registry registry(store->get(), &clock, {});
     ASSERT_TRUE(registry.Load().ok());
-    ASSERT_TRUE(registry
-                    .Register(MakeHello("db-a", {{"env", "prod"}, {"region", "eu"}}), "p",
-                              std::make_shared<FakeSession>())
-                    .ok());
-    ASSERT_TRUE(registry.Register(MakeHello("db-b"), "p", std::make_shared<FakeSession>()).ok());
+    ASSERT_TRUE(
+        registry
+            .Register(MakeHello("db-a", {{"env", "prod"}, {"region", "eu"}}),
+                      "p", std::make_shared<FakeSession>())
+            .ok());
+    ASSERT_TRUE(
+        registry
+            .Register(MakeHello("db-b"), "p", std::make_shared<FakeSession>())
+            .ok());
     registry.Stop();  // Flushes pending writes.
   }
   auto store = StateStore::Open(url);

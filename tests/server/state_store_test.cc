@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/sql/session.h"
 #include "gmock/gmock.h"
-#include "tests/testing/postgres.h"
 #include "gtest/gtest.h"
+#include "tests/testing/postgres.h"
 
 namespace ecliptix::server {
 namespace {
@@ -45,7 +45,8 @@ void ExpectRoundTrip(const std::string& url) {
     // A changed label set replaces the old one.
     database.mutable_labels()->erase("tier");
     (*database.mutable_labels())["region"] = "eu";
-    ASSERT_TRUE((*store)->UpsertDatabases({database, MakeDatabase("db-0")}).ok());
+    ASSERT_TRUE(
+        (*store)->UpsertDatabases({database, MakeDatabase("db-0")}).ok());
   }
   // Reopening migrates nothing and finds the rows.
   auto store = StateStore::Open(url);
@@ -64,11 +65,14 @@ void ExpectRoundTrip(const std::string& url) {
   EXPECT_EQ(loaded.last_seen_time().seconds(), 1'700'000'100);
 }
 
-TEST(StateStoreTest, SqliteRoundTrip) { ExpectRoundTrip(SqliteUrl("roundtrip.db")); }
+TEST(StateStoreTest, SqliteRoundTrip) {
+  ExpectRoundTrip(SqliteUrl("roundtrip.db"));
+}
 
 TEST(StateStoreTest, PostgresqlRoundTrip) {
   if (!testing::PostgresAdminUrl()) {
-    GTEST_SKIP() << "ECLIPTIX_TEST_POSTGRES_URL is not set (tools/test sets it)";
+    GTEST_SKIP()
+        << "ECLIPTIX_TEST_POSTGRES_URL is not set (tools/test sets it)";
   }
   auto scratch = testing::CreateScratchDatabase("state_store");
   ASSERT_TRUE(scratch.ok()) << scratch.status();
@@ -82,8 +86,9 @@ TEST(StateStoreTest, NewerSchemaIsRefused) {
     auto parsed = sql::ParseDatabaseUrl(url);
     auto session = sql::OpenSession(*parsed);
     ASSERT_TRUE(session.ok());
-    **session << "INSERT INTO schema_migrations (version, description, applied_at) "
-                 "VALUES (999, 'from the future', 'now')";
+    **session
+        << "INSERT INTO schema_migrations (version, description, applied_at) "
+           "VALUES (999, 'from the future', 'now')";
   }
   auto store = StateStore::Open(url);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -91,10 +96,13 @@ TEST(StateStoreTest, NewerSchemaIsRefused) {
 }
 
 TEST(StateStoreTest, BadUrlsAreRefused) {
-  EXPECT_EQ(StateStore::Open("mysql://x").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StateStore::Open("odbc://DSN=x").status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(StateStore::Open("sqlite:///nonexistent-dir/x/state.db").status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(StateStore::Open("mysql://x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(StateStore::Open("odbc://DSN=x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      StateStore::Open("sqlite:///nonexistent-dir/x/state.db").status().code(),
+      absl::StatusCode::kUnavailable);
 }
 
 }  // namespace
