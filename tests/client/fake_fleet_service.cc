@@ -1,5 +1,10 @@
 #include "tests/client/fake_fleet_service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -154,16 +159,19 @@ Database MakeDatabase(const std::string& id,
 }
 
 std::string UnusedAddress() {
-  // Bind port 0 with a throwaway server, note the port, and stop it: nothing
-  // listens there after.
+  // Bind port 0, note the port, and close the socket: nothing listens there
+  // after.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
   int port = 0;
-  {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    server->Shutdown();
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
   }
+  close(fd);
   return absl::StrCat("127.0.0.1:", port);
 }
 
