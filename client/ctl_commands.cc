@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "client/ctl_bundle.h"
 #include "client/ctl_format.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -182,6 +183,7 @@ const CommandTable& Commands() {
               "exit after N events, snapshot events included (0: never)"}},
             FleetWatch},
        }},
+      BundleNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

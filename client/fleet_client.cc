@@ -41,7 +41,8 @@ FleetClient::FleetClient(ClientOptions options,
                          std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       channel_(std::move(channel)),
-      stub_(fleet::v1::FleetService::NewStub(channel_)) {}
+      stub_(fleet::v1::FleetService::NewStub(channel_)),
+      bundle_stub_(fleet::v1::BundleService::NewStub(channel_)) {}
 
 void FleetClient::PrepareUnary(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
@@ -163,6 +164,39 @@ void FleetClient::CancelWatches() {
     cancelled = true;
     context->TryCancel();
   }
+}
+
+absl::StatusOr<fleet::v1::BundleInfo> FleetClient::UploadBundle(
+    const std::vector<fleet::v1::BundleFile>& files) {
+  grpc::ClientContext context;
+  PrepareUnary(context);
+  fleet::v1::UploadBundleRequest request;
+  for (const fleet::v1::BundleFile& file : files) *request.add_files() = file;
+  fleet::v1::BundleInfo response;
+  grpc::Status status =
+      bundle_stub_->UploadBundle(&context, request, &response);
+  if (!status.ok()) return ToStatus(status);
+  return response;
+}
+
+absl::StatusOr<fleet::v1::ListBundlesResponse> FleetClient::ListBundles(
+    const fleet::v1::ListBundlesRequest& request) {
+  grpc::ClientContext context;
+  PrepareUnary(context);
+  fleet::v1::ListBundlesResponse response;
+  grpc::Status status = bundle_stub_->ListBundles(&context, request, &response);
+  if (!status.ok()) return ToStatus(status);
+  return response;
+}
+
+absl::StatusOr<fleet::v1::GetBundleResponse> FleetClient::GetBundle(
+    const fleet::v1::GetBundleRequest& request) {
+  grpc::ClientContext context;
+  PrepareUnary(context);
+  fleet::v1::GetBundleResponse response;
+  grpc::Status status = bundle_stub_->GetBundle(&context, request, &response);
+  if (!status.ok()) return ToStatus(status);
+  return response;
 }
 
 }  // namespace ecliptix::client

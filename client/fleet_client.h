@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 
 namespace ecliptix::client {
@@ -71,6 +72,15 @@ class FleetClient {
   // Cancels every WatchFleet running now; later ones are not affected.
   void CancelWatches();
 
+  // BundleService: upload (the server validates and answers with the stored
+  // bundle's info), list and get.
+  absl::StatusOr<fleet::v1::BundleInfo> UploadBundle(
+      const std::vector<fleet::v1::BundleFile>& files);
+  absl::StatusOr<fleet::v1::ListBundlesResponse> ListBundles(
+      const fleet::v1::ListBundlesRequest& request);
+  absl::StatusOr<fleet::v1::GetBundleResponse> GetBundle(
+      const fleet::v1::GetBundleRequest& request);
+
   const ClientOptions& options() const { return options_; }
 
  private:
@@ -85,6 +95,7 @@ class FleetClient {
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<fleet::v1::FleetService::Stub> stub_;
+  std::unique_ptr<fleet::v1::BundleService::Stub> bundle_stub_;
 
   absl::Mutex mutex_;
   // The running watches, each with whether CancelWatches() cancelled it (so its

@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, store, "",
           "sqlite://<data_dir>/state.db");
 ABSL_FLAG(std::string, data_dir, "ecliptix-data",
           "Directory for the default SQLite state store; created if missing.");
+ABSL_FLAG(int64_t, max_bundle_bytes, 16 << 20,
+          "The largest bundle upload accepted, in bytes (sum of its files).");
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error or off");
 ABSL_FLAG(std::string, log_format, "text",
@@ -102,6 +104,9 @@ int main(int argc, char** argv) {
     options.store_url = absl::StrCat(
         "sqlite://", std::filesystem::absolute(data_dir).string(), "/state.db");
   }
+  options.max_bundle_bytes = absl::GetFlag(FLAGS_max_bundle_bytes);
+  if (options.max_bundle_bytes <= 0)
+    Fail(2, "--max_bundle_bytes must be positive");
   options.registry.heartbeat_interval = interval;
   options.registry.heartbeat_timeout = timeout;
 

@@ -3,6 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
+#include <climits>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -20,6 +23,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       std::make_unique<AgentServiceImpl>(server->registry_.get());
   server->fleet_service_ =
       std::make_unique<FleetServiceImpl>(server->registry_.get());
+  server->bundles_ = std::make_unique<BundleCatalog>(
+      server->store_.get(), options.clock, options.max_bundle_bytes);
+  RETURN_IF_ERROR(server->bundles_->Load());
+  server->bundle_service_ =
+      std::make_unique<BundleServiceImpl>(server->bundles_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -31,6 +39,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                            &server->port_);
   builder.RegisterService(server->agent_service_.get());
   builder.RegisterService(server->fleet_service_.get());
+  builder.RegisterService(server->bundle_service_.get());
+  // Uploads up to the bundle limit, plus room for paths and framing; our own
+  // check then answers with a precise message instead of gRPC's generic one.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::min<int64_t>(options.max_bundle_bytes * 2 + (1 << 20), INT32_MAX)));
+  builder.SetMaxSendMessageSize(static_cast<int>(
+      std::min<int64_t>(options.max_bundle_bytes * 2 + (1 << 20), INT32_MAX)));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

@@ -15,6 +15,8 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "server/agent_service.h"
+#include "server/bundle_catalog.h"
+#include "server/bundle_service.h"
 #include "server/fleet_service.h"
 #include "server/registry.h"
 #include "server/state_store.h"
@@ -29,6 +31,8 @@ struct ServerOptions {
   RegistryOptions registry;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
+  // The largest bundle upload accepted (sum of file sizes).
+  int64_t max_bundle_bytes = 16 << 20;
   // Not owned; the real clock by default.
   Clock* clock = Clock::Real();
   // nullptr: plaintext. TLS comes through here.
@@ -50,6 +54,7 @@ class Server {
   void Wait();
 
   Registry& registry() { return *registry_; }
+  BundleCatalog& bundles() { return *bundles_; }
 
  private:
   Server() = default;
@@ -58,7 +63,9 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<BundleCatalog> bundles_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<BundleServiceImpl> bundle_service_;
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

@@ -1,7 +1,9 @@
 #include "server/state_store.h"
 
+#include <stdexcept>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -47,6 +49,26 @@ const std::vector<Migration>& Migrations() {
                 label_key TEXT NOT NULL,
                 label_value TEXT NOT NULL,
                 PRIMARY KEY (database_id, label_key)))",
+       }},
+      {2,
+       "bundles",
+       {
+           // Manifests are stored as binary protobuf and file contents
+           // base64-encoded, in TEXT columns that both engines handle alike.
+           R"(CREATE TABLE bundles (
+                bundle_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                version TEXT NOT NULL,
+                manifest TEXT NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                file_count INTEGER NOT NULL,
+                uploaded_us BIGINT NOT NULL,
+                UNIQUE (name, version)))",
+           R"(CREATE TABLE bundle_files (
+                bundle_id TEXT NOT NULL REFERENCES bundles (bundle_id) ON DELETE CASCADE,
+                path TEXT NOT NULL,
+                content TEXT NOT NULL,
+                PRIMARY KEY (bundle_id, path)))",
        }},
   };
   return *migrations;
@@ -249,6 +271,111 @@ absl::Status StateStore::UpsertDatabases(
     for (const v1::Database& database : databases) UpsertLocked(database);
     transaction.commit();
   });
+}
+
+absl::Status StateStore::InsertBundle(
+    const v1::BundleInfo& info, const std::vector<v1::BundleFile>& files) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  int existing = 0;
+  RETURN_IF_ERROR(sql::Guard("look up bundle", [&] {
+    sql << "SELECT COUNT(*) FROM bundles WHERE bundle_id = :id",
+        soci::use(info.bundle_id()), soci::into(existing);
+  }));
+  if (existing > 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("bundle ", info.bundle_id(), " is stored"));
+  }
+  return sql::Guard("store bundle", [&] {
+    soci::transaction transaction(sql);
+    const std::string manifest =
+        absl::Base64Escape(info.manifest().SerializeAsString());
+    const long long size_bytes = info.size_bytes();
+    const int file_count = info.file_count();
+    const long long uploaded = ToMicros(info.upload_time());
+    sql << "INSERT INTO bundles (bundle_id, name, version, manifest, "
+           "size_bytes, file_count, "
+           "uploaded_us) VALUES (:id, :name, :version, :manifest, :size, "
+           ":count, :uploaded)",
+        soci::use(info.bundle_id()), soci::use(info.name()),
+        soci::use(info.version()), soci::use(manifest), soci::use(size_bytes),
+        soci::use(file_count), soci::use(uploaded);
+    for (const v1::BundleFile& file : files) {
+      const std::string content = absl::Base64Escape(file.content());
+      sql << "INSERT INTO bundle_files (bundle_id, path, content) VALUES (:id, "
+             ":path, :content)",
+          soci::use(info.bundle_id()), soci::use(file.path()),
+          soci::use(content);
+    }
+    transaction.commit();
+  });
+}
+
+absl::StatusOr<std::vector<v1::BundleInfo>> StateStore::LoadBundleInfos() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::BundleInfo> infos;
+  RETURN_IF_ERROR(sql::Guard("load bundles", [&] {
+    std::string id, name, version, manifest;
+    long long size_bytes = 0, uploaded = 0;
+    int file_count = 0;
+    soci::statement statement =
+        (sql.prepare
+             << "SELECT bundle_id, name, version, manifest, size_bytes, "
+                "file_count, "
+                "uploaded_us FROM bundles ORDER BY uploaded_us, bundle_id",
+         soci::into(id), soci::into(name), soci::into(version),
+         soci::into(manifest), soci::into(size_bytes), soci::into(file_count),
+         soci::into(uploaded));
+    statement.execute();
+    while (statement.fetch()) {
+      v1::BundleInfo& info = infos.emplace_back();
+      info.set_bundle_id(id);
+      info.set_name(name);
+      info.set_version(version);
+      std::string bytes;
+      if (!absl::Base64Unescape(manifest, &bytes) ||
+          !info.mutable_manifest()->ParseFromString(bytes)) {
+        throw std::runtime_error(
+            absl::StrCat("stored manifest of ", id, " is damaged"));
+      }
+      info.set_size_bytes(size_bytes);
+      info.set_file_count(file_count);
+      *info.mutable_upload_time() = FromMicros(uploaded);
+    }
+  }));
+  return infos;
+}
+
+absl::StatusOr<std::vector<v1::BundleFile>> StateStore::LoadBundleFiles(
+    const std::string& bundle_id) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::BundleFile> files;
+  RETURN_IF_ERROR(sql::Guard("load bundle files", [&] {
+    std::string path, content;
+    soci::statement statement =
+        (sql.prepare
+             << "SELECT path, content FROM bundle_files WHERE bundle_id = :id "
+                "ORDER BY path",
+         soci::use(bundle_id), soci::into(path), soci::into(content));
+    statement.execute();
+    while (statement.fetch()) {
+      v1::BundleFile& file = files.emplace_back();
+      file.set_path(path);
+      std::string bytes;
+      if (!absl::Base64Unescape(content, &bytes)) {
+        throw std::runtime_error(absl::StrCat("stored file ", path, " of ",
+                                              bundle_id, " is damaged"));
+      }
+      file.set_content(std::move(bytes));
+    }
+  }));
+  if (files.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("bundle ", bundle_id, " has no stored files"));
+  }
+  return files;
 }
 
 }  // namespace ecliptix::server

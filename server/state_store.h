@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/sql/database_url.h"
+#include "ecliptix/fleet/v1/bundle.pb.h"
 #include "ecliptix/fleet/v1/types.pb.h"
 #include "soci/soci.h"
 
@@ -39,6 +40,16 @@ class StateStore {
   // Inserts or replaces several databases in one transaction.
   absl::Status UpsertDatabases(
       const std::vector<fleet::v1::Database>& databases);
+
+  // Stores a bundle and its files in one transaction. ALREADY_EXISTS when its
+  // id is stored already.
+  absl::Status InsertBundle(const fleet::v1::BundleInfo& info,
+                            const std::vector<fleet::v1::BundleFile>& files);
+  // Every stored bundle's info (manifest included), oldest first.
+  absl::StatusOr<std::vector<fleet::v1::BundleInfo>> LoadBundleInfos();
+  // A stored bundle's files, sorted by path.
+  absl::StatusOr<std::vector<fleet::v1::BundleFile>> LoadBundleFiles(
+      const std::string& bundle_id);
 
  private:
   StateStore(sql::DatabaseUrl url, std::unique_ptr<soci::session> session)
