@@ -357,15 +357,75 @@ void ControlStream::HeartbeatLoop(Session* session) {
   session->mutex.Unlock();
 }
 
+// Reports on one command to whichever session is current when it reports.
+class ControlStream::Reporter : public CommandReporter {
+ public:
+  Reporter(ControlStream* stream, std::string command_id)
+      : stream_(stream), command_id_(std::move(command_id)) {}
+
+  void Report(v1::CommandEvent event) override {
+    event.set_command_id(command_id_);
+    *event.mutable_event_time() = ToProtoTime(absl::Now());
+    v1::AgentMessage message;
+    *message.mutable_command_event() = std::move(event);
+    stream_->SendCurrent(std::move(message));
+  }
+
+  void Finish(const absl::Status& status) override {
+    stream_->FinishCommand(command_id_, status);
+  }
+
+ private:
+  ControlStream* const stream_;
+  const std::string command_id_;
+};
+
+bool ControlStream::SendCurrent(v1::AgentMessage message) {
+  std::shared_ptr<Session> session;
+  {
+    absl::MutexLock lock(&mutex_);
+    session = current_;
+  }
+  return session != nullptr && Send(session.get(), std::move(message));
+}
+
+void ControlStream::FinishCommand(const std::string& command_id,
+                                  const absl::Status& status) {
+  const v1::Status finished = ToProtoStatus(status);
+  {
+    absl::MutexLock lock(&journal_mutex_);
+    if (auto it = journal_.find(command_id); it != journal_.end()) {
+      it->second.finished = finished;
+    }
+  }
+  {
+    absl::MutexLock lock(&mutex_);
+    ++commands_executed_;
+  }
+  Log()->info("command {} finished: {}", command_id,
+              status.ok() ? "OK" : status.ToString());
+  v1::AgentMessage event;
+  v1::CommandEvent* command_event = event.mutable_command_event();
+  command_event->set_command_id(command_id);
+  *command_event->mutable_event_time() = ToProtoTime(absl::Now());
+  *command_event->mutable_finished() = finished;
+  SendCurrent(std::move(event));
+}
+
 void ControlStream::HandleCommand(Session* session,
                                   const v1::Command& command) {
   const std::string& id = command.command_id();
-  if (auto it = journal_.find(id); it != journal_.end()) {
+  std::optional<JournalEntry> known;
+  {
+    absl::MutexLock lock(&journal_mutex_);
+    if (auto it = journal_.find(id); it != journal_.end()) known = it->second;
+  }
+  if (known.has_value()) {
     Log()->info(
-        "command {} was already processed; acknowledging it again without "
+        "command {} was already received; acknowledging it again without "
         "running it",
         id);
-    SendOutcome(session, id, it->second);
+    SendOutcome(session, id, *known);
     return;
   }
   JournalEntry entry;
@@ -380,11 +440,32 @@ void ControlStream::HandleCommand(Session* session,
       }
       Log()->debug("ping {} answered", id);
       break;
-    default:
+    case v1::Command::KIND_NOT_SET:
       entry.ack =
           ProtoStatus(absl::StatusCode::kInvalidArgument, kUnsupportedCommand);
       Log()->warn("refusing command {}: {}", id, kUnsupportedCommand);
       break;
+    default: {
+      if (options_.handler == nullptr) {
+        entry.ack = ProtoStatus(absl::StatusCode::kInvalidArgument,
+                                kUnsupportedCommand);
+        Log()->warn("refusing command {}: {}", id, kUnsupportedCommand);
+        break;
+      }
+      const absl::Status accepted = options_.handler->Accept(command);
+      entry.ack = ToProtoStatus(accepted);
+      // Journaled (as running) and acknowledged before it runs: the ack
+      // comes before any event, and Finish, from another thread, finds the
+      // entry.
+      Remember(id, entry);
+      SendOutcome(session, id, entry);
+      if (accepted.ok()) {
+        options_.handler->Run(command, std::make_shared<Reporter>(this, id));
+      } else {
+        Log()->warn("refusing command {}: {}", id, accepted.ToString());
+      }
+      return;
+    }
   }
   // Journal before acknowledging: the ack promises the command will not run
   // twice.
@@ -409,6 +490,11 @@ void ControlStream::SendOutcome(Session* session, const std::string& command_id,
 
 void ControlStream::Remember(const std::string& command_id,
                              JournalEntry entry) {
+  absl::MutexLock lock(&journal_mutex_);
+  if (auto it = journal_.find(command_id); it != journal_.end()) {
+    it->second = std::move(entry);
+    return;
+  }
   journal_[command_id] = std::move(entry);
   journal_order_.push_back(command_id);
   while (journal_order_.size() > kMaxJournalEntries) {

@@ -25,11 +25,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/backoff.h"
+#include "agent/command_handler.h"
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
 
 namespace ecliptix::agent {
 
 struct ControlStreamOptions {
+  // Runs the commands other than ping; nullptr refuses them. Not owned.
+  CommandHandler* handler = nullptr;
   // host:port of ecliptix-server.
   std::string server_address;
   // nullptr = insecure (plaintext); pluggable for TLS.
@@ -94,8 +97,10 @@ class ControlStream {
   // What was answered for a command id, replayed when the id comes again.
   struct JournalEntry {
     fleet::v1::Status ack;
+    // Unset while the command runs.
     std::optional<fleet::v1::Status> finished;
   };
+  class Reporter;
 
   // One session: connect, Hello, Welcome, then serve until the stream ends.
   // Sets `*welcomed`.
@@ -105,6 +110,10 @@ class ControlStream {
   void SendOutcome(Session* session, const std::string& command_id,
                    const JournalEntry& entry);
   void Remember(const std::string& command_id, JournalEntry entry);
+  // Sends on the current session, if any (commands outlive sessions).
+  bool SendCurrent(fleet::v1::AgentMessage message);
+  // Records a running command's outcome and sends its finished event.
+  void FinishCommand(const std::string& command_id, const absl::Status& status);
   // Stamps the next sequence number and writes. False when the stream is closed
   // for writing.
   bool Send(Session* session, fleet::v1::AgentMessage message);
@@ -124,10 +133,12 @@ class ControlStream {
   // Welcome.
   uint64_t last_processed_server_sequence_ ABSL_GUARDED_BY(mutex_) = 0;
 
-  // Touched only by the thread in Run(). In memory for now; the durable journal
-  // comes with the executor.
-  std::unordered_map<std::string, JournalEntry> journal_;
-  std::deque<std::string> journal_order_;
+  // In memory: a restarted agent relies on the database's history table,
+  // which makes re-running a deployment command safe.
+  absl::Mutex journal_mutex_;
+  std::unordered_map<std::string, JournalEntry> journal_
+      ABSL_GUARDED_BY(journal_mutex_);
+  std::deque<std::string> journal_order_ ABSL_GUARDED_BY(journal_mutex_);
 };
 
 }  // namespace ecliptix::agent
