@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
+#include "common/sql/database_url.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 
@@ -76,8 +77,25 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
   for (const auto& [key, value] : options.labels)
     (*hello.mutable_labels())[key] = value;
 
+  ASSIGN_OR_RETURN(::ecliptix::sql::DatabaseUrl url,
+                   ::ecliptix::sql::ParseDatabaseUrl(options.database_url));
+  ExecutorOptions executor_options;
+  executor_options.backup_dir =
+      options.backup_dir.empty() ? DefaultBackupDir(url) : options.backup_dir;
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
+      options.server_address, options.credentials != nullptr
+                                  ? options.credentials
+                                  : grpc::InsecureChannelCredentials());
+
   auto agent = absl::WrapUnique(new Agent(
       std::move(options), std::move(database), std::move(database_id)));
+  agent->executor_ = std::make_unique<Executor>(agent->database_.get(),
+                                                std::move(executor_options));
+  agent->bundle_source_ =
+      std::make_unique<ServerBundleSource>(std::move(channel));
+  agent->deployment_handler_ = std::make_unique<DeploymentHandler>(
+      agent->executor_.get(), agent->bundle_source_.get());
+  stream_options.handler = agent->deployment_handler_.get();
   agent->control_stream_ =
       std::make_unique<ControlStream>(std::move(stream_options));
   {
@@ -94,6 +112,7 @@ Agent::~Agent() {
 }
 
 void Agent::Shutdown() {
+  if (deployment_handler_ != nullptr) deployment_handler_->CancelRunning();
   if (control_stream_ != nullptr) control_stream_->Stop();
 }
 

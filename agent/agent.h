@@ -15,7 +15,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/bundle_source.h"
 #include "agent/control_stream.h"
+#include "agent/deployment_handler.h"
+#include "agent/executor/executor.h"
 #include "agent/target_database.h"
 #include "common/labels.h"
 
@@ -35,6 +38,8 @@ struct AgentOptions {
   absl::Duration max_backoff = absl::Seconds(30);
   // nullptr = insecure; pluggable for TLS later.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Where backups go; empty: DefaultBackupDir() of the database.
+  std::string backup_dir;
 };
 
 class Agent {
@@ -68,6 +73,11 @@ class Agent {
   const AgentOptions options_;
   std::unique_ptr<TargetDatabase> database_;
   const std::string database_id_;
+  // Declared in dependency order: destroyed from the control stream down to
+  // the database.
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ServerBundleSource> bundle_source_;
+  std::unique_ptr<DeploymentHandler> deployment_handler_;
   std::unique_ptr<ControlStream> control_stream_;
 
   absl::Mutex thread_mutex_;

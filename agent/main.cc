@@ -3,6 +3,11 @@
 // (SIGTERM/SIGINT), 2 for a bad command line (flags, URL, labels, database id),
 // 1 when the agent cannot start (database unreachable, database id conflict,
 // ...).
+//
+// With a command as first argument (plan, apply, revert, repair, backup,
+// restore, history, call) it runs in local mode instead: one operation on the
+// database, no server (agent/executor/local_commands.h). SIGINT/SIGTERM then
+// cancel the running step (rolled back); a second signal exits at once.
 #include <signal.h>
 
 #include <cstdio>
@@ -24,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
+#include "agent/executor/local_commands.h"
 #include "common/identifiers.h"
 #include "common/labels.h"
 #include "common/logging.h"
@@ -51,6 +57,10 @@ ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error or off.");
 ABSL_FLAG(std::string, log_format, "text",
           "text or json (one JSON object per line).");
+ABSL_FLAG(std::string, backup_dir, "",
+          "Where backups taken before deployments go (kept on this host). "
+          "Default: next to a SQLite file (.ecliptix-backups), else "
+          "./ecliptix-backups.");
 
 namespace {
 
@@ -146,6 +156,20 @@ void WaitForSignals(sigset_t signals) {
   }
 }
 
+// Local mode: the first signal cancels the running operation (it fails and
+// rolls back, and the command exits 1); a second one exits now.
+void CancelOnSignals(sigset_t signals) {
+  int count = 0;
+  while (true) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (++count > 1) std::_Exit(kExitFailure);
+    std::fprintf(stderr, "ecliptix-agent: received signal %d; cancelling\n",
+                 signal_number);
+    ecliptix::agent::CancelRunningLocalCommand();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
@@ -157,11 +181,25 @@ int main(int argc, char* argv[]) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // A first argument that is not a flag selects local mode.
+  if (argc > 1 && argv[1][0] != '-') {
+    if (!ecliptix::agent::IsLocalCommand(argv[1])) {
+      Fail(kExitUsage,
+           absl::StrCat("unknown command \"", argv[1],
+                        "\": use plan, apply, revert, repair, backup, "
+                        "restore, history or call, or flags only for the "
+                        "agent daemon"));
+    }
+    std::thread(CancelOnSignals, signals).detach();
+    return ecliptix::agent::RunLocalCommand(argc, argv, stdout, stderr);
+  }
+
   absl::SetProgramUsageMessage(
       absl::StrCat("ecliptix-agent ", ecliptix::kVersion,
                    ": manages one database for ecliptix-server.\n"
                    "Usage: ecliptix-agent --database=URL [--server=host:port] "
-                   "[--labels=k=v,...] [flags]"));
+                   "[--labels=k=v,...] [flags]\n",
+                   ecliptix::agent::LocalUsage()));
   // absl's --help lists flags of files named after the program; ours live in
   // agent/main.cc.
   absl::FlagsUsageConfig usage_config;
@@ -188,6 +226,7 @@ int main(int argc, char* argv[]) {
   options.database_id = absl::GetFlag(FLAGS_database_id);
   options.initial_backoff = absl::GetFlag(FLAGS_initial_backoff);
   options.max_backoff = absl::GetFlag(FLAGS_max_backoff);
+  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   if (options.server_address.empty())
     Fail(kExitUsage, "--server is empty: use host:port");
   if (options.database_url.empty()) {

@@ -10,10 +10,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/identifiers.h"
+#include "common/logging.h"
 #include "common/sql/database_url.h"
 #include "common/sql/session.h"
 #include "common/status_macros.h"
 #include "soci/odbc/soci-odbc.h"
+#include "soci/postgresql/soci-postgresql.h"
+#include "soci/sqlite3/soci-sqlite3.h"
 
 namespace ecliptix::agent {
 namespace {
@@ -87,7 +90,69 @@ TargetDatabase::TargetDatabase(std::unique_ptr<soci::session> session,
                                std::string redacted_url)
     : session_(std::move(session)), redacted_url_(std::move(redacted_url)) {}
 
-TargetDatabase::~TargetDatabase() = default;
+TargetDatabase::~TargetDatabase() {
+  absl::MutexLock lock(&cancel_mutex_);
+  if (postgresql_cancel_ != nullptr) PQfreeCancel(postgresql_cancel_);
+}
+
+::sqlite3* TargetDatabase::sqlite_connection() {
+  if (connector_ != v1::CONNECTOR_SQLITE) return nullptr;
+  // SOCI includes <sqlite3.h> inside namespace sqlite_api: the same C struct
+  // under another C++ name.
+  return reinterpret_cast<::sqlite3*>(
+      static_cast<soci::sqlite3_session_backend*>(session_->get_backend())
+          ->conn_);
+}
+
+::PGconn* TargetDatabase::postgresql_connection() {
+  if (connector_ != v1::CONNECTOR_LIBPQ) return nullptr;
+  return static_cast<soci::postgresql_session_backend*>(session_->get_backend())
+      ->conn_;
+}
+
+void TargetDatabase::Interrupt() {
+  switch (connector_) {
+    case v1::CONNECTOR_SQLITE:
+      // Documented as safe from any thread while the connection is open.
+      sqlite_api::sqlite3_interrupt(
+          static_cast<soci::sqlite3_session_backend*>(session_->get_backend())
+              ->conn_);
+      break;
+    case v1::CONNECTOR_LIBPQ: {
+      absl::MutexLock lock(&cancel_mutex_);
+      if (postgresql_cancel_ != nullptr) {
+        char error[256];
+        PQcancel(postgresql_cancel_, error, sizeof(error));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void TargetDatabase::SetNoticeHandler(
+    std::function<void(const std::string&)> handler) {
+  notice_handler_ = std::move(handler);
+}
+
+void TargetDatabase::NoticeReceiver(void* target, const PGresult* notice) {
+  auto* database = static_cast<TargetDatabase*>(target);
+  // "NOTICE: message", from the fields: libpq's formatted text pads the
+  // severity and ends with a newline.
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY);
+  const char* primary = PQresultErrorField(notice, PG_DIAG_MESSAGE_PRIMARY);
+  std::string text =
+      primary != nullptr
+          ? absl::StrCat(severity != nullptr ? severity : "NOTICE", ": ",
+                         sql::OneLine(primary))
+          : sql::OneLine(PQresultErrorMessage(notice));
+  if (database->notice_handler_) {
+    database->notice_handler_(text);
+  } else {
+    Logger("agent")->debug("notice from {}: {}", database->redacted_url_, text);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<TargetDatabase>> TargetDatabase::Open(
     const std::string& url) {
@@ -108,6 +173,12 @@ absl::StatusOr<std::unique_ptr<TargetDatabase>> TargetDatabase::Open(
       break;
   }
   RETURN_IF_ERROR(database->DetectEngine());
+  if (PGconn* connection = database->postgresql_connection()) {
+    PQsetNoticeReceiver(connection, &TargetDatabase::NoticeReceiver,
+                        database.get());
+    absl::MutexLock lock(&database->cancel_mutex_);
+    database->postgresql_cancel_ = PQgetCancel(connection);
+  }
   return database;
 }
 

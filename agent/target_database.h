@@ -7,12 +7,22 @@
 #ifndef ECLIPTIX_AGENT_TARGET_DATABASE_H_
 #define ECLIPTIX_AGENT_TARGET_DATABASE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "ecliptix/fleet/v1/types.pb.h"
 #include "soci/soci.h"
+
+// The native handles under SOCI, declared here so that users of this header do
+// not inherit SQLite's and libpq's headers.
+struct sqlite3;
+typedef struct pg_conn PGconn;
+typedef struct pg_cancel PGcancel;
+typedef struct pg_result PGresult;
 
 namespace ecliptix::agent {
 
@@ -55,6 +65,23 @@ class TargetDatabase {
   // agent.
   soci::session& session() { return *session_; }
 
+  // The native connection under the session, for the executor, which drives
+  // SQLite and libpq directly (progress handler, notices, exact error codes);
+  // nullptr when the connector is another one (ODBC).
+  ::sqlite3* sqlite_connection();
+  ::PGconn* postgresql_connection();
+
+  // Interrupts the statement running on the session, from any thread:
+  // sqlite3_interrupt or PQcancel. A no-op for ODBC (best effort) and when
+  // nothing runs.
+  void Interrupt();
+
+  // Sends the server's notices (PostgreSQL NOTICE, WARNING, INFO from RAISE)
+  // to `handler`, on the thread running the statement, until replaced. Without
+  // a handler notices are logged at debug level: libpq's default prints them
+  // to stderr. Only libpq sessions have notices.
+  void SetNoticeHandler(std::function<void(const std::string&)> handler);
+
  private:
   TargetDatabase(std::unique_ptr<soci::session> session,
                  std::string redacted_url);
@@ -67,6 +94,16 @@ class TargetDatabase {
   fleet::v1::Engine engine_ = fleet::v1::ENGINE_UNSPECIFIED;
   fleet::v1::Connector connector_ = fleet::v1::CONNECTOR_UNSPECIFIED;
   std::string engine_version_;
+
+  // PQcancel needs a cancel object made beforehand; making it takes the
+  // connection, so it is made once at open, on the opening thread.
+  absl::Mutex cancel_mutex_;
+  ::PGcancel* postgresql_cancel_ ABSL_GUARDED_BY(cancel_mutex_) = nullptr;
+
+  // Called by libpq on the thread that runs the statement, which is the
+  // session's one user: no lock needed.
+  std::function<void(const std::string&)> notice_handler_;
+  static void NoticeReceiver(void* target, const PGresult* notice);
 };
 
 }  // namespace ecliptix::agent

@@ -1,0 +1,129 @@
+#include "agent/deployment_handler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace ecliptix::agent {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+
+bool IsDeployment(const v1::Command& command) {
+  switch (command.kind_case()) {
+    case v1::Command::kRunPhase:
+    case v1::Command::kRevertPhase:
+    case v1::Command::kBackup:
+    case v1::Command::kRestore:
+    case v1::Command::kRepair:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+DeploymentHandler::DeploymentHandler(Executor* executor, BundleSource* bundles)
+    : executor_(executor), bundles_(bundles) {}
+
+DeploymentHandler::~DeploymentHandler() {
+  if (worker_.joinable()) worker_.join();
+}
+
+absl::Status DeploymentHandler::Accept(const v1::Command& command) {
+  if (!IsDeployment(command)) {
+    return absl::InvalidArgumentError(
+        "command kind not supported by this agent");
+  }
+  if (command.has_run_phase() && (command.run_phase().bundle_id().empty() ||
+                                  command.run_phase().phase().empty())) {
+    return absl::InvalidArgumentError("run_phase needs bundle_id and phase");
+  }
+  if (command.has_revert_phase() &&
+      (command.revert_phase().bundle_id().empty() ||
+       command.revert_phase().phase().empty())) {
+    return absl::InvalidArgumentError("revert_phase needs bundle_id and phase");
+  }
+  if (command.has_repair() && command.repair().bundle_id().empty()) {
+    return absl::InvalidArgumentError("repair needs bundle_id");
+  }
+  if (command.has_restore() && command.restore().backup_id().empty()) {
+    return absl::InvalidArgumentError("restore needs backup_id");
+  }
+  absl::MutexLock lock(&mutex_);
+  if (!running_.empty()) {
+    // One deployment at a time: a database is changed by one plan at once.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "busy with command ", running_, "; try again when it finishes"));
+  }
+  running_ = command.command_id();
+  return absl::OkStatus();
+}
+
+void DeploymentHandler::Run(const v1::Command& command,
+                            std::shared_ptr<CommandReporter> reporter) {
+  // The previous worker has finished (Accept allowed this one), so joining it
+  // does not wait.
+  if (worker_.joinable()) worker_.join();
+  worker_ = std::thread([this, command, reporter = std::move(reporter)] {
+    const absl::Status status = Execute(command, *reporter);
+    {
+      absl::MutexLock lock(&mutex_);
+      running_.clear();
+    }
+    reporter->Finish(status);
+  });
+}
+
+void DeploymentHandler::CancelRunning() { executor_->Cancel(); }
+
+absl::Status DeploymentHandler::Execute(const v1::Command& command,
+                                        CommandReporter& reporter) {
+  const DeploymentEventSink sink =
+      [&reporter](const v1::DeploymentEvent& event) {
+        v1::CommandEvent command_event;
+        *command_event.mutable_deployment() = event;
+        reporter.Report(std::move(command_event));
+      };
+  auto log = Logger("agent.deploy");
+  switch (command.kind_case()) {
+    case v1::Command::kRunPhase: {
+      const v1::RunPhaseCommand& run = command.run_phase();
+      log->info("command {}: run phase {} of bundle {}{}", command.command_id(),
+                run.phase(), run.bundle_id(),
+                run.dry_run() ? " (dry run)" : "");
+      absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
+          bundles_->Fetch(run.bundle_id());
+      if (!bundle.ok()) return bundle.status();
+      if (run.dry_run()) return executor_->Plan(**bundle, run.phase(), sink);
+      return executor_->RunPhase(**bundle, run.phase(), run.backup_first(),
+                                 sink);
+    }
+    case v1::Command::kRevertPhase: {
+      const v1::RevertPhaseCommand& revert = command.revert_phase();
+      log->info("command {}: revert phase {} of bundle {}",
+                command.command_id(), revert.phase(), revert.bundle_id());
+      absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
+          bundles_->Fetch(revert.bundle_id());
+      if (!bundle.ok()) return bundle.status();
+      return executor_->RevertPhase(**bundle, revert.phase(), sink);
+    }
+    case v1::Command::kRepair: {
+      absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
+          bundles_->Fetch(command.repair().bundle_id());
+      if (!bundle.ok()) return bundle.status();
+      return executor_->Repair(**bundle, command.repair().phase(), sink);
+    }
+    case v1::Command::kBackup:
+      return executor_->Backup(sink).status();
+    case v1::Command::kRestore:
+      return executor_->Restore(command.restore().backup_id(), sink);
+    default:
+      return absl::InvalidArgumentError(
+          "command kind not supported by this agent");
+  }
+}
+
+}  // namespace ecliptix::agent

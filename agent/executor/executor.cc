@@ -1,0 +1,838 @@
+#include "agent/executor/executor.h"
+
+#include <sqlite3.h>
+
+#include <deque>
+#include <filesystem>
+#include <optional>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/executor/row_text.h"
+#include "common/logging.h"
+#include "common/sql/session.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace ecliptix::agent {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+// ecliptix::sql (sessions, SOCI errors), not ecliptix::agent::sql (splitter).
+namespace common_sql = ::ecliptix::sql;
+
+v1::DeploymentEvent NewEvent(const bundle::Bundle& bundle,
+                             const std::string& phase,
+                             const std::string& step) {
+  v1::DeploymentEvent event;
+  event.set_bundle_id(bundle.id());
+  event.set_phase(phase);
+  event.set_step(step);
+  return event;
+}
+
+void SetDuration(absl::Duration duration, google::protobuf::Duration* proto) {
+  const int64_t seconds =
+      absl::IDivDuration(duration, absl::Seconds(1), &duration);
+  proto->set_seconds(seconds);
+  proto->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& proto) {
+  return absl::Seconds(proto.seconds()) + absl::Nanoseconds(proto.nanos());
+}
+
+bool IsTransactional(const v1::Step& step) {
+  return !step.has_transactional() || step.transactional();
+}
+
+std::string StepName(const std::string& phase, const std::string& step) {
+  return absl::StrCat("step \"", step, "\" of phase \"", phase, "\"");
+}
+
+std::string WhenApplied(const HistoryRow& row) {
+  return absl::StrCat("bundle ", row.bundle_name, " ", row.bundle_version,
+                      " at ", FormatHistoryTime(row.started_at));
+}
+
+bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
+
+// Whether `text` names the parameter `:name` (not "::name", a PostgreSQL cast,
+// nor ":names"). Only parameters a statement names are bound to it: SOCI
+// refuses a use element the statement does not have.
+bool UsesParameter(absl::string_view text, absl::string_view name) {
+  const std::string marker = absl::StrCat(":", name);
+  for (size_t at = text.find(marker); at != absl::string_view::npos;
+       at = text.find(marker, at + 1)) {
+    const size_t after = at + marker.size();
+    if (at > 0 && text[at - 1] == ':') continue;
+    if (after < text.size() && IsIdentifierChar(text[after])) continue;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Executor::Executor(TargetDatabase* database, ExecutorOptions options)
+    : database_(database),
+      options_(std::move(options)),
+      history_(database),
+      runner_(database) {}
+
+void Executor::Cancel() {
+  cancelled_.store(true);
+  database_->Interrupt();
+}
+
+absl::StatusOr<v1::Dialect> Executor::DialectOf(
+    const bundle::Bundle& bundle) const {
+  const v1::Dialect dialect = bundle::DialectForEngine(database_->engine());
+  if (dialect == v1::DIALECT_UNSPECIFIED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the engine of ", database_->redacted_url(),
+                     " has no SQL dialect the agent knows"));
+  }
+  for (int supported : bundle.manifest().dialects()) {
+    if (supported == dialect) return dialect;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "bundle ", bundle.manifest().name(), " ", bundle.manifest().version(),
+      " has no SQL for ", bundle::DialectName(dialect), ", the dialect of ",
+      database_->redacted_url()));
+}
+
+absl::Duration Executor::TimeoutOf(const bundle::Bundle& bundle,
+                                   const v1::Step& step) const {
+  const absl::Duration own = FromProto(step.timeout());
+  if (own > absl::ZeroDuration()) return own;
+  const absl::Duration manifest_default =
+      FromProto(bundle.manifest().default_step_timeout());
+  if (manifest_default > absl::ZeroDuration()) return manifest_default;
+  return kDefaultStepTimeout;
+}
+
+HistoryRow Executor::NewRow(const bundle::Bundle& bundle,
+                            const std::string& phase,
+                            const v1::Step& step) const {
+  HistoryRow row;
+  row.bundle_name = bundle.manifest().name();
+  row.bundle_version = bundle.manifest().version();
+  row.bundle_id = bundle.id();
+  row.phase = phase;
+  row.step = step.name();
+  row.kind = StepKindText(step.kind());
+  row.agent_version = kVersion;
+  return row;
+}
+
+absl::StatusOr<std::vector<Executor::StepPlan>> Executor::PlanSteps(
+    const bundle::Bundle& bundle, const v1::Phase& phase, v1::Dialect dialect) {
+  ASSIGN_OR_RETURN(CurrentRows current,
+                   history_.LoadCurrent(bundle.manifest().name()));
+  std::vector<StepPlan> plans;
+  for (const v1::Step& step : phase.steps()) {
+    StepPlan& plan = plans.emplace_back();
+    plan.step = &step;
+    ASSIGN_OR_RETURN(plan.checksum, bundle.StepChecksum(step, dialect));
+    auto it = current.find(std::make_pair(phase.name(), step.name()));
+    if (it == current.end()) {
+      plan.action = StepPlan::Action::kRun;
+      plan.reason = "new";
+      continue;
+    }
+    plan.has_current = true;
+    plan.current = it->second;
+    const HistoryRow& row = plan.current;
+    const std::string name = StepName(phase.name(), step.name());
+    if (row.outcome == kOutcomeApplied) {
+      if (row.checksum == plan.checksum) {
+        plan.action = StepPlan::Action::kSkip;
+      } else if (step.kind() == v1::STEP_KIND_VERSIONED) {
+        plan.action = StepPlan::Action::kRefuse;
+        plan.reason = absl::StrCat(
+            name, " is versioned and was applied with checksum ", row.checksum,
+            " (", WhenApplied(row), "), but this bundle's ",
+            bundle::PathFor(step.sql(), dialect), " has checksum ",
+            plan.checksum,
+            ": a versioned step must not change; run repair after reviewing "
+            "the change");
+      } else {
+        plan.action = StepPlan::Action::kRun;
+        plan.reason = "changed (repeatable)";
+      }
+    } else if (row.outcome == kOutcomeReverted) {
+      plan.action = StepPlan::Action::kRun;
+      plan.reason = "reverted earlier";
+    } else if (row.outcome == kOutcomeRunning) {
+      plan.action = StepPlan::Action::kRefuse;
+      plan.reason = absl::StrCat(
+          name, " started outside a transaction (", WhenApplied(row),
+          ") and its end was never recorded, so its outcome is UNKNOWN (did "
+          "the agent die?); check the database, then run repair");
+    } else {
+      plan.action = StepPlan::Action::kRefuse;
+      plan.reason = absl::StrCat(
+          name, " failed outside a transaction (", WhenApplied(row),
+          ") and may be partly applied: ", row.error,
+          "; undo or complete its changes, then run repair");
+    }
+  }
+  return plans;
+}
+
+absl::StatusOr<Executor::Script> Executor::LoadScript(
+    const bundle::Bundle& bundle, const v1::Step& step, bool revert,
+    v1::Dialect dialect) {
+  Script script;
+  script.step = &step;
+  script.revert = revert;
+  script.file = bundle::PathFor(revert ? step.revert() : step.sql(), dialect);
+  if (script.file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "step \"", step.name(), "\" has no ", revert ? "revert script" : "SQL",
+        " for ", bundle::DialectName(dialect)));
+  }
+  ASSIGN_OR_RETURN(absl::string_view content, bundle.File(script.file));
+  script.file_checksum = bundle::Sha256Id(content);
+  absl::StatusOr<std::vector<sql::Statement>> statements =
+      sql::SplitStatements(dialect, content);
+  if (!statements.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(script.file, ": ", statements.status().message()));
+  }
+  script.statements = *std::move(statements);
+  return script;
+}
+
+absl::Status Executor::Begin() {
+  return common_sql::Guard("beginning a transaction",
+                           [&] { database_->session().begin(); });
+}
+
+absl::Status Executor::Commit() {
+  return common_sql::Guard("committing",
+                           [&] { database_->session().commit(); });
+}
+
+void Executor::Rollback() {
+  // SQLite rolls an interrupted transaction back by itself; a ROLLBACK then
+  // fails with "no transaction is active".
+  if (::sqlite3* connection = database_->sqlite_connection();
+      connection != nullptr && sqlite3_get_autocommit(connection) != 0) {
+    return;
+  }
+  absl::Status status = common_sql::Guard(
+      "rolling back", [&] { database_->session().rollback(); });
+  if (!status.ok())
+    Logger("executor")->warn("{}", std::string(status.message()));
+}
+
+absl::Status Executor::RunScript(const bundle::Bundle& bundle,
+                                 const std::string& phase, const Script& script,
+                                 v1::Dialect dialect,
+                                 const DeploymentEventSink& sink) {
+  const v1::Step& step = *script.step;
+  const bool transactional = IsTransactional(step);
+  const int count = static_cast<int>(script.statements.size());
+  const absl::Time started = absl::Now();
+  const absl::Time deadline = started + TimeoutOf(bundle, step);
+
+  {
+    v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+    v1::StepStarted* started_event = event.mutable_step_started();
+    started_event->set_statement_count(count);
+    started_event->set_kind(step.kind());
+    started_event->set_checksum(script.file_checksum);
+    sink(event);
+  }
+
+  // Notices arrive on this thread while a statement runs; they are reported
+  // before the statement's progress.
+  std::vector<std::string> notices;
+  database_->SetNoticeHandler(
+      [&notices](const std::string& text) { notices.push_back(text); });
+  absl::Cleanup restore_notices = [this] {
+    database_->SetNoticeHandler(nullptr);
+  };
+  auto flush_notices = [&] {
+    for (const std::string& text : notices) {
+      v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+      event.set_notice(text);
+      sink(event);
+    }
+    notices.clear();
+  };
+
+  HistoryRow row = NewRow(bundle, phase, step);
+  row.checksum = script.history_checksum;
+  row.started_at = started;
+
+  // Where the failure happened, for StepFailed.
+  absl::Status status;
+  std::string failed_file = script.file;
+  int failed_index = 0;
+  int failed_line = 0;
+  SqlError sql_error;
+  int64_t rows = 0;
+
+  if (transactional) {
+    status = Begin();
+  } else {
+    // Committed before the first statement: if the agent dies in the step, the
+    // RUNNING row is what tells the next run that nobody knows its outcome.
+    row.outcome = kOutcomeRunning;
+    status = Begin();
+    if (status.ok()) status = history_.InsertCurrent(row);
+    if (status.ok()) status = Commit();
+    if (!status.ok()) Rollback();
+  }
+  if (!status.ok()) sql_error.message = std::string(status.message());
+  const bool step_began = status.ok();
+
+  if (step_began) {
+    runner_.Arm(deadline, &cancelled_, transactional);
+    for (int i = 0; i < count && status.ok(); ++i) {
+      const sql::Statement& statement = script.statements[i];
+      absl::StatusOr<int64_t> affected =
+          runner_.Execute(statement.text, &sql_error);
+      flush_notices();
+      if (affected.ok() && cancelled_.load()) {
+        // Cancel() came between statements or after this one finished: stop
+        // here all the same.
+        sql_error = SqlError{"", "cancelled"};
+        affected = absl::CancelledError("cancelled");
+      }
+      if (!affected.ok()) {
+        status = affected.status();
+        failed_index = i + 1;
+        failed_line = statement.line;
+        break;
+      }
+      rows += *affected;
+      v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+      v1::StatementProgress* progress = event.mutable_statement_progress();
+      progress->set_statement_index(i + 1);
+      progress->set_statement_count(count);
+      progress->set_rows_affected(*affected);
+      sink(event);
+    }
+    if (status.ok() && !script.revert && step.has_verify()) {
+      const v1::Verify& verify = step.verify();
+      absl::StatusOr<std::optional<std::string>> value = runner_.QueryValue(
+          bundle::SqlFor(verify.query(), dialect), &sql_error);
+      flush_notices();
+      failed_file = bundle::kManifestFile;
+      if (!value.ok()) {
+        sql_error.message =
+            absl::StrCat("verify query failed: ", value.status().message());
+        status = absl::Status(value.status().code(), sql_error.message);
+      } else if (!value->has_value() || **value != verify.expect()) {
+        sql_error.message =
+            absl::StrCat("verify failed",
+                         verify.description().empty()
+                             ? ""
+                             : absl::StrCat(" (", verify.description(), ")"),
+                         ": expected \"", verify.expect(), "\", got ",
+                         value->has_value() ? absl::StrCat("\"", **value, "\"")
+                                            : "no value");
+        status = absl::AbortedError(sql_error.message);
+      }
+    }
+    // Before COMMIT or ROLLBACK, which the deadline must not interrupt.
+    runner_.Disarm();
+  }
+
+  const absl::Time finished = absl::Now();
+  row.finished_at = finished;
+  row.duration_ms = absl::ToInt64Milliseconds(finished - started);
+  row.rows_affected = rows;
+  const std::string success_outcome =
+      script.revert ? kOutcomeReverted : kOutcomeApplied;
+  std::string failure;
+  bool rolled_back = false;
+
+  if (step_began && transactional) {
+    if (status.ok()) {
+      row.outcome = success_outcome;
+      // Inside the step's transaction: the row exists exactly when the step's
+      // changes do.
+      status = history_.InsertCurrent(row);
+      if (status.ok()) status = Commit();
+      if (!status.ok()) sql_error.message = std::string(status.message());
+    }
+    if (!status.ok()) {
+      Rollback();
+      rolled_back = true;
+    }
+  } else if (step_began) {
+    row.outcome = status.ok() ? success_outcome : kOutcomeFailed;
+    if (!status.ok()) row.error = sql_error.message;
+    absl::Status recorded = history_.FinishCurrent(row);
+    if (status.ok() && !recorded.ok()) {
+      // The step's changes are in place but the row still says RUNNING: the
+      // next run will ask for a repair, which is the truth.
+      status = recorded;
+      sql_error.message = std::string(recorded.message());
+    }
+  } else {
+    rolled_back = true;  // Nothing ran.
+  }
+
+  if (!status.ok()) {
+    failure = absl::StrCat(StepName(phase, step.name()),
+                           script.revert ? " (revert)" : "", " failed");
+    if (failed_index > 0) {
+      absl::StrAppend(&failure, " at ", failed_file, ":", failed_line,
+                      " (statement ", failed_index, " of ", count, ")");
+    }
+    absl::StrAppend(&failure, ": ", status.message(),
+                    rolled_back ? "; rolled back" : "; NOT rolled back");
+    if (step_began && transactional) {
+      // A record of the attempt, outside the rolled-back transaction; never
+      // the current row, so the step stays pending.
+      HistoryRow attempt = row;
+      attempt.outcome = kOutcomeFailed;
+      attempt.error = failure;
+      if (absl::Status recorded = history_.InsertRecord(attempt);
+          !recorded.ok()) {
+        Logger("executor")
+            ->warn("could not record the failed attempt: {}",
+                   std::string(recorded.message()));
+      }
+    }
+    v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+    v1::StepFailed* failed = event.mutable_step_failed();
+    failed->set_file(failed_file);
+    failed->set_statement_index(failed_index);
+    failed->set_line(failed_line);
+    failed->set_sql_state(sql_error.sql_state);
+    failed->set_message(sql_error.message.empty()
+                            ? std::string(status.message())
+                            : sql_error.message);
+    failed->set_rolled_back(rolled_back);
+    sink(event);
+    return absl::Status(status.code(), failure);
+  }
+
+  if (!script.revert && !step.success_message().empty()) {
+    v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+    event.set_notice(step.success_message());
+    sink(event);
+  }
+  v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+  v1::StepFinished* done = event.mutable_step_finished();
+  done->set_outcome(script.revert ? v1::STEP_OUTCOME_REVERTED
+                                  : v1::STEP_OUTCOME_APPLIED);
+  SetDuration(finished - started, done->mutable_duration());
+  done->set_rows_affected(rows);
+  sink(event);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Plan(const bundle::Bundle& bundle,
+                            const std::string& phase_name,
+                            const DeploymentEventSink& sink) {
+  const v1::Phase* phase = bundle.FindPhase(phase_name);
+  if (phase == nullptr) {
+    return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
+                                            " has no phase \"", phase_name,
+                                            "\""));
+  }
+  ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
+  ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
+                   PlanSteps(bundle, *phase, dialect));
+  std::vector<std::string> refusals;
+  for (const StepPlan& plan : plans) {
+    if (plan.action == StepPlan::Action::kRefuse)
+      refusals.push_back(plan.reason);
+  }
+  if (!refusals.empty()) {
+    return absl::FailedPreconditionError(absl::StrJoin(refusals, "; "));
+  }
+  for (const StepPlan& plan : plans) {
+    if (plan.action != StepPlan::Action::kRun) continue;
+    ASSIGN_OR_RETURN(Script script,
+                     LoadScript(bundle, *plan.step, false, dialect));
+    ASSIGN_OR_RETURN(absl::string_view content, bundle.File(script.file));
+    v1::DeploymentEvent event = NewEvent(bundle, phase_name, plan.step->name());
+    event.mutable_step_planned()->set_reason(plan.reason);
+    event.mutable_step_planned()->set_sql(std::string(content));
+    sink(event);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
+                                const std::string& phase_name,
+                                bool backup_first,
+                                const DeploymentEventSink& sink) {
+  cancelled_.store(false);
+  const v1::Phase* phase = bundle.FindPhase(phase_name);
+  if (phase == nullptr) {
+    return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
+                                            " has no phase \"", phase_name,
+                                            "\""));
+  }
+  ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
+  RETURN_IF_ERROR(history_.Ensure());
+  ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
+                   PlanSteps(bundle, *phase, dialect));
+  // Every refusal of the phase, before its first step runs.
+  std::vector<std::string> refusals;
+  for (const StepPlan& plan : plans) {
+    if (plan.action == StepPlan::Action::kRefuse)
+      refusals.push_back(plan.reason);
+  }
+  if (!refusals.empty()) {
+    return absl::FailedPreconditionError(absl::StrJoin(refusals, "; "));
+  }
+  // Every script is read and split before the first runs, so a malformed file
+  // late in the phase stops nothing half-way.
+  std::vector<std::optional<Script>> scripts;
+  for (const StepPlan& plan : plans) {
+    if (plan.action != StepPlan::Action::kRun) {
+      scripts.emplace_back();
+      continue;
+    }
+    ASSIGN_OR_RETURN(Script script,
+                     LoadScript(bundle, *plan.step, false, dialect));
+    script.history_checksum = plan.checksum;
+    scripts.emplace_back(std::move(script));
+  }
+
+  bool backed_up = false;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const StepPlan& plan = plans[i];
+    if (cancelled_.load()) {
+      return absl::CancelledError(absl::StrCat("phase \"", phase_name,
+                                               "\" cancelled before step \"",
+                                               plan.step->name(), "\""));
+    }
+    if (plan.action == StepPlan::Action::kSkip) {
+      v1::DeploymentEvent event =
+          NewEvent(bundle, phase_name, plan.step->name());
+      v1::StepFinished* done = event.mutable_step_finished();
+      done->set_outcome(v1::STEP_OUTCOME_SKIPPED);
+      done->mutable_duration();
+      sink(event);
+      continue;
+    }
+    if (backup_first && !backed_up) {
+      RETURN_IF_ERROR(Backup(sink).status());
+      backed_up = true;
+    }
+    RETURN_IF_ERROR(RunScript(bundle, phase_name, *scripts[i], dialect, sink));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
+                                   const std::string& phase_name,
+                                   const DeploymentEventSink& sink) {
+  cancelled_.store(false);
+  const v1::Phase* phase = bundle.FindPhase(phase_name);
+  if (phase == nullptr) {
+    return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
+                                            " has no phase \"", phase_name,
+                                            "\""));
+  }
+  ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
+  ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
+                   PlanSteps(bundle, *phase, dialect));
+  std::vector<std::string> refusals;
+  std::vector<Script> scripts;
+  // Reverse order: later steps may depend on earlier ones.
+  for (auto it = plans.rbegin(); it != plans.rend(); ++it) {
+    const StepPlan& plan = *it;
+    if (!plan.has_current) continue;
+    const std::string name = StepName(phase_name, plan.step->name());
+    const std::string& outcome = plan.current.outcome;
+    if (outcome == kOutcomeRunning || outcome == kOutcomeFailed) {
+      refusals.push_back(plan.reason);
+      continue;
+    }
+    if (outcome != kOutcomeApplied) continue;
+    if (plan.current.checksum != plan.checksum) {
+      refusals.push_back(absl::StrCat(
+          name, " was applied with checksum ", plan.current.checksum, " (",
+          WhenApplied(plan.current), "), not this bundle's ", plan.checksum,
+          ": revert it with the bundle that applied it"));
+      continue;
+    }
+    absl::StatusOr<Script> script =
+        LoadScript(bundle, *plan.step, /*revert=*/true, dialect);
+    if (!script.ok()) {
+      refusals.push_back(absl::StrCat(name, ": ", script.status().message()));
+      continue;
+    }
+    script->history_checksum = plan.current.checksum;
+    scripts.push_back(*std::move(script));
+  }
+  if (!refusals.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot revert phase \"", phase_name,
+                     "\": ", absl::StrJoin(refusals, "; ")));
+  }
+  for (const Script& script : scripts) {
+    if (cancelled_.load()) {
+      return absl::CancelledError(
+          absl::StrCat("revert of phase \"", phase_name, "\" cancelled"));
+    }
+    RETURN_IF_ERROR(RunScript(bundle, phase_name, script, dialect, sink));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Repair(const bundle::Bundle& bundle,
+                              const std::string& phase_name,
+                              const DeploymentEventSink& sink) {
+  cancelled_.store(false);
+  std::vector<const v1::Phase*> phases;
+  if (phase_name.empty()) {
+    for (const v1::Phase& phase : bundle.manifest().phases())
+      phases.push_back(&phase);
+  } else {
+    const v1::Phase* phase = bundle.FindPhase(phase_name);
+    if (phase == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("bundle ", bundle.manifest().name(), " has no phase \"",
+                       phase_name, "\""));
+    }
+    phases.push_back(phase);
+  }
+  ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
+  ASSIGN_OR_RETURN(bool exists, history_.Exists());
+  if (!exists) return absl::OkStatus();  // Nothing ever ran: nothing to repair.
+  ASSIGN_OR_RETURN(CurrentRows current,
+                   history_.LoadCurrent(bundle.manifest().name()));
+  const std::string now = FormatHistoryTime(absl::Now());
+
+  // All of the repair or none of it.
+  RETURN_IF_ERROR(Begin());
+  std::vector<v1::DeploymentEvent> events;
+  absl::Status status;
+  for (const v1::Phase* phase : phases) {
+    for (const v1::Step& step : phase->steps()) {
+      auto it = current.find(std::make_pair(phase->name(), step.name()));
+      if (it == current.end()) continue;
+      const HistoryRow& row = it->second;
+      std::string notice;
+      if (row.outcome == kOutcomeRunning || row.outcome == kOutcomeFailed ||
+          row.outcome == kOutcomeUnknown) {
+        status = history_.ClearCurrent(
+            row, absl::StrCat("cleared by repair at ", now));
+        notice =
+            absl::StrCat("repair: cleared the ",
+                         row.outcome == kOutcomeRunning
+                             ? std::string("RUNNING (now UNKNOWN)")
+                             : row.outcome,
+                         " row of ", StepName(phase->name(), step.name()), " (",
+                         WhenApplied(row), "); the step will run again");
+      } else if (row.outcome == kOutcomeApplied &&
+                 step.kind() == v1::STEP_KIND_VERSIONED) {
+        absl::StatusOr<std::string> checksum =
+            bundle.StepChecksum(step, dialect);
+        if (!checksum.ok()) {
+          status = checksum.status();
+        } else if (*checksum != row.checksum) {
+          HistoryRow baseline = NewRow(bundle, phase->name(), step);
+          baseline.checksum = *checksum;
+          baseline.outcome = kOutcomeApplied;
+          baseline.started_at = baseline.finished_at = absl::Now();
+          baseline.error =
+              absl::StrCat("repair: accepted checksum ", *checksum,
+                           " in place of ", row.checksum, " without running");
+          status = history_.InsertCurrent(baseline);
+          notice =
+              absl::StrCat("repair: ", StepName(phase->name(), step.name()),
+                           " now counts as applied with checksum ", *checksum,
+                           " (was ", row.checksum, ")");
+        }
+      }
+      if (!status.ok()) break;
+      if (!notice.empty()) {
+        v1::DeploymentEvent event =
+            NewEvent(bundle, phase->name(), step.name());
+        event.set_notice(notice);
+        events.push_back(std::move(event));
+      }
+    }
+    if (!status.ok()) break;
+  }
+  if (status.ok()) status = Commit();
+  if (!status.ok()) {
+    Rollback();
+    return status;
+  }
+  for (const v1::DeploymentEvent& event : events) sink(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BackupResult> Executor::Backup(const DeploymentEventSink& sink) {
+  ASSIGN_OR_RETURN(BackupResult backup,
+                   TakeBackup(*database_, options_.backup_dir));
+  v1::DeploymentEvent event;
+  v1::BackupCompleted* completed = event.mutable_backup_completed();
+  completed->set_backup_id(backup.backup_id);
+  completed->set_location(backup.location);
+  completed->set_size_bytes(backup.size_bytes);
+  const int64_t nanos = absl::ToUnixNanos(backup.time);
+  completed->mutable_backup_time()->set_seconds(nanos / 1000000000);
+  completed->mutable_backup_time()->set_nanos(
+      static_cast<int32_t>(nanos % 1000000000));
+  sink(event);
+  return backup;
+}
+
+absl::Status Executor::Restore(const std::string& backup_id,
+                               const DeploymentEventSink& sink) {
+  RETURN_IF_ERROR(RestoreBackup(*database_, options_.backup_dir, backup_id));
+  v1::DeploymentEvent event;
+  event.set_notice(absl::StrCat("restored backup ", backup_id));
+  sink(event);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
+    const bundle::Bundle& bundle, const std::string& operation_name,
+    const std::map<std::string, std::string>& arguments) {
+  cancelled_.store(false);
+  const v1::Operation* operation = bundle.FindOperation(operation_name);
+  if (operation == nullptr) {
+    return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
+                                            " has no operation \"",
+                                            operation_name, "\""));
+  }
+  ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
+  const std::string& text = bundle::SqlFor(operation->sql(), dialect);
+  if (absl::StripAsciiWhitespace(text).empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("operation ", operation_name, " has no SQL for ",
+                     bundle::DialectName(dialect)));
+  }
+
+  // Values typed as declared; a deque keeps their addresses stable for SOCI.
+  struct Bound {
+    std::string name;
+    std::string type;
+    std::string text;
+    long long integer = 0;
+    int boolean = 0;
+  };
+  std::deque<Bound> bound;
+  for (const auto& [name, value] : arguments) {
+    bool known = false;
+    for (const v1::OperationParameter& parameter : operation->parameters()) {
+      known |= parameter.name() == name;
+    }
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "operation ", operation_name, " has no parameter \"", name, "\""));
+    }
+  }
+  for (const v1::OperationParameter& parameter : operation->parameters()) {
+    auto it = arguments.find(parameter.name());
+    if (it == arguments.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("operation ", operation_name, " needs parameter \"",
+                       parameter.name(), "\" (", parameter.type(), ")"));
+    }
+    Bound& value = bound.emplace_back();
+    value.name = parameter.name();
+    value.type = parameter.type();
+    value.text = it->second;
+    const std::string bad = absl::StrCat(
+        "parameter \"", parameter.name(), "\" of operation ", operation_name,
+        " is ", parameter.type(), ", not \"", it->second, "\"");
+    if (value.type == "int") {
+      if (!absl::SimpleAtoi(value.text, &value.integer)) {
+        return absl::InvalidArgumentError(bad);
+      }
+    } else if (value.type == "bool") {
+      bool parsed = false;
+      if (!absl::SimpleAtob(value.text, &parsed)) {
+        return absl::InvalidArgumentError(bad);
+      }
+      value.boolean = parsed ? 1 : 0;
+    } else if (value.type == "decimal") {
+      // Bound as text so no digit is lost to a double; checked here.
+      double ignored = 0;
+      if (!absl::SimpleAtod(value.text, &ignored)) {
+        return absl::InvalidArgumentError(bad);
+      }
+    }
+  }
+
+  absl::StatusOr<std::vector<sql::Statement>> statements =
+      sql::SplitStatements(dialect, text);
+  if (!statements.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "operation ", operation_name, ": ", statements.status().message()));
+  }
+  if (statements->empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("operation ", operation_name, " has no statements"));
+  }
+
+  OperationResult result;
+  RETURN_IF_ERROR(Begin());
+  for (size_t i = 0; i < statements->size(); ++i) {
+    const sql::Statement& statement = (*statements)[i];
+    const bool last = i + 1 == statements->size();
+    absl::Status status = common_sql::Guard(
+        absl::StrCat("operation ", operation_name, ", statement ", i + 1), [&] {
+          soci::row row;
+          soci::statement query(database_->session());
+          for (Bound& value : bound) {
+            if (!UsesParameter(statement.text, value.name)) continue;
+            if (value.type == "int") {
+              query.exchange(soci::use(value.integer, value.name));
+            } else if (value.type == "bool") {
+              query.exchange(soci::use(value.boolean, value.name));
+            } else {
+              query.exchange(soci::use(value.text, value.name));
+            }
+          }
+          if (last) query.exchange(soci::into(row));
+          query.alloc();
+          query.prepare(statement.text);
+          query.define_and_bind();
+          bool got = query.execute(true);
+          if (last && row.size() > 0) {
+            result.columns = ColumnNames(row);
+            while (got) {
+              result.rows.push_back(RowText(row));
+              got = query.fetch();
+            }
+          } else {
+            result.rows_affected += std::max(0LL, query.get_affected_rows());
+          }
+        });
+    if (!status.ok()) {
+      Rollback();
+      return status;
+    }
+  }
+  RETURN_IF_ERROR(Commit());
+  return result;
+}
+
+std::string DefaultBackupDir(const ::ecliptix::sql::DatabaseUrl& url) {
+  if (url.backend == ::ecliptix::sql::Backend::kSqlite) {
+    std::filesystem::path parent =
+        std::filesystem::path(url.sqlite_path).parent_path();
+    if (parent.empty()) parent = ".";
+    return (parent / ".ecliptix-backups").string();
+  }
+  return "./ecliptix-backups";
+}
+
+}  // namespace ecliptix::agent

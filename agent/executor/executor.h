@@ -1,0 +1,181 @@
+// Executor: applies, plans, reverts and repairs the phases of a bundle on one
+// target database, consulting and writing the target's schema history
+// (history.h) so that re-running is always safe; takes and restores backups;
+// runs a bundle's named operations with bound parameters. It reports progress
+// as DeploymentEvents (deployment.proto) to a sink, on the calling thread.
+//
+// The rules, per step of a phase, in declared order:
+//  - applied with the same checksum: skipped (StepFinished SKIPPED);
+//  - versioned, applied with another checksum: the whole phase is refused
+//    (FAILED_PRECONDITION, nothing runs) until a repair accepts the change;
+//  - repeatable, applied with another checksum: runs again;
+//  - RUNNING (a non-transactional step whose end was never recorded) or
+//    FAILED outside a transaction: refused until a repair;
+//  - otherwise (never applied, reverted): runs.
+// A transactional step (the default) runs with its verify query and its
+// history row in one transaction: an agent killed in the middle leaves no
+// trace and the step simply runs again. A non-transactional step first
+// commits a RUNNING row and updates it when done.
+#ifndef ECLIPTIX_AGENT_EXECUTOR_EXECUTOR_H_
+#define ECLIPTIX_AGENT_EXECUTOR_EXECUTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/backup/backup.h"
+#include "agent/executor/history.h"
+#include "agent/executor/sql_runner.h"
+#include "agent/sql/splitter.h"
+#include "agent/target_database.h"
+#include "common/bundle/bundle.h"
+#include "common/sql/database_url.h"
+#include "ecliptix/fleet/v1/deployment.pb.h"
+
+namespace ecliptix::agent {
+
+using DeploymentEventSink =
+    std::function<void(const fleet::v1::DeploymentEvent&)>;
+
+struct ExecutorOptions {
+  // Where backups go (and are looked for by Restore).
+  std::string backup_dir;
+};
+
+// The directory backups go to when none is configured: next to a SQLite file
+// (the backup belongs with the database), else ./ecliptix-backups.
+std::string DefaultBackupDir(const ::ecliptix::sql::DatabaseUrl& url);
+
+// Used for steps without a timeout in a manifest without a default.
+inline constexpr absl::Duration kDefaultStepTimeout = absl::Minutes(10);
+
+class Executor {
+ public:
+  // `database` must outlive the executor. One operation at a time (the
+  // session has one user); only Cancel() may be called from another thread.
+  Executor(TargetDatabase* database, ExecutorOptions options);
+
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // Which steps of `phase` would run, each reported as a STEP_PLANNED event
+  // with the reason ("new", "changed (repeatable)", "reverted earlier") and
+  // the SQL; changes nothing (not even creating the history table). Errors as
+  // RunPhase's refusals.
+  absl::Status Plan(const bundle::Bundle& bundle, const std::string& phase,
+                    const DeploymentEventSink& sink);
+
+  // Applies every pending step of `phase` in order. Errors: NOT_FOUND unknown
+  // phase; FAILED_PRECONDITION for a bundle without SQL for this engine, a
+  // changed versioned step (nothing runs: the whole phase is checked before
+  // the first step) or a RUNNING/UNKNOWN/FAILED row needing repair;
+  // INVALID_ARGUMENT for a SQL file the splitter cannot split (before
+  // anything runs); otherwise the failed step's status, after StepFailed was
+  // reported: CANCELLED (Cancel()), DEADLINE_EXCEEDED (timeout), ABORTED
+  // (verify mismatch), or the SQL error's (sql_runner.h).
+  absl::Status RunPhase(const bundle::Bundle& bundle, const std::string& phase,
+                        bool backup_first, const DeploymentEventSink& sink);
+
+  // Runs the revert scripts of the phase's applied steps in reverse order and
+  // records them REVERTED (a later RunPhase applies them again). Refused
+  // (FAILED_PRECONDITION, nothing runs) when an applied step has no revert
+  // script for this engine, was applied with another checksum than this
+  // bundle's, or needs repair.
+  absl::Status RevertPhase(const bundle::Bundle& bundle,
+                           const std::string& phase,
+                           const DeploymentEventSink& sink);
+
+  // Re-baselines changed versioned steps to the bundle's checksums (a new
+  // APPLIED row noting the old checksum) and clears RUNNING/UNKNOWN/FAILED
+  // current rows so those steps run again (phase empty = all phases). Each
+  // change is reported as a notice.
+  absl::Status Repair(const bundle::Bundle& bundle, const std::string& phase,
+                      const DeploymentEventSink& sink);
+
+  absl::StatusOr<BackupResult> Backup(const DeploymentEventSink& sink);
+  absl::Status Restore(const std::string& backup_id,
+                       const DeploymentEventSink& sink);
+
+  // Runs a named operation of the bundle with bound named parameters (:Name);
+  // returns the last statement's rows as text (NULL as ""). Several
+  // statements run in one transaction. INVALID_ARGUMENT for a missing,
+  // unknown or ill-typed argument; NOT_FOUND for an unknown operation.
+  struct OperationResult {
+    std::vector<std::string> columns;
+    std::vector<std::vector<std::string>> rows;
+    int64_t rows_affected = 0;
+  };
+  absl::StatusOr<OperationResult> CallOperation(
+      const bundle::Bundle& bundle, const std::string& operation,
+      const std::map<std::string, std::string>& arguments);
+
+  // From any thread: interrupts the running statement (sqlite3_interrupt /
+  // PQcancel); the step fails with CANCELLED and is rolled back, and the
+  // operation stops. Applies to the operation in progress: each operation
+  // starts uncancelled.
+  void Cancel();
+
+  // The schema history (for listings).
+  History& history() { return history_; }
+
+ private:
+  // What to do with one step of a phase.
+  struct StepPlan {
+    const fleet::v1::Step* step = nullptr;
+    std::string checksum;  // Of the step's SQL for this engine.
+    enum class Action { kSkip, kRun, kRefuse } action = Action::kRun;
+    std::string reason;  // kRun: why; kRefuse: the whole explanation.
+    bool has_current = false;
+    HistoryRow current;  // When has_current.
+  };
+  // A script ready to run: the step's SQL (apply) or its revert script.
+  struct Script {
+    const fleet::v1::Step* step = nullptr;
+    bool revert = false;
+    std::string file;
+    std::string file_checksum;
+    std::vector<sql::Statement> statements;
+    // What the history row records as the step's checksum.
+    std::string history_checksum;
+  };
+
+  absl::StatusOr<fleet::v1::Dialect> DialectOf(
+      const bundle::Bundle& bundle) const;
+  absl::StatusOr<std::vector<StepPlan>> PlanSteps(const bundle::Bundle& bundle,
+                                                  const fleet::v1::Phase& phase,
+                                                  fleet::v1::Dialect dialect);
+  absl::StatusOr<Script> LoadScript(const bundle::Bundle& bundle,
+                                    const fleet::v1::Step& step, bool revert,
+                                    fleet::v1::Dialect dialect);
+  // Runs one script as described at the top; reports StepStarted,
+  // StatementProgress, notices and StepFinished or StepFailed.
+  absl::Status RunScript(const bundle::Bundle& bundle, const std::string& phase,
+                         const Script& script, fleet::v1::Dialect dialect,
+                         const DeploymentEventSink& sink);
+  absl::Duration TimeoutOf(const bundle::Bundle& bundle,
+                           const fleet::v1::Step& step) const;
+  HistoryRow NewRow(const bundle::Bundle& bundle, const std::string& phase,
+                    const fleet::v1::Step& step) const;
+  absl::Status Begin();
+  absl::Status Commit();
+  // Rolls back whatever transaction is open; errors are logged, not returned
+  // (the step's own failure is what matters).
+  void Rollback();
+
+  TargetDatabase* const database_;
+  const ExecutorOptions options_;
+  History history_;
+  SqlRunner runner_;
+  // Set by Cancel() from any thread; read by the running operation.
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace ecliptix::agent
+
+#endif  // ECLIPTIX_AGENT_EXECUTOR_EXECUTOR_H_

@@ -1,0 +1,200 @@
+// ecliptix-agent's local mode, run as people run it: the real binary, a bundle
+// directory and a SQLite file, checking exit codes and what it prints.
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+
+namespace ecliptix::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kManifest[] =
+    R"pb(name: "cli"
+         version: "1.0.0"
+         dialects: DIALECT_SQLITE
+         phases {
+           name: "one"
+           steps {
+             name: "create"
+             kind: STEP_KIND_VERSIONED
+             sql { sqlite: "sqlite/create.sql" }
+             revert { sqlite: "sqlite/drop.sql" }
+             success_message: "config created successfully"
+           }
+         }
+         phases {
+           name: "two"
+           steps {
+             name: "seed"
+             kind: STEP_KIND_REPEATABLE
+             sql { sqlite: "sqlite/seed.sql" }
+           }
+         }
+         operations {
+           name: "GetConfigValue"
+           parameters { name: "Key" type: "text" }
+           sql { sqlite: "SELECT v FROM config WHERE k = :Key" }
+         }
+         operations {
+           name: "SetConfigValue"
+           parameters { name: "Key" type: "text" }
+           parameters { name: "Value" type: "text" }
+           sql { sqlite: "INSERT INTO config (k, v) VALUES (:Key, :Value)" }
+         }
+)pb";
+
+class LocalCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    dir_ = absl::StrCat(
+        tmp != nullptr ? tmp : "/tmp", "/",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(absl::StrCat(dir_, "/bundle/sqlite"));
+    Write("manifest.textproto", kManifest);
+    Write("sqlite/create.sql",
+          "CREATE TABLE config (k TEXT PRIMARY KEY, v TEXT);\n"
+          "INSERT INTO config VALUES ('a', '1');\n");
+    Write("sqlite/drop.sql", "DROP TABLE config;\n");
+    Write("sqlite/seed.sql",
+          "INSERT OR REPLACE INTO config VALUES ('b', '2');\n");
+    database_ = absl::StrCat("--database=sqlite://", dir_, "/target.db");
+    bundle_ = absl::StrCat("--bundle=", dir_, "/bundle");
+  }
+
+  void Write(const std::string& path, const std::string& content) {
+    std::ofstream(absl::StrCat(dir_, "/bundle/", path)) << content;
+  }
+
+  testing::CommandResult Agent(std::vector<std::string> args) {
+    args.insert(args.begin(), testing::RunfilePath("agent/ecliptix-agent"));
+    absl::StatusOr<testing::CommandResult> result = testing::RunCommand(args);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::CommandResult{-1, ""};
+  }
+
+  std::string dir_;
+  std::string database_;
+  std::string bundle_;
+};
+
+TEST_F(LocalCommandsTest, PlanApplyAndReapply) {
+  testing::CommandResult plan = Agent({"plan", bundle_, database_});
+  EXPECT_EQ(plan.exit_code, 0) << plan.output;
+  EXPECT_THAT(plan.output, AllOf(HasSubstr("one/create: would run (new)"),
+                                 HasSubstr("    CREATE TABLE config"),
+                                 HasSubstr("two/seed: would run (new)"),
+                                 HasSubstr("2 steps would run")));
+
+  testing::CommandResult apply = Agent({"apply", bundle_, database_});
+  EXPECT_EQ(apply.exit_code, 0) << apply.output;
+  EXPECT_THAT(
+      apply.output,
+      AllOf(HasSubstr("one/create: started (versioned, 2 statements"),
+            HasSubstr("  [1/2] ok (0 rows)"), HasSubstr("  [2/2] ok (1 row)"),
+            HasSubstr("  config created successfully"),
+            HasSubstr("one/create: applied in"),
+            HasSubstr("done: 2 applied, 0 skipped")));
+
+  testing::CommandResult again =
+      Agent({"apply", bundle_, database_, "--phase=one"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output,
+              AllOf(HasSubstr("one/create: skipped (already applied)"),
+                    Not(HasSubstr("two/seed"))));
+
+  testing::CommandResult history = Agent({"history", database_});
+  EXPECT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_THAT(history.output, AllOf(HasSubstr("OUTCOME"), HasSubstr("APPLIED"),
+                                    HasSubstr("create"), HasSubstr("seed")));
+}
+
+TEST_F(LocalCommandsTest, FailureNamesFileLineAndMessageAndExitsOne) {
+  Write("sqlite/create.sql",
+        "CREATE TABLE config (k TEXT PRIMARY KEY, v TEXT);\n\n"
+        "INSERT INTO nowhere VALUES (1);\n");
+  testing::CommandResult apply = Agent({"apply", bundle_, database_});
+  EXPECT_EQ(apply.exit_code, 1) << apply.output;
+  EXPECT_THAT(apply.output,
+              AllOf(HasSubstr("one/create: FAILED at sqlite/create.sql:3 "
+                              "(statement 2): no such table: nowhere "
+                              "(rolled back)"),
+                    Not(HasSubstr("two/seed"))));
+}
+
+TEST_F(LocalCommandsTest, RevertRepairCallAndBackup) {
+  ASSERT_EQ(Agent({"apply", bundle_, database_}).exit_code, 0);
+
+  testing::CommandResult call =
+      Agent({"call", bundle_, database_, "--operation=SetConfigValue",
+             "--arg=Key=Audit.RetentionDays", "--arg", "Value=it's 365"});
+  EXPECT_EQ(call.exit_code, 0) << call.output;
+  EXPECT_THAT(call.output, HasSubstr("1 row affected"));
+  call = Agent({"call", bundle_, database_, "--operation=GetConfigValue",
+                "--arg=Key=Audit.RetentionDays"});
+  EXPECT_EQ(call.exit_code, 0) << call.output;
+  EXPECT_THAT(call.output, AllOf(HasSubstr("it's 365"), HasSubstr("(1 row)")));
+  EXPECT_EQ(Agent({"call", bundle_, database_, "--operation=GetConfigValue"})
+                .exit_code,
+            2);
+
+  testing::CommandResult backup = Agent({"backup", database_});
+  EXPECT_EQ(backup.exit_code, 0) << backup.output;
+  EXPECT_THAT(backup.output, HasSubstr(".ecliptix-backups/"));
+
+  testing::CommandResult revert =
+      Agent({"revert", bundle_, database_, "--phase=one"});
+  EXPECT_EQ(revert.exit_code, 0) << revert.output;
+  EXPECT_THAT(revert.output, AllOf(HasSubstr("one/create: reverted in"),
+                                   HasSubstr("done: 1 reverted")));
+
+  testing::CommandResult repair = Agent({"repair", bundle_, database_});
+  EXPECT_EQ(repair.exit_code, 0) << repair.output;
+  EXPECT_THAT(repair.output, HasSubstr("nothing to repair"));
+}
+
+TEST_F(LocalCommandsTest, UsageErrorsAreOneLineAndExitTwo) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"apply", database_},
+           {"apply", bundle_, database_, "--bogus=1"},
+           {"apply", bundle_, database_, "--phase=nope"},
+           {"apply", bundle_, "--database=mysql://x"},
+           {"revert", bundle_, database_},
+           {"frobnicate"},
+           {"apply", bundle_, database_, "extra"},
+           {"call", bundle_, database_, "--operation=GetConfigValue",
+            "--arg=novalue"},
+       }) {
+    testing::CommandResult result = Agent(args);
+    EXPECT_EQ(result.exit_code, 2) << args[0] << ": " << result.output;
+    EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1)
+        << result.output;
+  }
+}
+
+TEST_F(LocalCommandsTest, DaemonModeIsUnchanged) {
+  testing::CommandResult result = Agent({});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("--database is required"));
+  result = Agent({"--database=sqlite:///tmp/x.db", "--nonsense=1"});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("unknown flag --nonsense"));
+}
+
+}  // namespace
+}  // namespace ecliptix::agent
