@@ -272,6 +272,7 @@ absl::StatusOr<Registration> Registry::Register(
       ->info("database {} connected from {} ({} {}, labels {})",
              hello.database_id(), peer, v1::Engine_Name(hello.engine()),
              hello.engine_version(), FormatLabels(ToLabels(hello.labels())));
+  NotifyConnection(hello.database_id(), true);
   if (superseded != nullptr) {
     superseded->Close(absl::AbortedError(absl::StrCat(
         "superseded by a newer session for database ", hello.database_id())));
@@ -306,10 +307,19 @@ void Registry::OnCommandMessage(uint64_t session_id,
 }
 
 void Registry::Unregister(uint64_t session_id, const std::string& reason) {
-  absl::MutexLock lock(&mutex_);
+  std::string database_id;
+  {
+    absl::MutexLock lock(&mutex_);
+    database_id = UnregisterLocked(session_id, reason);
+  }
+  if (!database_id.empty()) NotifyConnection(database_id, false);
+}
+
+std::string Registry::UnregisterLocked(uint64_t session_id,
+                                       const std::string& reason) {
   Entry* entry = FindSessionLocked(session_id);
   session_to_database_.erase(session_id);
-  if (entry == nullptr) return;  // Superseded or already lost.
+  if (entry == nullptr) return "";  // Superseded or already lost.
   entry->session.reset();
   entry->session_id = 0;
   v1::Database& database = entry->database;
@@ -319,11 +329,13 @@ void Registry::Unregister(uint64_t session_id, const std::string& reason) {
   PublishLocked(v1::FleetEvent::TYPE_DISCONNECTED, database, reason);
   Logger("registry")
       ->info("database {} disconnected: {}", database.database_id(), reason);
+  return database.database_id();
 }
 
 int Registry::CheckHeartbeats() {
   const absl::Time now = clock_->Now();
   std::vector<std::shared_ptr<AgentSession>> to_close;
+  std::vector<std::string> lost;
   {
     absl::MutexLock lock(&mutex_);
     for (auto& [id, entry] : entries_) {
@@ -343,12 +355,14 @@ int Registry::CheckHeartbeats() {
       session_to_database_.erase(entry.session_id);
       entry.session_id = 0;
       to_close.push_back(std::move(entry.session));
+      lost.push_back(id);
     }
   }
   for (const auto& session : to_close) {
     session->Close(
         absl::UnavailableError("heartbeat deadline missed; reconnect"));
   }
+  for (const std::string& id : lost) NotifyConnection(id, false);
   return static_cast<int>(to_close.size());
 }
 
@@ -378,6 +392,22 @@ absl::StatusOr<std::string> Registry::SendCommand(
   *message.mutable_command() = std::move(command);
   session->Send(std::move(message));
   return command_id;
+}
+
+void Registry::AddConnectionObserver(ConnectionObserver observer) {
+  absl::MutexLock lock(&mutex_);
+  connection_observers_.push_back(std::move(observer));
+}
+
+void Registry::NotifyConnection(const std::string& database_id,
+                                bool connected) {
+  std::vector<ConnectionObserver> observers;
+  {
+    absl::MutexLock lock(&mutex_);
+    observers = connection_observers_;
+  }
+  for (const ConnectionObserver& observer : observers)
+    observer(database_id, connected);
 }
 
 void Registry::AddCommandObserver(CommandObserver observer) {

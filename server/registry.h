@@ -61,6 +61,11 @@ struct Registration {
   fleet::v1::Welcome welcome;
 };
 
+// Observes agents connecting (true) and going away (false: disconnected or
+// lost).
+using ConnectionObserver =
+    std::function<void(const std::string& database_id, bool connected)>;
+
 // Observes command acknowledgements and events (later issues route them to
 // rollouts and jobs).
 using CommandObserver = std::function<void(
@@ -103,6 +108,8 @@ class Registry {
   absl::StatusOr<std::string> SendCommand(const std::string& database_id,
                                           fleet::v1::Command command);
   void AddCommandObserver(CommandObserver observer);
+  // Observers are called outside the registry's lock, after the change.
+  void AddConnectionObserver(ConnectionObserver observer);
 
   // ListDatabases semantics of the API: selector, page size, opaque page token.
   absl::StatusOr<fleet::v1::ListDatabasesResponse> ListDatabases(
@@ -152,6 +159,11 @@ class Registry {
   uint64_t next_command_number_ ABSL_GUARDED_BY(mutex_) = 1;
   std::vector<Watcher> watchers_ ABSL_GUARDED_BY(mutex_);
   std::vector<CommandObserver> command_observers_ ABSL_GUARDED_BY(mutex_);
+  std::vector<ConnectionObserver> connection_observers_ ABSL_GUARDED_BY(mutex_);
+  void NotifyConnection(const std::string& database_id, bool connected);
+  // Returns the database id when a live session ended (empty otherwise).
+  std::string UnregisterLocked(uint64_t session_id, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
   // Databases waiting to be written, coalesced by id.
   absl::Mutex writer_mutex_;

@@ -28,6 +28,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   RETURN_IF_ERROR(server->bundles_->Load());
   server->bundle_service_ =
       std::make_unique<BundleServiceImpl>(server->bundles_.get());
+  server->rollouts_ = std::make_unique<RolloutOrchestrator>(
+      server->store_.get(), server->registry_.get(), server->bundles_.get(),
+      options.clock, options.rollouts);
+  RETURN_IF_ERROR(server->rollouts_->Start());
+  server->rollout_service_ =
+      std::make_unique<RolloutServiceImpl>(server->rollouts_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -40,6 +46,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->agent_service_.get());
   builder.RegisterService(server->fleet_service_.get());
   builder.RegisterService(server->bundle_service_.get());
+  builder.RegisterService(server->rollout_service_.get());
   // Uploads up to the bundle limit, plus room for paths and framing; our own
   // check then answers with a precise message instead of gRPC's generic one.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -87,6 +94,9 @@ void Server::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  // Rollout watchers are told to watch again (elsewhere or later); the state is
+  // saved already.
+  if (rollouts_ != nullptr) rollouts_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -19,6 +19,8 @@
 #include "server/bundle_service.h"
 #include "server/fleet_service.h"
 #include "server/registry.h"
+#include "server/rollout_orchestrator.h"
+#include "server/rollout_service.h"
 #include "server/state_store.h"
 
 namespace ecliptix::server {
@@ -29,6 +31,7 @@ struct ServerOptions {
   // sqlite:///path/state.db or postgresql://...
   std::string store_url;
   RegistryOptions registry;
+  RolloutOptions rollouts;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
   // The largest bundle upload accepted (sum of file sizes).
@@ -55,6 +58,7 @@ class Server {
 
   Registry& registry() { return *registry_; }
   BundleCatalog& bundles() { return *bundles_; }
+  RolloutOrchestrator& rollouts() { return *rollouts_; }
 
  private:
   Server() = default;
@@ -66,6 +70,8 @@ class Server {
   std::unique_ptr<BundleCatalog> bundles_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<BundleServiceImpl> bundle_service_;
+  std::unique_ptr<RolloutOrchestrator> rollouts_;
+  std::unique_ptr<RolloutServiceImpl> rollout_service_;
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

@@ -70,6 +70,22 @@ const std::vector<Migration>& Migrations() {
                 content TEXT NOT NULL,
                 PRIMARY KEY (bundle_id, path)))",
        }},
+      {3,
+       "rollouts",
+       {
+           // The whole Rollout message (targets included) as base64 protobuf:
+           // saved with its new events in one transaction after every change.
+           R"(CREATE TABLE rollouts (
+                rollout_id TEXT PRIMARY KEY,
+                number BIGINT NOT NULL,
+                state INTEGER NOT NULL,
+                data TEXT NOT NULL))",
+           R"(CREATE TABLE rollout_events (
+                rollout_id TEXT NOT NULL REFERENCES rollouts (rollout_id) ON DELETE CASCADE,
+                sequence BIGINT NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (rollout_id, sequence)))",
+       }},
   };
   return *migrations;
 }
@@ -376,6 +392,83 @@ absl::StatusOr<std::vector<v1::BundleFile>> StateStore::LoadBundleFiles(
         absl::StrCat("bundle ", bundle_id, " has no stored files"));
   }
   return files;
+}
+
+absl::Status StateStore::SaveRollout(
+    const v1::Rollout& rollout, long long number,
+    const std::vector<v1::RolloutEvent>& events) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  return sql::Guard("save rollout", [&] {
+    soci::transaction transaction(sql);
+    const std::string data = absl::Base64Escape(rollout.SerializeAsString());
+    const int state = rollout.state();
+    sql << "INSERT INTO rollouts (rollout_id, number, state, data) VALUES "
+           "(:id, :number, :state, "
+           ":data) ON CONFLICT (rollout_id) DO UPDATE SET state = "
+           "excluded.state, "
+           "data = excluded.data",
+        soci::use(rollout.rollout_id()), soci::use(number), soci::use(state),
+        soci::use(data);
+    for (const v1::RolloutEvent& event : events) {
+      const std::string event_data =
+          absl::Base64Escape(event.SerializeAsString());
+      const long long sequence = event.sequence();
+      sql << "INSERT INTO rollout_events (rollout_id, sequence, data) VALUES "
+             "(:id, :sequence, "
+             ":data)",
+          soci::use(rollout.rollout_id()), soci::use(sequence),
+          soci::use(event_data);
+    }
+    transaction.commit();
+  });
+}
+
+absl::StatusOr<std::vector<v1::Rollout>> StateStore::LoadRollouts() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::Rollout> rollouts;
+  RETURN_IF_ERROR(sql::Guard("load rollouts", [&] {
+    std::string data;
+    soci::statement statement =
+        (sql.prepare << "SELECT data FROM rollouts ORDER BY number",
+         soci::into(data));
+    statement.execute();
+    while (statement.fetch()) {
+      std::string bytes;
+      v1::Rollout& rollout = rollouts.emplace_back();
+      if (!absl::Base64Unescape(data, &bytes) ||
+          !rollout.ParseFromString(bytes)) {
+        throw std::runtime_error("a stored rollout is damaged");
+      }
+    }
+  }));
+  return rollouts;
+}
+
+absl::StatusOr<std::vector<v1::RolloutEvent>> StateStore::LoadRolloutEvents(
+    const std::string& rollout_id, long long after_sequence) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::RolloutEvent> events;
+  RETURN_IF_ERROR(sql::Guard("load rollout events", [&] {
+    std::string data;
+    soci::statement statement =
+        (sql.prepare << "SELECT data FROM rollout_events WHERE rollout_id = "
+                        ":id AND sequence > "
+                        ":after ORDER BY sequence",
+         soci::use(rollout_id), soci::use(after_sequence), soci::into(data));
+    statement.execute();
+    while (statement.fetch()) {
+      std::string bytes;
+      v1::RolloutEvent& event = events.emplace_back();
+      if (!absl::Base64Unescape(data, &bytes) ||
+          !event.ParseFromString(bytes)) {
+        throw std::runtime_error("a stored rollout event is damaged");
+      }
+    }
+  }));
+  return events;
 }
 
 }  // namespace ecliptix::server

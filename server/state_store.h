@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/sql/database_url.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
+#include "ecliptix/fleet/v1/rollout.pb.h"
 #include "ecliptix/fleet/v1/types.pb.h"
 #include "soci/soci.h"
 
@@ -50,6 +51,16 @@ class StateStore {
   // A stored bundle's files, sorted by path.
   absl::StatusOr<std::vector<fleet::v1::BundleFile>> LoadBundleFiles(
       const std::string& bundle_id);
+
+  // Saves a rollout (inserted or replaced) and appends its new events, in one
+  // transaction. `number` orders rollouts.
+  absl::Status SaveRollout(const fleet::v1::Rollout& rollout, long long number,
+                           const std::vector<fleet::v1::RolloutEvent>& events);
+  // Every rollout, oldest first.
+  absl::StatusOr<std::vector<fleet::v1::Rollout>> LoadRollouts();
+  // A rollout's events after `after_sequence`, in order.
+  absl::StatusOr<std::vector<fleet::v1::RolloutEvent>> LoadRolloutEvents(
+      const std::string& rollout_id, long long after_sequence);
 
  private:
   StateStore(sql::DatabaseUrl url, std::unique_ptr<soci::session> session)

@@ -1,0 +1,1423 @@
+#include "server/rollout_orchestrator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/bundle/bundle.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/rollout_planner.h"
+
+namespace ecliptix::server {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+using google::protobuf::util::TimeUtil;
+
+constexpr absl::Duration kDefaultOfflineDeadline = absl::Minutes(5);
+constexpr int kDefaultListPageSize = 50;
+
+bool IsActive(v1::RolloutState state) {
+  switch (state) {
+    case v1::ROLLOUT_STATE_PENDING:
+    case v1::ROLLOUT_STATE_WAITING_FOR_GATE:
+    case v1::ROLLOUT_STATE_RUNNING:
+    case v1::ROLLOUT_STATE_PAUSED:
+    case v1::ROLLOUT_STATE_ROLLING_BACK:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsTargetFinal(v1::TargetState state) {
+  switch (state) {
+    case v1::TARGET_STATE_SUCCEEDED:
+    case v1::TARGET_STATE_FAILED:
+    case v1::TARGET_STATE_SKIPPED:
+    case v1::TARGET_STATE_ROLLED_BACK:
+    case v1::TARGET_STATE_UNKNOWN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsTargetBusy(v1::TargetState state) {
+  return state == v1::TARGET_STATE_RUNNING ||
+         state == v1::TARGET_STATE_ROLLING_BACK;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& duration) {
+  return absl::Microseconds(TimeUtil::DurationToMicroseconds(duration));
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
+  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(timestamp));
+}
+
+std::string ShortState(v1::RolloutState state) {
+  std::string name = v1::RolloutState_Name(state);
+  return absl::AsciiStrToLower(
+      name.substr(std::string("ROLLOUT_STATE_").size()));
+}
+
+}  // namespace
+
+struct RolloutOrchestrator::Active {
+  v1::Rollout rollout;
+  int64_t number = 0;
+  v1::BundleManifest manifest;
+  std::vector<v1::RolloutEvent> unsaved_events;
+  std::vector<std::shared_ptr<RolloutEventSink>> watchers;
+  // A rollback asked for (by a person or automatically) that waits for running
+  // deployments to stop.
+  bool rollback_pending = false;
+};
+
+struct RolloutOrchestrator::PlanJob {
+  int64_t id = 0;
+  v1::RolloutPlan plan;
+  std::string bundle_id;
+  std::vector<std::string> phases;
+  absl::Time deadline;
+  Callback<v1::RolloutPlan> done;
+  // database id -> index of the next phase to plan; absent when finished.
+  std::map<std::string, size_t> next_phase;
+  std::map<std::string, std::string> current_command;
+};
+
+RolloutOrchestrator::RolloutOrchestrator(StateStore* store, Registry* registry,
+                                         BundleCatalog* bundles, Clock* clock,
+                                         RolloutOptions options)
+    : store_(store),
+      registry_(registry),
+      bundles_(bundles),
+      clock_(clock),
+      options_(options) {}
+
+RolloutOrchestrator::~RolloutOrchestrator() { Stop(); }
+
+absl::Status RolloutOrchestrator::Start() {
+  absl::StatusOr<std::vector<v1::Rollout>> stored = store_->LoadRollouts();
+  if (!stored.ok()) return stored.status();
+  const auto now = Now();
+  int resumed = 0;
+  for (v1::Rollout& rollout : *stored) {
+    auto active = std::make_unique<Active>();
+    int64_t number = 0;
+    absl::SimpleAtoi(absl::string_view(rollout.rollout_id()).substr(2),
+                     &number);
+    active->number = number;
+    next_number_ = std::max(next_number_, number + 1);
+    if (absl::StatusOr<v1::BundleInfo> info =
+            bundles_->Resolve(rollout.bundle_id());
+        info.ok()) {
+      active->manifest = info->manifest();
+    }
+    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+      if (!target.command_id().empty())
+        command_rollout_[target.command_id()] = rollout.rollout_id();
+      // Every agent is disconnected until it comes back to this server.
+      if (IsTargetBusy(target.state()) ||
+          target.state() == v1::TARGET_STATE_PENDING) {
+        *target.mutable_offline_since_time() = now;
+      }
+    }
+    if (IsActive(rollout.state())) ++resumed;
+    active->rollout = std::move(rollout);
+    const std::string id = active->rollout.rollout_id();
+    rollouts_[id] = std::move(active);
+  }
+  if (!rollouts_.empty()) {
+    Logger("rollouts")
+        ->info("loaded {} rollouts, {} to resume", rollouts_.size(), resumed);
+  }
+  registry_->AddCommandObserver(
+      [this](const std::string& database_id, const v1::AgentMessage& message) {
+        Post([this, database_id, message] {
+          OnAgentMessage(database_id, message);
+        });
+      });
+  registry_->AddConnectionObserver(
+      [this](const std::string& database_id, bool connected) {
+        Post([this, database_id, connected] {
+          OnConnection(database_id, connected);
+        });
+      });
+  worker_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void RolloutOrchestrator::Stop() {
+  {
+    absl::MutexLock lock(&queue_mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (worker_.joinable()) worker_.join();
+  for (auto& [id, active] : rollouts_) {
+    for (auto& watcher : active->watchers) {
+      watcher->End(
+          absl::UnavailableError("the server is shutting down; watch again"));
+    }
+    active->watchers.clear();
+  }
+}
+
+void RolloutOrchestrator::Post(std::function<void()> task) {
+  absl::MutexLock lock(&queue_mutex_);
+  if (stopping_) return;
+  queue_.push_back(std::move(task));
+}
+
+void RolloutOrchestrator::Loop() {
+  absl::Time next_tick = absl::Now();
+  for (;;) {
+    std::deque<std::function<void()>> tasks;
+    {
+      absl::MutexLock lock(&queue_mutex_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mutex_) {
+        return stopping_ || !queue_.empty();
+      };
+      queue_mutex_.AwaitWithDeadline(absl::Condition(&ready), next_tick);
+      if (stopping_) return;
+      tasks.swap(queue_);
+    }
+    for (auto& task : tasks) task();
+    if (absl::Now() >= next_tick) {
+      Tick();
+      next_tick = absl::Now() + options_.tick;
+    }
+  }
+}
+
+void RolloutOrchestrator::Tick() {
+  for (auto& [id, active] : rollouts_) {
+    if (IsActive(active->rollout.state())) {
+      Advance(*active);
+      Flush(*active);
+    }
+  }
+  std::vector<int64_t> expired;
+  for (auto& [id, job] : plans_) {
+    if (clock_->Now() >= job->deadline) expired.push_back(id);
+  }
+  for (int64_t id : expired) MaybeFinishPlan(id, /*timed_out=*/true);
+}
+
+google::protobuf::Timestamp RolloutOrchestrator::Now() const {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_->Now()));
+}
+
+bool RolloutOrchestrator::Connected(const std::string& database_id) const {
+  absl::StatusOr<v1::Database> database = registry_->GetDatabase(database_id);
+  return database.ok() &&
+         database->connection_state() == v1::CONNECTION_STATE_CONNECTED;
+}
+
+RolloutOrchestrator::Active* RolloutOrchestrator::Find(
+    const std::string& rollout_id) {
+  auto it = rollouts_.find(rollout_id);
+  return it == rollouts_.end() ? nullptr : it->second.get();
+}
+
+absl::StatusOr<RolloutOrchestrator::Active*> RolloutOrchestrator::FindOrError(
+    const std::string& rollout_id) {
+  Active* active = Find(rollout_id);
+  if (active == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no rollout \"", rollout_id,
+                     "\"; `ecliptixctl rollout list` shows them"));
+  }
+  return active;
+}
+
+v1::RolloutTarget* RolloutOrchestrator::FindTarget(
+    Active& active, const std::string& database_id) {
+  for (v1::RolloutTarget& target : *active.rollout.mutable_targets()) {
+    if (target.database_id() == database_id) return &target;
+  }
+  return nullptr;
+}
+
+bool RolloutOrchestrator::HasRunningTargets(const Active& active) const {
+  for (const v1::RolloutTarget& target : active.rollout.targets()) {
+    if (IsTargetBusy(target.state())) return true;
+  }
+  return false;
+}
+
+// ---- events and persistence ----
+
+void RolloutOrchestrator::Emit(Active& active, v1::RolloutEvent event) {
+  event.set_sequence(active.rollout.last_event_sequence() + 1);
+  active.rollout.set_last_event_sequence(event.sequence());
+  *event.mutable_event_time() = Now();
+  active.watchers.erase(
+      std::remove_if(active.watchers.begin(), active.watchers.end(),
+                     [&](const std::shared_ptr<RolloutEventSink>& watcher) {
+                       return !watcher->Deliver(event);
+                     }),
+      active.watchers.end());
+  active.unsaved_events.push_back(std::move(event));
+}
+
+void RolloutOrchestrator::SetState(Active& active, v1::RolloutState state,
+                                   const std::string& reason,
+                                   const std::string& actor) {
+  v1::Rollout& rollout = active.rollout;
+  if (rollout.state() == state && rollout.waiting_reason() == reason) return;
+  const bool changed = rollout.state() != state;
+  rollout.set_state(state);
+  rollout.set_waiting_reason(reason);
+  if (!IsActive(state)) *rollout.mutable_finish_time() = Now();
+  if (!changed && actor.empty()) return;
+  v1::RolloutEvent event;
+  v1::RolloutStateChanged* state_changed = event.mutable_state_changed();
+  state_changed->set_state(state);
+  state_changed->set_reason(reason);
+  state_changed->set_actor(actor);
+  Logger("rollouts")
+      ->info("rollout {}: {}{}{}", rollout.rollout_id(), ShortState(state),
+             reason.empty() ? "" : ": " + reason,
+             actor.empty() ? "" : " (by " + actor + ")");
+  Emit(active, std::move(event));
+}
+
+void RolloutOrchestrator::SetTargetState(Active& active,
+                                         v1::RolloutTarget& target,
+                                         v1::TargetState state,
+                                         const std::string& error) {
+  target.set_state(state);
+  target.set_error(error);
+  if (IsTargetFinal(state)) {
+    *target.mutable_finished_time() = Now();
+    target.clear_command_id();
+  }
+  v1::RolloutEvent event;
+  v1::TargetStateChanged* changed = event.mutable_target();
+  changed->set_database_id(target.database_id());
+  changed->set_state(state);
+  changed->set_error(error);
+  changed->set_wave(target.wave());
+  Emit(active, std::move(event));
+}
+
+void RolloutOrchestrator::Flush(Active& active) {
+  if (active.unsaved_events.empty()) return;
+  if (absl::Status status = store_->SaveRollout(active.rollout, active.number,
+                                                active.unsaved_events);
+      !status.ok()) {
+    // Kept in memory and saved with the next change.
+    Logger("rollouts")
+        ->error("could not save rollout {}: {}", active.rollout.rollout_id(),
+                status.ToString());
+    return;
+  }
+  active.unsaved_events.clear();
+  if (!IsActive(active.rollout.state()) && !HasRunningTargets(active)) {
+    for (auto& watcher : active.watchers) watcher->End(absl::OkStatus());
+    active.watchers.clear();
+  }
+}
+
+// ---- creating ----
+
+absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
+    const v1::CreateRolloutRequest& request, bool check_conflicts) {
+  if (absl::Status status = ValidateStrategy(request.strategy()); !status.ok())
+    return status;
+  std::vector<v1::GateSpec> gates(request.gates().begin(),
+                                  request.gates().end());
+  if (absl::Status status = ValidateGates(gates); !status.ok()) return status;
+  absl::StatusOr<v1::BundleInfo> info = bundles_->Resolve(request.bundle());
+  if (!info.ok()) return info.status();
+  absl::StatusOr<std::vector<std::string>> phases =
+      PhasesToDeploy(request.strategy(), info->manifest());
+  if (!phases.ok()) return phases.status();
+
+  std::vector<v1::Database> databases;
+  v1::ListDatabasesRequest list;
+  list.set_selector(request.selector());
+  list.set_page_size(1000);
+  do {
+    absl::StatusOr<v1::ListDatabasesResponse> page =
+        registry_->ListDatabases(list);
+    if (!page.ok()) return page.status();
+    databases.insert(databases.end(), page->databases().begin(),
+                     page->databases().end());
+    list.set_page_token(page->next_page_token());
+  } while (!list.page_token().empty());
+  if (databases.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("selector \"", request.selector(),
+                     "\" matches no database; `ecliptixctl fleet list "
+                     "--selector=...` shows what it matches"));
+  }
+  const int wanted_dialects = info->manifest().dialects_size();
+  for (const v1::Database& database : databases) {
+    const v1::Dialect dialect = bundle::DialectForEngine(database.engine());
+    bool supported = false;
+    for (int d : info->manifest().dialects()) supported |= d == dialect;
+    if (!supported && wanted_dialects > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", database.database_id(), " runs ",
+          bundle::DialectName(dialect), " but bundle ", info->name(), "@",
+          info->version(), " has no SQL for it; narrow the selector"));
+    }
+  }
+  if (check_conflicts) {
+    std::set<std::string> ids;
+    for (const v1::Database& database : databases)
+      ids.insert(database.database_id());
+    for (const auto& [other_id, other] : rollouts_) {
+      if (!IsActive(other->rollout.state())) continue;
+      for (const v1::RolloutTarget& target : other->rollout.targets()) {
+        if (ids.count(target.database_id()) > 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("database ", target.database_id(), " is in rollout ",
+                           other_id, " (", ShortState(other->rollout.state()),
+                           "); wait for it to end, or stop it with "
+                           "`ecliptixctl rollout abort ",
+                           other_id, "`"));
+        }
+      }
+    }
+  }
+  absl::StatusOr<std::vector<v1::RolloutTarget>> targets =
+      AssignWaves(request.strategy(), databases);
+  if (!targets.ok()) return targets.status();
+  absl::StatusOr<int> budget = FailureBudget(
+      request.strategy().failure_budget(), static_cast<int>(targets->size()));
+  if (!budget.ok()) return budget.status();
+
+  v1::Rollout rollout;
+  rollout.set_bundle_id(info->bundle_id());
+  rollout.set_bundle_name_version(
+      absl::StrCat(info->name(), "@", info->version()));
+  rollout.set_selector(request.selector());
+  *rollout.mutable_strategy() = request.strategy();
+  for (const v1::GateSpec& gate : gates) {
+    v1::GateStatus* status = rollout.add_gates();
+    status->set_kind(gate.kind());
+    *status->mutable_window() = gate.window();
+  }
+  rollout.set_state(v1::ROLLOUT_STATE_PENDING);
+  int waves = 0;
+  for (v1::RolloutTarget& target : *targets) {
+    waves = std::max(waves, target.wave());
+    *rollout.add_targets() = std::move(target);
+  }
+  rollout.set_wave_count(waves);
+  rollout.set_created_by(request.requested_by());
+  *rollout.mutable_create_time() = Now();
+  rollout.set_failure_budget(*budget);
+  rollout.set_description(request.description());
+  for (const std::string& phase : *phases) rollout.add_phases(phase);
+  return rollout;
+}
+
+void RolloutOrchestrator::Create(v1::CreateRolloutRequest request,
+                                 Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<v1::Rollout> rollout =
+        BuildRollout(request, /*check_conflicts=*/true);
+    if (!rollout.ok()) return done(rollout.status());
+    auto active = std::make_unique<Active>();
+    active->number = next_number_++;
+    rollout->set_rollout_id(absl::StrCat("r-", active->number));
+    active->manifest = bundles_->Resolve(rollout->bundle_id())->manifest();
+    active->rollout = *std::move(rollout);
+    Active& ref = *active;
+    rollouts_[ref.rollout.rollout_id()] = std::move(active);
+    Logger("audit")->info(
+        "{} created rollout {} of {} to \"{}\" ({} databases, {} waves)",
+        request.requested_by(), ref.rollout.rollout_id(),
+        ref.rollout.bundle_name_version(), request.selector(),
+        ref.rollout.targets_size(), ref.rollout.wave_count());
+    v1::RolloutEvent created;
+    created.mutable_state_changed()->set_state(v1::ROLLOUT_STATE_PENDING);
+    created.mutable_state_changed()->set_reason("created");
+    created.mutable_state_changed()->set_actor(request.requested_by());
+    Emit(ref, std::move(created));
+    Advance(ref);
+    Flush(ref);
+    done(ref.rollout);
+  });
+}
+
+// ---- the state machine ----
+
+bool RolloutOrchestrator::EvaluateGates(Active& active) {
+  v1::Rollout& rollout = active.rollout;
+  std::vector<std::string> holding;
+  for (v1::GateStatus& gate : *rollout.mutable_gates()) {
+    bool satisfied = false;
+    std::string detail;
+    const bool attested = !gate.attested_by().empty();
+    switch (gate.kind()) {
+      case v1::GATE_KIND_BACKUP_COMPLETED:
+        satisfied = rollout.strategy().backup_first();
+        detail = satisfied
+                     ? "each database takes a backup before its first step"
+                     : "the strategy does not take backups: set backup_first "
+                       "(--backup)";
+        break;
+      case v1::GATE_KIND_STAGING_TESTED: {
+        for (const auto& [id, other] : rollouts_) {
+          const v1::Rollout& candidate = other->rollout;
+          if (candidate.bundle_id() != rollout.bundle_id() ||
+              candidate.state() != v1::ROLLOUT_STATE_SUCCEEDED ||
+              candidate.targets().empty()) {
+            continue;
+          }
+          bool all_staging = true;
+          for (const v1::RolloutTarget& target : candidate.targets()) {
+            auto env = target.labels().find("env");
+            all_staging &=
+                env != target.labels().end() && env->second == "staging";
+          }
+          if (all_staging) {
+            satisfied = true;
+            detail =
+                absl::StrCat("rollout ", id, " succeeded on ",
+                             candidate.targets_size(), " staging databases");
+            break;
+          }
+        }
+        if (!satisfied) {
+          detail = absl::StrCat("no succeeded rollout of ",
+                                rollout.bundle_name_version(),
+                                " on env=staging databases yet");
+        }
+        break;
+      }
+      case v1::GATE_KIND_MAINTENANCE_WINDOW: {
+        absl::StatusOr<WindowCheck> check =
+            CheckWindow(gate.window(), clock_->Now());
+        satisfied = check.ok() && check->inside;
+        detail =
+            check.ok() ? check->detail : std::string(check.status().message());
+        break;
+      }
+      case v1::GATE_KIND_ROLLBACK_PLAN: {
+        std::vector<std::string> phases(rollout.phases().begin(),
+                                        rollout.phases().end());
+        std::vector<std::string> missing =
+            StepsWithoutRevert(active.manifest, phases);
+        satisfied = missing.empty() || attested;
+        detail = missing.empty() ? "every step has a revert script"
+                                 : absl::StrCat("steps without revert script: ",
+                                                absl::StrJoin(missing, ", "),
+                                                attested ? " (plan attested)"
+                                                         : "; attest the plan");
+        break;
+      }
+      default:
+        satisfied = attested;
+        detail = attested ? absl::StrCat("attested by ", gate.attested_by())
+                          : "not attested";
+        break;
+    }
+    if (gate.satisfied() != satisfied || gate.detail() != detail) {
+      gate.set_satisfied(satisfied);
+      gate.set_detail(detail);
+      v1::RolloutEvent event;
+      *event.mutable_gate() = gate;
+      Emit(active, std::move(event));
+    }
+    if (!satisfied)
+      holding.push_back(
+          absl::StrCat("gate ", GateName(gate.kind()), ": ", detail));
+  }
+  if (holding.empty()) return true;
+  SetState(active, v1::ROLLOUT_STATE_WAITING_FOR_GATE,
+           absl::StrJoin(holding, "; "));
+  return false;
+}
+
+void RolloutOrchestrator::StartWave(Active& active, int wave) {
+  v1::Rollout& rollout = active.rollout;
+  rollout.set_current_wave(wave);
+  *rollout.mutable_wave_start_time() = Now();
+  rollout.clear_resume_time();
+  v1::RolloutEvent event;
+  event.mutable_wave()->set_wave(wave);
+  event.mutable_wave()->set_started(true);
+  for (const v1::RolloutTarget& target : rollout.targets()) {
+    if (target.wave() == wave)
+      event.mutable_wave()->add_database_ids(target.database_id());
+  }
+  Emit(active, std::move(event));
+}
+
+void RolloutOrchestrator::SendCurrentCommand(Active& active,
+                                             v1::RolloutTarget& target) {
+  v1::Command command;
+  command.set_command_id(target.command_id());
+  if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
+    command.mutable_revert_phase()->set_bundle_id(active.rollout.bundle_id());
+    command.mutable_revert_phase()->set_phase(target.phase());
+  } else {
+    command.mutable_run_phase()->set_bundle_id(active.rollout.bundle_id());
+    command.mutable_run_phase()->set_phase(target.phase());
+    // One backup per database, before the first phase's first step.
+    command.mutable_run_phase()->set_backup_first(
+        active.rollout.strategy().backup_first() &&
+        target.touched_phases_size() == 1);
+  }
+  absl::StatusOr<std::string> sent =
+      registry_->SendCommand(target.database_id(), command);
+  if (!sent.ok()) {
+    // Not connected: sent again when the agent comes back.
+    if (!target.has_offline_since_time())
+      *target.mutable_offline_since_time() = Now();
+    return;
+  }
+  target.clear_offline_since_time();
+}
+
+void RolloutOrchestrator::StartTarget(Active& active,
+                                      v1::RolloutTarget& target) {
+  const std::string& first = active.rollout.phases(0);
+  target.set_phase(first);
+  target.set_step("");
+  target.clear_touched_phases();
+  target.add_touched_phases(first);
+  target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
+                                     target.database_id(), "/",
+                                     next_command_++));
+  command_rollout_[target.command_id()] = active.rollout.rollout_id();
+  *target.mutable_started_time() = Now();
+  target.clear_finished_time();
+  SetTargetState(active, target, v1::TARGET_STATE_RUNNING);
+  SendCurrentCommand(active, target);
+}
+
+void RolloutOrchestrator::BeginTargetRollback(Active& active,
+                                              v1::RolloutTarget& target) {
+  const std::string& only = active.rollout.rollback_phase();
+  std::vector<std::string> to_revert;
+  for (auto it = target.touched_phases().rbegin();
+       it != target.touched_phases().rend(); ++it) {
+    if (only.empty() || *it == only) to_revert.push_back(*it);
+  }
+  if (to_revert.empty()) return;
+  target.set_phase(to_revert.front());
+  target.set_step("");
+  target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
+                                     target.database_id(), "/revert/",
+                                     next_command_++));
+  command_rollout_[target.command_id()] = active.rollout.rollout_id();
+  SetTargetState(active, target, v1::TARGET_STATE_ROLLING_BACK);
+  SendCurrentCommand(active, target);
+}
+
+void RolloutOrchestrator::BeginRollback(Active& active) {
+  active.rollback_pending = false;
+  v1::Rollout& rollout = active.rollout;
+  SetState(active, v1::ROLLOUT_STATE_ROLLING_BACK,
+           rollout.rollback_phase().empty()
+               ? "reverting every phase applied, last first"
+               : absl::StrCat("reverting phase ", rollout.rollback_phase()));
+  for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+    if (rollout.rollback_wave() != 0 &&
+        target.wave() != rollout.rollback_wave())
+      continue;
+    if (target.touched_phases().empty() ||
+        target.state() == v1::TARGET_STATE_ROLLED_BACK) {
+      continue;
+    }
+    BeginTargetRollback(active, target);
+  }
+}
+
+void RolloutOrchestrator::FinishRollout(Active& active) {
+  v1::Rollout& rollout = active.rollout;
+  const bool over_budget = rollout.failures() > rollout.failure_budget();
+  if (!over_budget) {
+    SetState(active, v1::ROLLOUT_STATE_SUCCEEDED,
+             rollout.failures() == 0
+                 ? "every database applied the bundle"
+                 : absl::StrCat(rollout.failures(),
+                                " failures, within the budget of ",
+                                rollout.failure_budget()));
+    return;
+  }
+  if (rollout.strategy().auto_rollback() == v1::AUTO_ROLLBACK_ROLLOUT) {
+    BeginRollback(active);
+    return;
+  }
+  SetState(
+      active, v1::ROLLOUT_STATE_FAILED,
+      absl::StrCat(rollout.failures(), " failures exceed the budget of ",
+                   rollout.failure_budget(), "; no further wave was started"));
+}
+
+void RolloutOrchestrator::Advance(Active& active) {
+  v1::Rollout& rollout = active.rollout;
+  const absl::Time now = clock_->Now();
+
+  if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
+    bool busy = false, failed = false;
+    for (const v1::RolloutTarget& target : rollout.targets()) {
+      busy |= IsTargetBusy(target.state());
+      failed |= target.state() == v1::TARGET_STATE_FAILED &&
+                !target.touched_phases().empty() &&
+                absl::StartsWith(target.error(), "rollback failed");
+    }
+    if (!busy) {
+      SetState(
+          active,
+          failed ? v1::ROLLOUT_STATE_FAILED : v1::ROLLOUT_STATE_ROLLED_BACK,
+          failed ? "the rollback failed on some databases; see their errors"
+                 : "what the rollout applied was reverted");
+    }
+    return;
+  }
+  if (active.rollback_pending) {
+    if (!HasRunningTargets(active)) BeginRollback(active);
+    return;
+  }
+  if (rollout.state() == v1::ROLLOUT_STATE_PENDING ||
+      rollout.state() == v1::ROLLOUT_STATE_WAITING_FOR_GATE) {
+    if (!EvaluateGates(active)) return;
+    SetState(active, v1::ROLLOUT_STATE_RUNNING, "every gate holds");
+  }
+  if (rollout.state() != v1::ROLLOUT_STATE_RUNNING) return;
+
+  // Offline deadlines apply to targets waiting for their agent, pending or
+  // mid-command.
+  const absl::Duration deadline =
+      rollout.strategy().has_offline_deadline() &&
+              FromProto(rollout.strategy().offline_deadline()) >
+                  absl::ZeroDuration()
+          ? FromProto(rollout.strategy().offline_deadline())
+          : kDefaultOfflineDeadline;
+  for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+    if (target.wave() > rollout.current_wave() ||
+        !target.has_offline_since_time())
+      continue;
+    if (now - FromProto(target.offline_since_time()) < deadline) continue;
+    if (target.state() == v1::TARGET_STATE_RUNNING) {
+      rollout.set_failures(rollout.failures() + 1);
+      SetTargetState(
+          active, target, v1::TARGET_STATE_UNKNOWN,
+          absl::StrCat(
+              "the agent went away during phase ", target.phase(),
+              "; its outcome is unknown (retry settles it from the history "
+              "table)"));
+    } else if (target.state() == v1::TARGET_STATE_PENDING &&
+               target.wave() == rollout.current_wave()) {
+      const std::string why = absl::StrCat("agent offline for more than ",
+                                           absl::FormatDuration(deadline));
+      if (rollout.strategy().offline_policy() == v1::OFFLINE_POLICY_SKIP) {
+        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED, why);
+      } else {
+        rollout.set_failures(rollout.failures() + 1);
+        SetTargetState(active, target, v1::TARGET_STATE_FAILED, why);
+      }
+    }
+    target.clear_offline_since_time();
+  }
+
+  const bool over_budget = rollout.failures() > rollout.failure_budget();
+  if (rollout.current_wave() == 0) {
+    for (const v1::GateStatus& gate : rollout.gates()) {
+      if (gate.kind() == v1::GATE_KIND_MAINTENANCE_WINDOW &&
+          !EvaluateGates(active))
+        return;
+    }
+    StartWave(active, 1);
+  }
+  const int wave = rollout.current_wave();
+  int running = 0;
+  bool wave_done = true;
+  for (const v1::RolloutTarget& target : rollout.targets()) {
+    if (target.wave() != wave) continue;
+    running += IsTargetBusy(target.state());
+    wave_done &= IsTargetFinal(target.state());
+  }
+  if (!over_budget) {
+    const int max_parallel = rollout.strategy().max_parallel();
+    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+      if (max_parallel > 0 && running >= max_parallel) break;
+      if (target.wave() != wave || target.state() != v1::TARGET_STATE_PENDING)
+        continue;
+      if (!Connected(target.database_id())) {
+        if (!target.has_offline_since_time())
+          *target.mutable_offline_since_time() = Now();
+        continue;
+      }
+      target.clear_offline_since_time();
+      StartTarget(active, target);
+      ++running;
+      wave_done = false;
+    }
+  } else if (running == 0) {
+    // Over budget: the rest of the rollout is not started.
+    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+      if (target.state() == v1::TARGET_STATE_PENDING) {
+        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED,
+                       "not started: the failure budget was exceeded");
+      }
+    }
+    FinishRollout(active);
+    return;
+  }
+  if (!wave_done || running > 0) return;
+
+  v1::RolloutEvent ended;
+  ended.mutable_wave()->set_wave(wave);
+  ended.mutable_wave()->set_started(false);
+  if (!rollout.has_resume_time() && rollout.waiting_reason().empty()) {
+    Emit(active, std::move(ended));
+  }
+  if (wave >= rollout.wave_count()) {
+    FinishRollout(active);
+    return;
+  }
+  if (rollout.strategy().approval_required()) {
+    SetState(active, v1::ROLLOUT_STATE_PAUSED,
+             absl::StrCat("wave ", wave, " of ", rollout.wave_count(),
+                          " finished; approve the next wave with `ecliptixctl "
+                          "rollout resume ",
+                          rollout.rollout_id(), "`"));
+    return;
+  }
+  const absl::Duration pause =
+      FromProto(rollout.strategy().pause_between_waves());
+  if (pause > absl::ZeroDuration()) {
+    if (!rollout.has_resume_time()) {
+      *rollout.mutable_resume_time() =
+          TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now + pause));
+      SetState(active, v1::ROLLOUT_STATE_RUNNING,
+               absl::StrCat("wave ", wave, " finished; wave ", wave + 1,
+                            " starts at ",
+                            absl::FormatTime("%H:%M:%S UTC", now + pause,
+                                             absl::UTCTimeZone())));
+      return;
+    }
+    if (now < FromProto(rollout.resume_time())) return;
+  }
+  for (const v1::GateStatus& gate : rollout.gates()) {
+    if (gate.kind() == v1::GATE_KIND_MAINTENANCE_WINDOW &&
+        !EvaluateGates(active))
+      return;
+  }
+  SetState(active, v1::ROLLOUT_STATE_RUNNING, "");
+  StartWave(active, wave + 1);
+  Advance(active);
+}
+
+// ---- agent messages ----
+
+void RolloutOrchestrator::OnAgentMessage(const std::string& database_id,
+                                         const v1::AgentMessage& message) {
+  const std::string& command_id = message.has_command_ack()
+                                      ? message.command_ack().command_id()
+                                      : message.command_event().command_id();
+  if (auto plan = command_plan_.find(command_id); plan != command_plan_.end()) {
+    auto job = plans_.find(plan->second);
+    if (job != plans_.end()) OnPlanMessage(*job->second, database_id, message);
+    return;
+  }
+  auto owner = command_rollout_.find(command_id);
+  if (owner == command_rollout_.end()) return;
+  Active* active = Find(owner->second);
+  if (active == nullptr) return;
+  v1::RolloutTarget* target = FindTarget(*active, database_id);
+  // A late or repeated message for a command that is no longer the target's
+  // current one.
+  if (target == nullptr || target->command_id() != command_id) return;
+  if (message.has_command_ack()) {
+    if (message.command_ack().status().code() != 0) {
+      OnCommandFinished(*active, *target,
+                        FromProtoStatus(message.command_ack().status()));
+    }
+  } else if (message.command_event().has_finished()) {
+    OnCommandFinished(*active, *target,
+                      FromProtoStatus(message.command_event().finished()));
+  } else if (message.command_event().has_deployment()) {
+    const v1::DeploymentEvent& event = message.command_event().deployment();
+    if (!event.step().empty()) target->set_step(event.step());
+    if (event.has_step_finished() &&
+        target->state() == v1::TARGET_STATE_RUNNING) {
+      if (event.step_finished().outcome() == v1::STEP_OUTCOME_APPLIED) {
+        target->set_steps_applied(target->steps_applied() + 1);
+      } else if (event.step_finished().outcome() == v1::STEP_OUTCOME_SKIPPED) {
+        target->set_steps_skipped(target->steps_skipped() + 1);
+      }
+    }
+    if (event.has_backup_completed())
+      target->set_backup_id(event.backup_completed().backup_id());
+    v1::RolloutEvent rollout_event;
+    rollout_event.mutable_deployment()->set_database_id(database_id);
+    *rollout_event.mutable_deployment()->mutable_event() = event;
+    Emit(*active, std::move(rollout_event));
+  }
+  Advance(*active);
+  Flush(*active);
+}
+
+void RolloutOrchestrator::OnCommandFinished(Active& active,
+                                            v1::RolloutTarget& target,
+                                            const absl::Status& status) {
+  v1::Rollout& rollout = active.rollout;
+  command_rollout_.erase(target.command_id());
+  if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
+    if (!status.ok()) {
+      SetTargetState(active, target, v1::TARGET_STATE_FAILED,
+                     absl::StrCat("rollback failed in phase ", target.phase(),
+                                  ": ", status.message()));
+      return;
+    }
+    // The next phase to revert: the one touched before this, if in scope.
+    const std::string& only = rollout.rollback_phase();
+    std::string next;
+    bool seen = false;
+    for (auto it = target.touched_phases().rbegin();
+         it != target.touched_phases().rend(); ++it) {
+      if (seen && (only.empty() || *it == only)) {
+        next = *it;
+        break;
+      }
+      seen |= *it == target.phase();
+    }
+    if (next.empty()) {
+      target.clear_applied_phases();
+      SetTargetState(active, target, v1::TARGET_STATE_ROLLED_BACK);
+      return;
+    }
+    target.set_phase(next);
+    target.set_command_id(absl::StrCat(rollout.rollout_id(), "/",
+                                       target.database_id(), "/revert/",
+                                       next_command_++));
+    command_rollout_[target.command_id()] = rollout.rollout_id();
+    SendCurrentCommand(active, target);
+    return;
+  }
+  if (target.state() != v1::TARGET_STATE_RUNNING) return;
+  if (!status.ok()) {
+    rollout.set_failures(rollout.failures() + 1);
+    const bool cancelled = status.code() == absl::StatusCode::kCancelled;
+    SetTargetState(
+        active, target, v1::TARGET_STATE_FAILED,
+        absl::StrCat(cancelled ? "cancelled" : "failed", " in phase ",
+                     target.phase(), ": ", status.message()));
+    if (rollout.strategy().auto_rollback() ==
+            v1::AUTO_ROLLBACK_FAILED_TARGETS &&
+        rollout.state() != v1::ROLLOUT_STATE_ABORTED) {
+      BeginTargetRollback(active, target);
+    }
+    return;
+  }
+  target.add_applied_phases(target.phase());
+  const auto& phases = rollout.phases();
+  auto it = std::find(phases.begin(), phases.end(), target.phase());
+  if (it == phases.end() || std::next(it) == phases.end() ||
+      rollout.state() == v1::ROLLOUT_STATE_ABORTED) {
+    if (rollout.state() == v1::ROLLOUT_STATE_ABORTED &&
+        std::next(it) != phases.end()) {
+      SetTargetState(active, target, v1::TARGET_STATE_FAILED,
+                     absl::StrCat("aborted after phase ", target.phase()));
+    } else {
+      SetTargetState(active, target, v1::TARGET_STATE_SUCCEEDED);
+    }
+    return;
+  }
+  target.set_phase(*std::next(it));
+  target.set_step("");
+  target.add_touched_phases(target.phase());
+  target.set_command_id(absl::StrCat(
+      rollout.rollout_id(), "/", target.database_id(), "/", next_command_++));
+  command_rollout_[target.command_id()] = rollout.rollout_id();
+  SendCurrentCommand(active, target);
+}
+
+void RolloutOrchestrator::OnConnection(const std::string& database_id,
+                                       bool connected) {
+  for (auto& [id, active] : rollouts_) {
+    v1::RolloutTarget* target = FindTarget(*active, database_id);
+    if (target == nullptr) continue;
+    if (!connected) {
+      if ((IsTargetBusy(target->state()) ||
+           target->state() == v1::TARGET_STATE_PENDING) &&
+          !target->has_offline_since_time()) {
+        *target->mutable_offline_since_time() = Now();
+      }
+      continue;
+    }
+    target->clear_offline_since_time();
+    // The same command id again: an agent that ran it answers with the outcome
+    // it journaled; one that restarted runs it, and its history table skips
+    // what is applied.
+    if (IsTargetBusy(target->state()) && !target->command_id().empty()) {
+      SendCurrentCommand(*active, *target);
+    }
+    if (IsActive(active->rollout.state())) {
+      Advance(*active);
+      Flush(*active);
+    }
+  }
+}
+
+// ---- people's actions ----
+
+void RolloutOrchestrator::Get(std::string rollout_id,
+                              Callback<v1::Rollout> done) {
+  Post([this, rollout_id = std::move(rollout_id), done = std::move(done)] {
+    absl::StatusOr<Active*> active = FindOrError(rollout_id);
+    if (!active.ok()) return done(active.status());
+    done((*active)->rollout);
+  });
+}
+
+void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
+                               Callback<v1::ListRolloutsResponse> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    if (request.page_size() < 0)
+      return done(absl::InvalidArgumentError("page_size < 0"));
+    const int page_size =
+        request.page_size() == 0 ? kDefaultListPageSize : request.page_size();
+    int64_t before = INT64_MAX;
+    if (!request.page_token().empty() &&
+        !absl::SimpleAtoi(request.page_token(), &before)) {
+      return done(absl::InvalidArgumentError(
+          "page_token is not one this server returned"));
+    }
+    std::set<int> states(request.states().begin(), request.states().end());
+    std::vector<Active*> matching;
+    for (auto& [id, active] : rollouts_) {
+      if (active->number >= before) continue;
+      if (!states.empty() && states.count(active->rollout.state()) == 0)
+        continue;
+      matching.push_back(active.get());
+    }
+    std::sort(matching.begin(), matching.end(),
+              [](Active* a, Active* b) { return a->number > b->number; });
+    v1::ListRolloutsResponse response;
+    for (size_t i = 0; i < matching.size() && static_cast<int>(i) < page_size;
+         ++i) {
+      v1::Rollout* rollout = response.add_rollouts();
+      *rollout = matching[i]->rollout;
+      rollout->clear_targets();
+    }
+    if (static_cast<int>(matching.size()) > page_size) {
+      response.set_next_page_token(
+          absl::StrCat(matching[page_size - 1]->number));
+    }
+    done(response);
+  });
+}
+
+void RolloutOrchestrator::Pause(v1::RolloutActionRequest request,
+                                Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    const v1::RolloutState state = active.rollout.state();
+    if (state == v1::ROLLOUT_STATE_PAUSED) return done(active.rollout);
+    if (state != v1::ROLLOUT_STATE_RUNNING &&
+        state != v1::ROLLOUT_STATE_WAITING_FOR_GATE &&
+        state != v1::ROLLOUT_STATE_PENDING) {
+      return done(absl::FailedPreconditionError(absl::StrCat(
+          "rollout ", request.rollout_id(), " is ", ShortState(state),
+          "; only a pending, waiting or running rollout can be paused")));
+    }
+    Logger("audit")->info("{} paused rollout {}: {}", request.actor(),
+                          request.rollout_id(), request.reason());
+    SetState(
+        active, v1::ROLLOUT_STATE_PAUSED,
+        absl::StrCat("paused",
+                     request.reason().empty() ? "" : ": " + request.reason(),
+                     "; running commands finish, nothing new starts"),
+        request.actor());
+    Flush(active);
+    done(active.rollout);
+  });
+}
+
+void RolloutOrchestrator::Resume(v1::RolloutActionRequest request,
+                                 Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    if (active.rollout.state() != v1::ROLLOUT_STATE_PAUSED) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("rollout ", request.rollout_id(), " is ",
+                       ShortState(active.rollout.state()), ", not paused")));
+    }
+    Logger("audit")->info("{} resumed rollout {}", request.actor(),
+                          request.rollout_id());
+    active.rollout.clear_resume_time();
+    SetState(
+        active, v1::ROLLOUT_STATE_RUNNING,
+        absl::StrCat("resumed",
+                     request.reason().empty() ? "" : ": " + request.reason()),
+        request.actor());
+    active.rollout.set_waiting_reason("");
+    // Resuming after a finished wave is the approval of the next one.
+    v1::Rollout& rollout = active.rollout;
+    bool wave_done = rollout.current_wave() > 0;
+    for (const v1::RolloutTarget& target : rollout.targets()) {
+      if (target.wave() == rollout.current_wave())
+        wave_done &= IsTargetFinal(target.state());
+    }
+    if (wave_done && rollout.current_wave() < rollout.wave_count()) {
+      StartWave(active, rollout.current_wave() + 1);
+    }
+    Advance(active);
+    Flush(active);
+    done(active.rollout);
+  });
+}
+
+void RolloutOrchestrator::Abort(v1::RolloutActionRequest request,
+                                Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    if (!IsActive(active.rollout.state())) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("rollout ", request.rollout_id(), " already ended (",
+                       ShortState(active.rollout.state()), ")")));
+    }
+    Logger("audit")->info("{} aborted rollout {}: {}", request.actor(),
+                          request.rollout_id(), request.reason());
+    SetState(
+        active, v1::ROLLOUT_STATE_ABORTED,
+        absl::StrCat("aborted",
+                     request.reason().empty() ? "" : ": " + request.reason()),
+        request.actor());
+    for (v1::RolloutTarget& target : *active.rollout.mutable_targets()) {
+      if (target.state() == v1::TARGET_STATE_PENDING) {
+        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED,
+                       "not started: aborted");
+      } else if (IsTargetBusy(target.state()) && !target.command_id().empty()) {
+        // The running step is rolled back by the agent; its finish arrives as
+        // CANCELLED.
+        v1::Command cancel;
+        cancel.set_command_id(absl::StrCat(target.command_id(), "/cancel"));
+        cancel.mutable_cancel()->set_command_id(target.command_id());
+        registry_->SendCommand(target.database_id(), cancel).IgnoreError();
+      }
+    }
+    Flush(active);
+    done(active.rollout);
+  });
+}
+
+void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
+                                Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    v1::Rollout& rollout = active.rollout;
+    if (HasRunningTargets(active) ||
+        rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("rollout ", request.rollout_id(),
+                       " still has running commands; wait for them (or pause "
+                       "it) before retrying")));
+    }
+    int first_wave = 0, retried = 0;
+    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+      const v1::TargetState state = target.state();
+      if (state != v1::TARGET_STATE_FAILED &&
+          state != v1::TARGET_STATE_SKIPPED &&
+          state != v1::TARGET_STATE_UNKNOWN) {
+        continue;
+      }
+      ++retried;
+      first_wave =
+          first_wave == 0 ? target.wave() : std::min(first_wave, target.wave());
+      SetTargetState(active, target, v1::TARGET_STATE_PENDING, "");
+      target.clear_finished_time();
+    }
+    if (retried == 0) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("rollout ", request.rollout_id(),
+                       " has no failed, skipped or unknown databases")));
+    }
+    Logger("audit")->info("{} retried {} databases of rollout {}",
+                          request.actor(), retried, request.rollout_id());
+    rollout.set_failures(0);
+    rollout.clear_finish_time();
+    SetState(active, v1::ROLLOUT_STATE_RUNNING,
+             absl::StrCat("retrying ", retried, " databases"), request.actor());
+    StartWave(active, first_wave);
+    Advance(active);
+    Flush(active);
+    done(rollout);
+  });
+}
+
+void RolloutOrchestrator::Rollback(v1::RollbackRolloutRequest request,
+                                   Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    v1::Rollout& rollout = active.rollout;
+    if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) return done(rollout);
+    if (!request.phase().empty() &&
+        std::find(rollout.phases().begin(), rollout.phases().end(),
+                  request.phase()) == rollout.phases().end()) {
+      return done(absl::InvalidArgumentError(absl::StrCat(
+          "phase \"", request.phase(), "\" is not deployed by rollout ",
+          rollout.rollout_id(), "; its phases are ",
+          absl::StrJoin(rollout.phases(), ", "))));
+    }
+    if (request.wave() < 0 || request.wave() > rollout.wave_count()) {
+      return done(absl::InvalidArgumentError(
+          absl::StrCat("wave ", request.wave(), " is out of range (1..",
+                       rollout.wave_count(), ", or 0 for all)")));
+    }
+    Logger("audit")->info(
+        "{} rolled back rollout {} (phase \"{}\", wave {}): {}",
+        request.actor(), request.rollout_id(), request.phase(), request.wave(),
+        request.reason());
+    rollout.set_rollback_phase(request.phase());
+    rollout.set_rollback_wave(request.wave());
+    // Running deployments are cancelled first (their step rolls back); then
+    // everything the rollout applied in scope is reverted, last phase first.
+    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+      if (target.state() == v1::TARGET_STATE_PENDING) {
+        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED,
+                       "not started: rolled back");
+      } else if (target.state() == v1::TARGET_STATE_RUNNING &&
+                 !target.command_id().empty()) {
+        v1::Command cancel;
+        cancel.set_command_id(absl::StrCat(target.command_id(), "/cancel"));
+        cancel.mutable_cancel()->set_command_id(target.command_id());
+        registry_->SendCommand(target.database_id(), cancel).IgnoreError();
+      }
+    }
+    active.rollback_pending = true;
+    SetState(active,
+             rollout.state() == v1::ROLLOUT_STATE_RUNNING
+                 ? v1::ROLLOUT_STATE_PAUSED
+                 : rollout.state(),
+             "rollback requested: waiting for running commands to stop",
+             request.actor());
+    if (!IsActive(rollout.state())) {
+      // A finished rollout is reactivated for its rollback.
+      rollout.set_state(v1::ROLLOUT_STATE_PAUSED);
+    }
+    Advance(active);
+    Flush(active);
+    done(rollout);
+  });
+}
+
+void RolloutOrchestrator::Attest(v1::AttestGateRequest request,
+                                 Callback<v1::Rollout> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
+    if (!found.ok()) return done(found.status());
+    Active& active = **found;
+    if (request.attested_by().empty()) {
+      return done(absl::InvalidArgumentError(
+          "attested_by is required: who vouches for the gate"));
+    }
+    v1::GateStatus* gate = nullptr;
+    for (v1::GateStatus& candidate : *active.rollout.mutable_gates()) {
+      if (candidate.kind() == request.gate()) gate = &candidate;
+    }
+    if (gate == nullptr) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("rollout ", request.rollout_id(), " has no ",
+                       GateName(request.gate()), " gate")));
+    }
+    if (request.gate() == v1::GATE_KIND_BACKUP_COMPLETED ||
+        request.gate() == v1::GATE_KIND_STAGING_TESTED ||
+        request.gate() == v1::GATE_KIND_MAINTENANCE_WINDOW) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("the ", GateName(request.gate()),
+                       " gate is decided by evidence, not attestation: see its "
+                       "detail in `ecliptixctl "
+                       "rollout get ",
+                       request.rollout_id(), "`")));
+    }
+    gate->set_attested_by(request.attested_by());
+    *gate->mutable_attested_time() = Now();
+    gate->set_comment(request.comment());
+    Logger("audit")->info("{} attested gate {} of rollout {}: {}",
+                          request.attested_by(), GateName(request.gate()),
+                          request.rollout_id(), request.comment());
+    v1::RolloutEvent event;
+    *event.mutable_gate() = *gate;
+    Emit(active, std::move(event));
+    Advance(active);
+    Flush(active);
+    done(active.rollout);
+  });
+}
+
+void RolloutOrchestrator::Watch(std::string rollout_id, int64_t after_sequence,
+                                std::shared_ptr<RolloutEventSink> sink) {
+  Post([this, rollout_id = std::move(rollout_id), after_sequence,
+        sink = std::move(sink)] {
+    absl::StatusOr<Active*> found = FindOrError(rollout_id);
+    if (!found.ok()) return sink->End(found.status());
+    Active& active = **found;
+    Flush(active);
+    if (after_sequence < 0 ||
+        after_sequence > active.rollout.last_event_sequence()) {
+      return sink->End(absl::OutOfRangeError(absl::StrCat(
+          "after_sequence ", after_sequence, " is beyond the last event (",
+          active.rollout.last_event_sequence(), ")")));
+    }
+    if (after_sequence == 0) {
+      v1::RolloutEvent snapshot;
+      snapshot.set_sequence(active.rollout.last_event_sequence());
+      *snapshot.mutable_event_time() = Now();
+      *snapshot.mutable_snapshot() = active.rollout;
+      if (!sink->Deliver(snapshot)) return;
+    } else {
+      absl::StatusOr<std::vector<v1::RolloutEvent>> events =
+          store_->LoadRolloutEvents(rollout_id, after_sequence);
+      if (!events.ok()) return sink->End(events.status());
+      for (const v1::RolloutEvent& event : *events) {
+        if (!sink->Deliver(event)) return;
+      }
+    }
+    if (!IsActive(active.rollout.state()) && !HasRunningTargets(active)) {
+      return sink->End(absl::OkStatus());
+    }
+    active.watchers.push_back(sink);
+  });
+}
+
+// ---- plans ----
+
+void RolloutOrchestrator::Plan(v1::CreateRolloutRequest request,
+                               Callback<v1::RolloutPlan> done) {
+  Post([this, request = std::move(request), done = std::move(done)] {
+    absl::StatusOr<v1::Rollout> rollout =
+        BuildRollout(request, /*check_conflicts=*/false);
+    if (!rollout.ok()) return done(rollout.status());
+    auto job = std::make_unique<PlanJob>();
+    job->id = next_plan_++;
+    job->bundle_id = rollout->bundle_id();
+    job->phases.assign(rollout->phases().begin(), rollout->phases().end());
+    job->deadline = clock_->Now() + options_.plan_timeout;
+    job->done = std::move(done);
+    for (const v1::RolloutTarget& target : rollout->targets()) {
+      v1::TargetPlan* plan = job->plan.add_targets();
+      plan->set_database_id(target.database_id());
+      plan->set_wave(target.wave());
+      if (Connected(target.database_id())) {
+        job->next_phase[target.database_id()] = 0;
+      } else {
+        job->plan.add_offline_databases(target.database_id());
+      }
+    }
+    *job->plan.mutable_rollout() = *std::move(rollout);
+    PlanJob& ref = *job;
+    plans_[ref.id] = std::move(job);
+    std::vector<std::string> databases;
+    for (const auto& [database_id, index] : ref.next_phase)
+      databases.push_back(database_id);
+    for (const std::string& database_id : databases)
+      SendNextPlanCommand(ref, database_id);
+    MaybeFinishPlan(ref.id, /*timed_out=*/false);
+  });
+}
+
+void RolloutOrchestrator::SendNextPlanCommand(PlanJob& job,
+                                              const std::string& database_id) {
+  auto it = job.next_phase.find(database_id);
+  if (it == job.next_phase.end()) return;
+  if (it->second >= job.phases.size()) {
+    job.next_phase.erase(it);
+    return;
+  }
+  // Phases one after another: an agent runs one deployment command at a time.
+  v1::Command command;
+  command.set_command_id(
+      absl::StrCat("plan-", job.id, "/", database_id, "/", it->second));
+  command.mutable_run_phase()->set_bundle_id(job.bundle_id);
+  command.mutable_run_phase()->set_phase(job.phases[it->second]);
+  command.mutable_run_phase()->set_dry_run(true);
+  ++it->second;
+  command_plan_[command.command_id()] = job.id;
+  job.current_command[database_id] = command.command_id();
+  absl::StatusOr<std::string> sent =
+      registry_->SendCommand(database_id, command);
+  if (!sent.ok()) {
+    for (v1::TargetPlan& plan : *job.plan.mutable_targets()) {
+      if (plan.database_id() == database_id)
+        plan.set_error(std::string(sent.status().message()));
+    }
+    job.next_phase.erase(database_id);
+  }
+}
+
+void RolloutOrchestrator::OnPlanMessage(PlanJob& job,
+                                        const std::string& database_id,
+                                        const v1::AgentMessage& message) {
+  v1::TargetPlan* plan = nullptr;
+  for (v1::TargetPlan& candidate : *job.plan.mutable_targets()) {
+    if (candidate.database_id() == database_id) plan = &candidate;
+  }
+  if (plan == nullptr) return;
+  absl::Status failure;
+  bool finished = false;
+  if (message.has_command_ack() && message.command_ack().status().code() != 0) {
+    failure = FromProtoStatus(message.command_ack().status());
+    finished = true;
+  } else if (message.command_event().has_finished()) {
+    failure = FromProtoStatus(message.command_event().finished());
+    finished = true;
+  } else if (message.command_event().deployment().has_step_planned()) {
+    *plan->add_pending_steps() = message.command_event().deployment();
+  }
+  if (!finished) return;
+  command_plan_.erase(message.has_command_ack()
+                          ? message.command_ack().command_id()
+                          : message.command_event().command_id());
+  if (!failure.ok()) {
+    plan->set_error(std::string(failure.message()));
+    job.next_phase.erase(database_id);
+  } else {
+    SendNextPlanCommand(job, database_id);
+  }
+  MaybeFinishPlan(job.id, /*timed_out=*/false);
+}
+
+void RolloutOrchestrator::MaybeFinishPlan(int64_t job_id, bool timed_out) {
+  auto it = plans_.find(job_id);
+  if (it == plans_.end()) return;
+  PlanJob& job = *it->second;
+  if (!job.next_phase.empty() && !timed_out) return;
+  for (const auto& [database_id, index] : job.next_phase) {
+    for (v1::TargetPlan& plan : *job.plan.mutable_targets()) {
+      if (plan.database_id() == database_id) {
+        plan.set_error(absl::StrCat(
+            "no answer within ", absl::FormatDuration(options_.plan_timeout)));
+      }
+    }
+  }
+  for (const auto& [database_id, command_id] : job.current_command) {
+    command_plan_.erase(command_id);
+  }
+  Callback<v1::RolloutPlan> done = std::move(job.done);
+  v1::RolloutPlan plan = std::move(job.plan);
+  plans_.erase(it);
+  done(std::move(plan));
+}
+
+}  // namespace ecliptix::server
