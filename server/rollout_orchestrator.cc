@@ -631,10 +631,8 @@ void RolloutOrchestrator::BeginRollback(Active& active) {
     if (rollout.rollback_wave() != 0 &&
         target.wave() != rollout.rollback_wave())
       continue;
-    if (target.touched_phases().empty() ||
-        target.state() == v1::TARGET_STATE_ROLLED_BACK) {
-      continue;
-    }
+    // Targets with nothing left in scope (never started, or already
+    // reverted) are left alone by BeginTargetRollback.
     BeginTargetRollback(active, target);
   }
 }
@@ -879,20 +877,24 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
                                   ": ", status.message()));
       return;
     }
-    // The next phase to revert: the one touched before this, if in scope.
+    // The phase is undone: it leaves what the rollout applied here. Next is
+    // the last phase left in scope.
+    auto remove = [&](google::protobuf::RepeatedPtrField<std::string>* phases) {
+      phases->erase(std::remove(phases->begin(), phases->end(), target.phase()),
+                    phases->end());
+    };
+    remove(target.mutable_touched_phases());
+    remove(target.mutable_applied_phases());
     const std::string& only = rollout.rollback_phase();
     std::string next;
-    bool seen = false;
     for (auto it = target.touched_phases().rbegin();
          it != target.touched_phases().rend(); ++it) {
-      if (seen && (only.empty() || *it == only)) {
+      if (only.empty() || *it == only) {
         next = *it;
         break;
       }
-      seen |= *it == target.phase();
     }
     if (next.empty()) {
-      target.clear_applied_phases();
       SetTargetState(active, target, v1::TARGET_STATE_ROLLED_BACK);
       return;
     }

@@ -614,6 +614,119 @@ TEST_F(RolloutTest, WatcherResumesWithoutLosingOrRepeatingEvents) {
   EXPECT_EQ(seen.back(), Get(rollout.rollout_id()).last_event_sequence());
 }
 
+TEST_F(RolloutTest, PlanShowsWavesAndPendingStepsWithoutChangingAnything) {
+  StartFleet(3, "env=prod");
+  StartAgent("offline-1", "env=prod");
+  ASSERT_TRUE(WaitFor([&] { return ConnectedCount() == 4; }));
+  agents_["offline-1"]->Signal(SIGKILL);
+  agents_["offline-1"]->Wait(absl::Seconds(10));
+  ASSERT_TRUE(WaitFor([&] { return ConnectedCount() == 3; }));
+  const std::string bundle =
+      Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
+  v1::CreateRolloutRequest request;
+  request.set_bundle(bundle);
+  request.mutable_strategy()->add_waves("1");
+  request.mutable_strategy()->add_waves("100%");
+  grpc::ClientContext context;
+  v1::RolloutPlan plan;
+  ASSERT_TRUE(rollouts_->PlanRollout(&context, request, &plan).ok());
+  EXPECT_EQ(plan.rollout().wave_count(), 2);
+  EXPECT_THAT(plan.offline_databases(), ::testing::ElementsAre("offline-1"));
+  int planned_targets = 0;
+  for (const auto& target : plan.targets()) {
+    if (target.database_id() == "offline-1") continue;
+    ++planned_targets;
+    EXPECT_TRUE(target.error().empty()) << target.error();
+    std::vector<std::string> steps;
+    for (const auto& step : target.pending_steps())
+      steps.push_back(step.step());
+    EXPECT_THAT(steps, ::testing::ElementsAre("config", "work"))
+        << target.database_id();
+  }
+  EXPECT_EQ(planned_targets, 3);
+  // A plan changes nothing: no history table was even created.
+  EXPECT_THAT(Query("db-01", "SELECT COUNT(*) FROM ecliptix_schema_history"),
+              HasSubstr("no such table"));
+}
+
+TEST_F(RolloutTest, PartialAndEmergencyRollback) {
+  StartFleet(10, "env=prod");
+  const std::string bundle =
+      Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
+  v1::CreateRolloutRequest request;
+  request.set_bundle(bundle);
+  v1::Rollout rollout;
+  ASSERT_TRUE(Create(request, &rollout).ok());
+  ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
+
+  // Partial: only the procedures phase (the runbook's "rollback to basic
+  // procedures").
+  v1::RollbackRolloutRequest partial;
+  partial.set_rollout_id(rollout.rollout_id());
+  partial.set_phase("procedures");
+  partial.set_actor("test");
+  ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, partial).ok());
+  ASSERT_TRUE(
+      WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_ROLLED_BACK));
+  for (const auto& [id, process] : agents_) {
+    EXPECT_THAT(Query(id, "SELECT COUNT(*) FROM work"),
+                HasSubstr("no such table"))
+        << id;
+    EXPECT_EQ(Query(id, "SELECT COUNT(*) FROM SystemConfiguration"), "1") << id;
+  }
+
+  // Emergency: everything the rollout applied, last phase first.
+  v1::RollbackRolloutRequest all;
+  all.set_rollout_id(rollout.rollout_id());
+  all.set_actor("test");
+  ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, all).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    const v1::Rollout current = Get(rollout.rollout_id());
+    if (current.state() != v1::ROLLOUT_STATE_ROLLED_BACK) return false;
+    for (const auto& [id, process] : agents_) {
+      if (Query(id, "SELECT COUNT(*) FROM SystemConfiguration")
+              .find("no such table") == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
+  })) << v1::RolloutState_Name(Get(rollout.rollout_id()).state());
+  for (const auto& [id, process] : agents_) EXPECT_EQ(AppliedRows(id), 0) << id;
+}
+
+TEST_F(RolloutTest, RetryRunsWhatFailedAndSkipsWhatIsApplied) {
+  StartFleet(10, "env=prod");
+  // Fails on the databases that lack a table; a fix (creating it) lets the
+  // retry succeed.
+  const std::string bundle =
+      Push(MakeBundle("1.0.0", "INSERT INTO prerequisite VALUES (1);\n"));
+  v1::CreateRolloutRequest request;
+  request.set_bundle(bundle);
+  request.mutable_strategy()->set_failure_budget("100%");
+  v1::Rollout rollout;
+  ASSERT_TRUE(Create(request, &rollout).ok());
+  ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
+  v1::Rollout done = Get(rollout.rollout_id());
+  EXPECT_EQ(done.failures(), 10);
+  for (const auto& [id, process] : agents_) {
+    EXPECT_EQ(Query(id, "CREATE TABLE prerequisite (x)"), "null");
+  }
+  ASSERT_TRUE(
+      Act(&v1::RolloutService::Stub::RetryFailed, Action(rollout.rollout_id()))
+          .ok());
+  ASSERT_TRUE(WaitFor([&] {
+    const v1::Rollout current = Get(rollout.rollout_id());
+    return current.state() == v1::ROLLOUT_STATE_SUCCEEDED &&
+           current.failures() == 0;
+  }));
+  const v1::Rollout current = Get(rollout.rollout_id());
+  for (const auto& target : current.targets()) {
+    EXPECT_EQ(target.state(), v1::TARGET_STATE_SUCCEEDED);
+    EXPECT_EQ(target.steps_skipped(), 1)
+        << "the config step was applied the first time";
+  }
+}
+
 TEST_F(RolloutTest, BadRequestsAreRefusedWithHowToFix) {
   StartFleet(2, "env=prod");
   const std::string bundle =
