@@ -1,0 +1,2 @@
+-- Reverts step "deployment-validation" (PostgreSQL).
+DROP VIEW IF EXISTS dbo.DeploymentStatus;

@@ -1,0 +1,3 @@
+-- Reverts step "deployment-validation" (SQLite).
+DROP TRIGGER IF EXISTS ValidationGuard_DeploymentIncomplete;
+DROP VIEW IF EXISTS DeploymentStatus;
