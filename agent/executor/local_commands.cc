@@ -522,15 +522,38 @@ class LocalCommand {
 
   int Call(Executor& executor, const bundle::Bundle& bundle,
            const std::map<std::string, std::string>& arguments) {
-    absl::StatusOr<Executor::OperationResult> result =
-        executor.CallOperation(bundle, flags_.Get("operation"), arguments);
-    if (!result.ok()) {
-      if (result.status().code() == absl::StatusCode::kInvalidArgument ||
-          result.status().code() == absl::StatusCode::kNotFound) {
-        return Usage(result.status().message());
+    // Mistakes in the command line are usage errors (exit 2), checked here;
+    // whatever the database answers is a failure (exit 1), even when it
+    // reports INVALID_ARGUMENT (bad SQL, a missing function).
+    const std::string& name = flags_.Get("operation");
+    const fleet::v1::Operation* operation = bundle.FindOperation(name);
+    if (operation == nullptr) {
+      std::vector<std::string> known;
+      for (const auto& candidate : bundle.manifest().operations()) {
+        known.push_back(candidate.name());
       }
-      return Failure(result.status().message());
+      return Usage(absl::StrCat(
+          "bundle ", bundle.manifest().name(), " has no operation \"", name,
+          "\"; its operations: ", absl::StrJoin(known, ", ")));
     }
+    std::set<std::string> declared;
+    for (const auto& parameter : operation->parameters()) {
+      declared.insert(parameter.name());
+      if (arguments.count(parameter.name()) == 0) {
+        return Usage(absl::StrCat("operation ", name,
+                                  " needs --arg=", parameter.name(), "=<",
+                                  parameter.type(), ">"));
+      }
+    }
+    for (const auto& [argument, value] : arguments) {
+      if (declared.count(argument) == 0) {
+        return Usage(absl::StrCat("operation ", name, " has no parameter \"",
+                                  argument, "\""));
+      }
+    }
+    absl::StatusOr<Executor::OperationResult> result =
+        executor.CallOperation(bundle, name, arguments);
+    if (!result.ok()) return Failure(result.status().message());
     if (!result->columns.empty()) {
       PrintTable(out_, result->columns, result->rows);
       std::fprintf(out_, "(%zu row%s)\n", result->rows.size(),
