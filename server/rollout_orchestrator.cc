@@ -568,10 +568,10 @@ void RolloutOrchestrator::SendCurrentCommand(Active& active,
   } else {
     command.mutable_run_phase()->set_bundle_id(active.rollout.bundle_id());
     command.mutable_run_phase()->set_phase(target.phase());
-    // One backup per database, before the first phase's first step.
+    // One backup per database, before the first step that runs (the agent
+    // takes none when a phase has nothing pending).
     command.mutable_run_phase()->set_backup_first(
-        active.rollout.strategy().backup_first() &&
-        target.touched_phases_size() == 1);
+        active.rollout.strategy().backup_first() && target.backup_id().empty());
   }
   absl::StatusOr<std::string> sent =
       registry_->SendCommand(target.database_id(), command);
@@ -589,8 +589,9 @@ void RolloutOrchestrator::StartTarget(Active& active,
   const std::string& first = active.rollout.phases(0);
   target.set_phase(first);
   target.set_step("");
+  // Touched phases are the ones where this rollout applies a step (see the
+  // step events): a rollback must not revert what earlier rollouts applied.
   target.clear_touched_phases();
-  target.add_touched_phases(first);
   target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
                                      target.database_id(), "/",
                                      next_command_++));
@@ -849,6 +850,11 @@ void RolloutOrchestrator::OnAgentMessage(const std::string& database_id,
     if (event.has_step_finished() &&
         target->state() == v1::TARGET_STATE_RUNNING) {
       if (event.step_finished().outcome() == v1::STEP_OUTCOME_APPLIED) {
+        if (std::find(target->touched_phases().begin(),
+                      target->touched_phases().end(),
+                      target->phase()) == target->touched_phases().end()) {
+          target->add_touched_phases(target->phase());
+        }
         target->set_steps_applied(target->steps_applied() + 1);
       } else if (event.step_finished().outcome() == v1::STEP_OUTCOME_SKIPPED) {
         target->set_steps_skipped(target->steps_skipped() + 1);
@@ -937,7 +943,6 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
   }
   target.set_phase(*std::next(it));
   target.set_step("");
-  target.add_touched_phases(target.phase());
   target.set_command_id(absl::StrCat(
       rollout.rollout_id(), "/", target.database_id(), "/", next_command_++));
   command_rollout_[target.command_id()] = rollout.rollout_id();

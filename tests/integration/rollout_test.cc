@@ -727,6 +727,56 @@ TEST_F(RolloutTest, RetryRunsWhatFailedAndSkipsWhatIsApplied) {
   }
 }
 
+// Rolling back a failed upgrade must not undo what an earlier rollout applied.
+TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
+  StartFleet(10, "env=prod");
+  const std::string good =
+      Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
+  v1::CreateRolloutRequest request;
+  request.set_bundle(good);
+  v1::Rollout first;
+  ASSERT_TRUE(Create(request, &first).ok());
+  ASSERT_TRUE(WaitForState(first.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
+
+  // 1.1.0 changes nothing in the infrastructure phase and adds a failing step
+  // to procedures.
+  std::vector<v1::BundleFile> broken =
+      MakeBundle("1.1.0", "CREATE TABLE work (x);\n");
+  std::string& manifest = *broken[0].mutable_content();
+  manifest.insert(manifest.rfind("}"), R"(  steps {
+    name: "broken"
+    kind: STEP_KIND_VERSIONED
+    sql { sqlite: "sqlite/broken.sql" }
+    revert { sqlite: "sqlite/broken.revert.sql" }
+  }
+)");
+  v1::BundleFile file;
+  file.set_path("sqlite/broken.sql");
+  file.set_content(
+      "CREATE TABLE half (x);\nINSERT INTO no_such_table VALUES (1);\n");
+  broken.push_back(file);
+  file.set_path("sqlite/broken.revert.sql");
+  file.set_content("DROP TABLE IF EXISTS half;\n");
+  broken.push_back(file);
+  request.set_bundle(Push(broken));
+  request.mutable_strategy()->add_waves("1");
+  request.mutable_strategy()->add_waves("100%");
+  request.mutable_strategy()->set_auto_rollback(
+      v1::AUTO_ROLLBACK_FAILED_TARGETS);
+  v1::Rollout second;
+  ASSERT_TRUE(Create(request, &second).ok());
+  ASSERT_TRUE(WaitForState(second.rollout_id(), v1::ROLLOUT_STATE_FAILED));
+  const v1::Rollout failed = Get(second.rollout_id());
+  const std::string canary = failed.targets(0).database_id();
+  EXPECT_TRUE(failed.targets(0).touched_phases().empty());
+  // The canary keeps everything 1.0.0 applied; the broken step left nothing.
+  EXPECT_EQ(Query(canary, "SELECT COUNT(*) FROM SystemConfiguration"), "1");
+  EXPECT_EQ(Query(canary, "SELECT COUNT(*) FROM work"), "0");
+  EXPECT_THAT(Query(canary, "SELECT COUNT(*) FROM half"),
+              HasSubstr("no such table"));
+  EXPECT_EQ(AppliedRows(canary), 2);
+}
+
 TEST_F(RolloutTest, BadRequestsAreRefusedWithHowToFix) {
   StartFleet(2, "env=prod");
   const std::string bundle =
