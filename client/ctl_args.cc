@@ -387,7 +387,12 @@ absl::StatusOr<Invocation> ParseCommandLine(
       if (absl::Status status = CheckValue(*spec, checked); !status.ok()) {
         return status;
       }
-      invocation.flags[spec->name] = *checked.value;
+      std::string& value = invocation.flags[spec->name];
+      if (spec->repeated && !value.empty()) {
+        absl::StrAppend(&value, ",", *checked.value);
+      } else {
+        value = *checked.value;
+      }
     } else {
       return UsageError(absl::StrCat(
           "unknown flag ", flag.spelled, " for \"", command, "\"; ",
@@ -457,7 +462,9 @@ std::string VerbHelp(const NounSpec& noun, const VerbSpec& verb) {
   if (!verb.flags.empty()) {
     std::vector<std::pair<std::string, std::string>> rows;
     for (const FlagSpec& flag : verb.flags) {
-      rows.emplace_back(FlagUsage(flag), flag.help);
+      rows.emplace_back(
+          FlagUsage(flag),
+          flag.repeated ? absl::StrCat(flag.help, " (repeatable)") : flag.help);
     }
     absl::StrAppend(&text, "\nFlags:\n", TwoColumns(rows));
   }

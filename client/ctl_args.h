@@ -38,6 +38,9 @@ struct FlagSpec {
   Kind kind = Kind::kString;
   std::string value_name;  // shown in help, e.g. "SELECTOR"
   std::string help;
+  // May be given several times: the values are joined with "," (so
+  // "--gate=a --gate=b" reads as "--gate=a,b"). Otherwise the last one wins.
+  bool repeated = false;
 };
 
 struct Invocation;

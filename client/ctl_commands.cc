@@ -1,11 +1,16 @@
 #include "client/ctl_commands.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "client/ctl_bundle.h"
 #include "client/ctl_format.h"
+#include "client/ctl_rollout.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 
@@ -102,6 +107,8 @@ absl::Status Help(const Invocation&, CommandRuntime& runtime) {
   return absl::OkStatus();
 }
 
+constexpr char kUsagePayload[] = "type.ecliptix.io/ctl.UsageError";
+
 void PrintError(std::ostream& err, const absl::Status& status) {
   // One line, whatever the server put in its message.
   err << kProgram << ": " << absl::StatusCodeToString(status.code()) << ": "
@@ -109,6 +116,27 @@ void PrintError(std::ostream& err, const absl::Status& status) {
 }
 
 }  // namespace
+
+absl::Status CommandUsageError(absl::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(kUsagePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsCommandUsageError(const absl::Status& status) {
+  return status.GetPayload(kUsagePayload).has_value();
+}
+
+std::string DefaultUser() {
+  const char* user = std::getenv("USER");
+  if (user == nullptr || *user == '\0') user = std::getenv("LOGNAME");
+  if (user == nullptr || *user == '\0') return "";
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+    return user;
+  }
+  return absl::StrCat(user, "@", host);
+}
 
 bool InterruptState::Interrupt() {
   absl::MutexLock lock(&mutex_);
@@ -184,6 +212,7 @@ const CommandTable& Commands() {
             FleetWatch},
        }},
       BundleNoun(),
+      RolloutNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},
@@ -214,9 +243,9 @@ int RunCtl(const std::vector<std::string>& args, CtlContext& context) {
   context.out->flush();
   if (!status.ok()) {
     PrintError(*context.err, status);
-    return kExitFailure;
+    return IsCommandUsageError(status) ? kExitUsage : kExitFailure;
   }
-  return kExitOk;
+  return runtime.exit_code();
 }
 
 }  // namespace ecliptix::client::ctl

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -54,6 +55,14 @@ struct CtlContext {
   std::function<absl::Time()> now = [] { return absl::Now(); };
   // Optional: where a signal-handling thread finds the running watch.
   InterruptState* interrupts = nullptr;
+  // Whether `out` is a terminal (live views redraw themselves in place), and
+  // its width in columns (asked again for each frame; 0 when unknown).
+  bool out_is_terminal = false;
+  std::function<int()> terminal_width = [] { return 0; };
+  // Who runs the command, for the audit (requested_by, actor): $USER@host.
+  std::string user;
+  // The zone of the times printed for events.
+  absl::TimeZone time_zone = absl::LocalTimeZone();
 };
 
 // What a handler uses.
@@ -66,6 +75,15 @@ class CommandRuntime {
   std::ostream& err() { return *context_.err; }
   absl::Time Now() { return context_.now(); }
   InterruptState* interrupts() { return context_.interrupts; }
+  bool out_is_terminal() const { return context_.out_is_terminal; }
+  int terminal_width() const { return context_.terminal_width(); }
+  const std::string& user() const { return context_.user; }
+  absl::TimeZone time_zone() const { return context_.time_zone; }
+  // The exit code when the handler returns OK (kExitOk unless set), for
+  // commands whose outcome is not an error of ecliptixctl, e.g. a watched
+  // rollout that failed.
+  void set_exit_code(int code) { exit_code_ = code; }
+  int exit_code() const { return exit_code_; }
   // Created on first use, so commands that need no server (version) never make
   // a channel.
   absl::StatusOr<FleetClient*> Client();
@@ -74,7 +92,17 @@ class CommandRuntime {
   const Invocation& invocation_;
   CtlContext& context_;
   std::unique_ptr<FleetClient> client_;
+  int exit_code_ = 0;
 };
+
+// A usage error found by a handler (a flag value that does not parse): printed
+// like the parser's and exits kExitUsage, unlike other INVALID_ARGUMENT errors
+// (the server's), which exit kExitFailure.
+absl::Status CommandUsageError(absl::string_view message);
+bool IsCommandUsageError(const absl::Status& status);
+
+// $USER (or $LOGNAME) @ the host name; "" when neither variable is set.
+std::string DefaultUser();
 
 // Every noun and verb of ecliptixctl.
 const CommandTable& Commands();

@@ -3,6 +3,8 @@
 // Ctrl-C / SIGTERM.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -44,6 +46,15 @@ int main(int argc, char** argv) {
     context.env_server = server;
   }
   context.interrupts = interrupts;
+  context.out_is_terminal = isatty(STDOUT_FILENO) == 1;
+  context.terminal_width = [] {
+    winsize size = {};
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) {
+      return static_cast<int>(size.ws_col);
+    }
+    return 0;
+  };
+  context.user = ecliptix::client::ctl::DefaultUser();
   return ecliptix::client::ctl::RunCtl(
       std::vector<std::string>(argv + 1, argv + argc), context);
 }

@@ -1,5 +1,6 @@
 #include "client/fleet_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -14,7 +15,10 @@ using fleet::v1::FleetEvent;
 using fleet::v1::GetDatabaseRequest;
 using fleet::v1::ListDatabasesRequest;
 using fleet::v1::ListDatabasesResponse;
+using fleet::v1::Rollout;
+using fleet::v1::RolloutEvent;
 using fleet::v1::WatchFleetRequest;
+using fleet::v1::WatchRolloutRequest;
 
 absl::StatusOr<std::unique_ptr<FleetClient>> FleetClient::Create(
     ClientOptions options) {
@@ -42,7 +46,8 @@ FleetClient::FleetClient(ClientOptions options,
     : options_(std::move(options)),
       channel_(std::move(channel)),
       stub_(fleet::v1::FleetService::NewStub(channel_)),
-      bundle_stub_(fleet::v1::BundleService::NewStub(channel_)) {}
+      bundle_stub_(fleet::v1::BundleService::NewStub(channel_)),
+      rollout_stub_(fleet::v1::RolloutService::NewStub(channel_)) {}
 
 void FleetClient::PrepareUnary(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
@@ -52,6 +57,11 @@ void FleetClient::PrepareUnary(grpc::ClientContext& context) const {
 }
 
 absl::Status FleetClient::ToStatus(const grpc::Status& status) const {
+  return ToStatus(status, options_.rpc_timeout);
+}
+
+absl::Status FleetClient::ToStatus(const grpc::Status& status,
+                                   absl::Duration timeout) const {
   absl::Status result = FromGrpcStatus(status);
   // These two are about the connection, not the request: say which server, so a
   // wrong --server or a stopped server is obvious.
@@ -63,8 +73,7 @@ absl::Status FleetClient::ToStatus(const grpc::Status& status) const {
   if (result.code() == absl::StatusCode::kDeadlineExceeded) {
     return absl::DeadlineExceededError(absl::StrCat(
         "no answer from ecliptix-server at ", options_.server_address,
-        " within ", absl::FormatDuration(options_.rpc_timeout), ": ",
-        result.message()));
+        " within ", absl::FormatDuration(timeout), ": ", result.message()));
   }
   return result;
 }
@@ -117,9 +126,12 @@ absl::StatusOr<Database> FleetClient::GetDatabase(
   return database;
 }
 
-absl::Status FleetClient::WatchFleet(
-    const WatchFleetRequest& request,
-    std::function<bool(const FleetEvent&)> on_event) {
+template <typename Event>
+absl::Status FleetClient::RunWatch(
+    std::function<
+        std::unique_ptr<grpc::ClientReader<Event>>(grpc::ClientContext*)>
+        open,
+    std::function<bool(const Event&)> on_event) {
   grpc::ClientContext context;
   // No deadline: a watch lasts until someone stops it. Not wait-for-ready, so a
   // server that is down is reported at once instead of the watch hanging
@@ -129,9 +141,8 @@ absl::Status FleetClient::WatchFleet(
     absl::MutexLock lock(&mutex_);
     watches_.emplace(&context, false);
   }
-  std::unique_ptr<grpc::ClientReader<FleetEvent>> reader =
-      stub_->WatchFleet(&context, request);
-  FleetEvent event;
+  std::unique_ptr<grpc::ClientReader<Event>> reader = open(&context);
+  Event event;
   bool stopped_by_caller = false;
   while (reader->Read(&event)) {
     if (!on_event(event)) {
@@ -158,8 +169,19 @@ absl::Status FleetClient::WatchFleet(
   return ToStatus(status);
 }
 
+absl::Status FleetClient::WatchFleet(
+    const WatchFleetRequest& request,
+    std::function<bool(const FleetEvent&)> on_event) {
+  return RunWatch<FleetEvent>(
+      [&](grpc::ClientContext* context) {
+        return stub_->WatchFleet(context, request);
+      },
+      std::move(on_event));
+}
+
 void FleetClient::CancelWatches() {
   absl::MutexLock lock(&mutex_);
+  ++cancel_generation_;
   for (auto& [context, cancelled] : watches_) {
     cancelled = true;
     context->TryCancel();
@@ -197,6 +219,179 @@ absl::StatusOr<fleet::v1::GetBundleResponse> FleetClient::GetBundle(
   grpc::Status status = bundle_stub_->GetBundle(&context, request, &response);
   if (!status.ok()) return ToStatus(status);
   return response;
+}
+
+template <typename Response, typename Call>
+absl::StatusOr<Response> FleetClient::Unary(absl::Duration timeout, Call call) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  context.set_wait_for_ready(false);
+  Response response;
+  const grpc::Status status = call(&context, &response);
+  if (!status.ok()) return ToStatus(status, timeout);
+  return response;
+}
+
+absl::StatusOr<Rollout> FleetClient::CreateRollout(
+    const fleet::v1::CreateRolloutRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->CreateRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<fleet::v1::RolloutPlan> FleetClient::PlanRollout(
+    const fleet::v1::CreateRolloutRequest& request) {
+  return Unary<fleet::v1::RolloutPlan>(
+      std::max(options_.rpc_timeout, kPlanTimeout),
+      [&](grpc::ClientContext* context, fleet::v1::RolloutPlan* response) {
+        return rollout_stub_->PlanRollout(context, request, response);
+      });
+}
+
+absl::StatusOr<Rollout> FleetClient::GetRollout(const std::string& rollout_id) {
+  fleet::v1::GetRolloutRequest request;
+  request.set_rollout_id(rollout_id);
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->GetRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<fleet::v1::ListRolloutsResponse> FleetClient::ListRollouts(
+    const fleet::v1::ListRolloutsRequest& request) {
+  return Unary<fleet::v1::ListRolloutsResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::ListRolloutsResponse* response) {
+        return rollout_stub_->ListRollouts(context, request, response);
+      });
+}
+
+absl::StatusOr<Rollout> FleetClient::PauseRollout(
+    const fleet::v1::RolloutActionRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->PauseRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::ResumeRollout(
+    const fleet::v1::RolloutActionRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->ResumeRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::AbortRollout(
+    const fleet::v1::RolloutActionRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->AbortRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::RollbackRollout(
+    const fleet::v1::RollbackRolloutRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->RollbackRollout(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::AttestGate(
+    const fleet::v1::AttestGateRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->AttestGate(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::RetryFailed(
+    const fleet::v1::RolloutActionRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return rollout_stub_->RetryFailed(context, request, response);
+  });
+}
+
+absl::Status FleetClient::WatchRollout(
+    const WatchRolloutRequest& request,
+    std::function<bool(const RolloutEvent&)> on_event) {
+  return RunWatch<RolloutEvent>(
+      [&](grpc::ClientContext* context) {
+        return rollout_stub_->WatchRollout(context, request);
+      },
+      std::move(on_event));
+}
+
+absl::Status FleetClient::WatchRolloutResuming(
+    const std::string& rollout_id,
+    std::function<bool(const RolloutEvent&)> on_event, int max_reconnects,
+    int64_t after_sequence) {
+  int64_t generation;
+  {
+    absl::MutexLock lock(&mutex_);
+    generation = cancel_generation_;
+  }
+  // Called with mutex_ held.
+  auto cancelled = [&]() { return cancel_generation_ != generation; };
+  // The last sequence delivered; known once a snapshot or an event arrived
+  // (or the caller gave one), and from then on every event must follow it.
+  int64_t last = after_sequence;
+  bool have_position = after_sequence > 0;
+  bool delivered_snapshot = false;
+  absl::Status gap;
+  int reconnects_in_a_row = 0;
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    WatchRolloutRequest request;
+    request.set_rollout_id(rollout_id);
+    request.set_after_sequence(last);
+    bool progressed = false;
+    const absl::Status status =
+        WatchRollout(request, [&](const RolloutEvent& event) {
+          if (event.has_snapshot()) {
+            // Only watches from 0 have one. A second one (the stream dropped
+            // before any event followed the first) says nothing new.
+            if (delivered_snapshot && event.sequence() <= last) return true;
+            delivered_snapshot = true;
+            have_position = true;
+          } else if (have_position) {
+            // Sent again after a reconnect (a server may resend from an
+            // earlier point): already delivered.
+            if (event.sequence() <= last) return true;
+            if (event.sequence() != last + 1) {
+              gap = absl::DataLossError(absl::StrCat(
+                  "rollout ", rollout_id, ": ecliptix-server at ",
+                  options_.server_address, " sent event ", event.sequence(),
+                  " after event ", last, "; events ", last + 1, " to ",
+                  event.sequence() - 1, " are missing"));
+              return false;
+            }
+          } else {
+            have_position = true;
+          }
+          last = event.sequence();
+          progressed = true;
+          return on_event(event);
+        });
+    if (!gap.ok()) return gap;
+    if (status.code() != absl::StatusCode::kUnavailable) return status;
+    if (progressed) {
+      reconnects_in_a_row = 0;
+      backoff = absl::Milliseconds(100);
+    }
+    absl::MutexLock lock(&mutex_);
+    if (cancelled()) return absl::OkStatus();
+    if (reconnects_in_a_row >= max_reconnects) return status;
+    ++reconnects_in_a_row;
+    // Sleeps, but wakes up for CancelWatches().
+    if (mutex_.AwaitWithTimeout(absl::Condition(&cancelled), backoff)) {
+      return absl::OkStatus();
+    }
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
 }
 
 }  // namespace ecliptix::client

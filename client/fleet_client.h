@@ -1,6 +1,7 @@
-// The C++ client library of ecliptix-server's FleetService: one channel, unary
-// calls with a deadline, paging, and blocking watches that another thread can
-// cancel. Every failure is an absl::Status.
+// The C++ client library of ecliptix-server's FleetService, BundleService and
+// RolloutService: one channel, unary calls with a deadline, paging, and
+// blocking watches that another thread can cancel (a rollout watch can also
+// resume itself after a dropped stream). Every failure is an absl::Status.
 #ifndef ECLIPTIX_CLIENT_FLEET_CLIENT_H_
 #define ECLIPTIX_CLIENT_FLEET_CLIENT_H_
 
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 
 namespace ecliptix::client {
 
@@ -69,7 +71,9 @@ class FleetClient {
       const fleet::v1::WatchFleetRequest& request,
       std::function<bool(const fleet::v1::FleetEvent&)> on_event);
 
-  // Cancels every WatchFleet running now; later ones are not affected.
+  // Cancels every watch (WatchFleet, WatchRollout, WatchRolloutResuming)
+  // running now, including a WatchRolloutResuming waiting to reconnect; later
+  // ones are not affected.
   void CancelWatches();
 
   // BundleService: upload (the server validates and answers with the stored
@@ -81,6 +85,57 @@ class FleetClient {
   absl::StatusOr<fleet::v1::GetBundleResponse> GetBundle(
       const fleet::v1::GetBundleRequest& request);
 
+  // RolloutService. Each is one unary call with the RPC timeout, except
+  // PlanRollout: the server asks every matching agent for its pending steps, so
+  // it gets max(rpc_timeout, kPlanTimeout).
+  static constexpr absl::Duration kPlanTimeout = absl::Seconds(60);
+  absl::StatusOr<fleet::v1::Rollout> CreateRollout(
+      const fleet::v1::CreateRolloutRequest& request);
+  absl::StatusOr<fleet::v1::RolloutPlan> PlanRollout(
+      const fleet::v1::CreateRolloutRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> GetRollout(const std::string& rollout_id);
+  // One page, as the server returns it (newest first, without targets).
+  absl::StatusOr<fleet::v1::ListRolloutsResponse> ListRollouts(
+      const fleet::v1::ListRolloutsRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> PauseRollout(
+      const fleet::v1::RolloutActionRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> ResumeRollout(
+      const fleet::v1::RolloutActionRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> AbortRollout(
+      const fleet::v1::RolloutActionRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> RollbackRollout(
+      const fleet::v1::RollbackRolloutRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> AttestGate(
+      const fleet::v1::AttestGateRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> RetryFailed(
+      const fleet::v1::RolloutActionRequest& request);
+
+  // Blocks, calling `on_event` for each event (on the calling thread) until:
+  //   - the server ends the stream OK: the rollout reached a final state, OK;
+  //   - `on_event` returns false: the stream is cancelled and the result is OK;
+  //   - CancelWatches() is called from another thread: OK;
+  //   - the server ends the stream with an error: that error (NOT_FOUND for an
+  //     unknown rollout, UNAVAILABLE when the connection drops).
+  // Like WatchFleet, not wait-for-ready.
+  absl::Status WatchRollout(
+      const fleet::v1::WatchRolloutRequest& request,
+      std::function<bool(const fleet::v1::RolloutEvent&)> on_event);
+
+  // WatchRollout that survives dropped streams: when a watch ends with
+  // UNAVAILABLE (server restart, network drop), it reconnects with
+  // after_sequence = the last sequence seen, after a short backoff (100 ms,
+  // doubling up to 5 s). `on_event` sees each sequence number once and in
+  // order: events the server sends again, and a second snapshot that adds
+  // nothing, are dropped; a gap (an event missing, which the server promises
+  // never to cause) ends the watch with DATA_LOSS. The first watch starts after
+  // `after_sequence` (0: snapshot first). Gives up with the last UNAVAILABLE
+  // after `max_reconnects` reconnections in a row that delivered no event.
+  // Otherwise ends as WatchRollout does.
+  absl::Status WatchRolloutResuming(
+      const std::string& rollout_id,
+      std::function<bool(const fleet::v1::RolloutEvent&)> on_event,
+      int max_reconnects, int64_t after_sequence = 0);
+
   const ClientOptions& options() const { return options_; }
 
  private:
@@ -89,18 +144,37 @@ class FleetClient {
   // A context with the unary deadline.
   void PrepareUnary(grpc::ClientContext& context) const;
   // FromGrpcStatus, plus the server's address when the failure is about
-  // reaching it.
+  // reaching it. `timeout` is the deadline the call had (named in
+  // DEADLINE_EXCEEDED); the RPC timeout when not given.
   absl::Status ToStatus(const grpc::Status& status) const;
+  absl::Status ToStatus(const grpc::Status& status,
+                        absl::Duration timeout) const;
+
+  // One unary call with `timeout`: `call(context, response)` runs the stub.
+  template <typename Response, typename Call>
+  absl::StatusOr<Response> Unary(absl::Duration timeout, Call call);
+
+  // Runs a server stream opened by `open` until it ends (see WatchFleet).
+  template <typename Event>
+  absl::Status RunWatch(
+      std::function<
+          std::unique_ptr<grpc::ClientReader<Event>>(grpc::ClientContext*)>
+          open,
+      std::function<bool(const Event&)> on_event);
 
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<fleet::v1::FleetService::Stub> stub_;
   std::unique_ptr<fleet::v1::BundleService::Stub> bundle_stub_;
+  std::unique_ptr<fleet::v1::RolloutService::Stub> rollout_stub_;
 
   absl::Mutex mutex_;
   // The running watches, each with whether CancelWatches() cancelled it (so its
   // CANCELLED status means "stopped as asked" rather than a failure).
   std::map<grpc::ClientContext*, bool> watches_ ABSL_GUARDED_BY(mutex_);
+  // Incremented by CancelWatches(), so a resuming watch between two streams
+  // (or in its backoff) sees that it was cancelled.
+  int64_t cancel_generation_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace ecliptix::client

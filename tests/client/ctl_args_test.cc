@@ -117,9 +117,10 @@ TEST(CtlArgsTest, StandaloneNoun) {
 }
 
 TEST(CtlArgsTest, UsageErrorsNameTheProblemAndTheValidChoices) {
-  EXPECT_THAT(
-      UsageError({"flet", "list"}),
-      HasSubstr("unknown command \"flet\"; commands: fleet, bundle, version, help"));
+  EXPECT_THAT(UsageError({"flet", "list"}),
+              HasSubstr("unknown command \"flet\"; commands: fleet, bundle, "
+                        "rollout, version, "
+                        "help"));
   EXPECT_THAT(
       UsageError({"fleet", "lst"}),
       HasSubstr("unknown verb \"lst\" for \"fleet\"; verbs: list, get, watch"));

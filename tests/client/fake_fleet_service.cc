@@ -134,6 +134,7 @@ FakeFleetServer::FakeFleetServer() {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(&service_);
+  builder.RegisterService(&rollouts_);
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port);
 }

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
+#include "tests/client/fake_rollout_service.h"
 
 namespace ecliptix::testing {
 
@@ -63,8 +64,8 @@ class FakeFleetService final : public fleet::v1::FleetService::Service {
   absl::Notification first_event_sent_;
 };
 
-// The fake service on a port of its own; shut down (cancelling open watches)
-// when destroyed.
+// The fake services (FleetService and RolloutService) on a port of their own;
+// shut down (cancelling open watches) when destroyed.
 class FakeFleetServer {
  public:
   FakeFleetServer();
@@ -72,9 +73,11 @@ class FakeFleetServer {
 
   std::string address() const { return address_; }
   FakeFleetService& service() { return service_; }
+  FakeRolloutService& rollouts() { return rollouts_; }
 
  private:
   FakeFleetService service_;
+  FakeRolloutService rollouts_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
 };
