@@ -108,7 +108,8 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(revert.bundle_id());
       if (!bundle.ok()) return bundle.status();
-      return executor_->RevertPhase(**bundle, revert.phase(), sink);
+      return executor_->RevertPhase(**bundle, revert.phase(), sink,
+                                    revert.only_this_bundle());
     }
     case v1::Command::kRepair: {
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =

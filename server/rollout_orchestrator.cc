@@ -565,6 +565,7 @@ void RolloutOrchestrator::SendCurrentCommand(Active& active,
   if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
     command.mutable_revert_phase()->set_bundle_id(active.rollout.bundle_id());
     command.mutable_revert_phase()->set_phase(target.phase());
+    command.mutable_revert_phase()->set_only_this_bundle(true);
   } else {
     command.mutable_run_phase()->set_bundle_id(active.rollout.bundle_id());
     command.mutable_run_phase()->set_phase(target.phase());

@@ -536,7 +536,8 @@ absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
 
 absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
                                    const std::string& phase_name,
-                                   const DeploymentEventSink& sink) {
+                                   const DeploymentEventSink& sink,
+                                   bool only_this_bundle) {
   cancelled_.store(false);
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
@@ -560,6 +561,8 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
       continue;
     }
     if (outcome != kOutcomeApplied) continue;
+    // What an earlier bundle applied is not this bundle's to undo.
+    if (only_this_bundle && plan.current.bundle_id != bundle.id()) continue;
     if (plan.current.checksum != plan.checksum) {
       refusals.push_back(absl::StrCat(
           name, " was applied with checksum ", plan.current.checksum, " (",

@@ -89,7 +89,8 @@ class Executor {
   // bundle's, or needs repair.
   absl::Status RevertPhase(const bundle::Bundle& bundle,
                            const std::string& phase,
-                           const DeploymentEventSink& sink);
+                           const DeploymentEventSink& sink,
+                           bool only_this_bundle = false);
 
   // Re-baselines changed versioned steps to the bundle's checksums (a new
   // APPLIED row noting the old checksum) and clears RUNNING/UNKNOWN/FAILED

@@ -744,6 +744,12 @@ TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
       MakeBundle("1.1.0", "CREATE TABLE work (x);\n");
   std::string& manifest = *broken[0].mutable_content();
   manifest.insert(manifest.rfind("}"), R"(  steps {
+    name: "extra"
+    kind: STEP_KIND_VERSIONED
+    sql { sqlite: "sqlite/extra.sql" }
+    revert { sqlite: "sqlite/extra.revert.sql" }
+  }
+  steps {
     name: "broken"
     kind: STEP_KIND_VERSIONED
     sql { sqlite: "sqlite/broken.sql" }
@@ -751,6 +757,12 @@ TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
   }
 )");
   v1::BundleFile file;
+  file.set_path("sqlite/extra.sql");
+  file.set_content("CREATE TABLE extra (x);\n");
+  broken.push_back(file);
+  file.set_path("sqlite/extra.revert.sql");
+  file.set_content("DROP TABLE extra;\n");
+  broken.push_back(file);
   file.set_path("sqlite/broken.sql");
   file.set_content(
       "CREATE TABLE half (x);\nINSERT INTO no_such_table VALUES (1);\n");
@@ -768,8 +780,15 @@ TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
   ASSERT_TRUE(WaitForState(second.rollout_id(), v1::ROLLOUT_STATE_FAILED));
   const v1::Rollout failed = Get(second.rollout_id());
   const std::string canary = failed.targets(0).database_id();
-  EXPECT_TRUE(failed.targets(0).touched_phases().empty());
-  // The canary keeps everything 1.0.0 applied; the broken step left nothing.
+  ASSERT_TRUE(WaitFor([&] {
+    return Get(second.rollout_id()).targets(0).state() ==
+           v1::TARGET_STATE_ROLLED_BACK;
+  }));
+  // The step 1.1.0 applied in the procedures phase is reverted; the canary
+  // keeps everything 1.0.0 applied, in that phase too, and the broken step left
+  // nothing.
+  EXPECT_THAT(Query(canary, "SELECT COUNT(*) FROM extra"),
+              HasSubstr("no such table"));
   EXPECT_EQ(Query(canary, "SELECT COUNT(*) FROM SystemConfiguration"), "1");
   EXPECT_EQ(Query(canary, "SELECT COUNT(*) FROM work"), "0");
   EXPECT_THAT(Query(canary, "SELECT COUNT(*) FROM half"),
