@@ -7,15 +7,12 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
-#include "ecliptix/fleet/v1/types.pb.h"
+#include "common/proto_status.h"  // The in-stream Status conversions, for adapters.
 
 namespace ecliptix {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
-
-ecliptix::fleet::v1::Status ToProtoStatus(const absl::Status& status);
-absl::Status FromProtoStatus(const ecliptix::fleet::v1::Status& status);
 
 }  // namespace ecliptix
 

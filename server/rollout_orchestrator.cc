@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/bundle/bundle.h"
-#include "common/grpc_status.h"
+#include "common/proto_status.h"
 #include "common/logging.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/rollout_planner.h"
