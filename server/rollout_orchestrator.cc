@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/bundle/bundle.h"
-#include "common/proto_status.h"
 #include "common/logging.h"
+#include "common/proto_status.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/rollout_planner.h"
 
@@ -1108,22 +1108,27 @@ void RolloutOrchestrator::Abort(v1::RolloutActionRequest request,
         absl::StrCat("aborted",
                      request.reason().empty() ? "" : ": " + request.reason()),
         request.actor());
-    for (v1::RolloutTarget& target : *active.rollout.mutable_targets()) {
-      if (target.state() == v1::TARGET_STATE_PENDING) {
-        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED,
-                       "not started: aborted");
-      } else if (IsTargetBusy(target.state()) && !target.command_id().empty()) {
-        // The running step is rolled back by the agent; its finish arrives as
-        // CANCELLED.
-        v1::Command cancel;
-        cancel.set_command_id(absl::StrCat(target.command_id(), "/cancel"));
-        cancel.mutable_cancel()->set_command_id(target.command_id());
-        registry_->SendCommand(target.database_id(), cancel).IgnoreError();
-      }
-    }
+    StopTargets(active, "not started: aborted");
     Flush(active);
     done(active.rollout);
   });
+}
+
+void RolloutOrchestrator::StopTargets(Active& active,
+                                      const std::string& skip_reason) {
+  for (v1::RolloutTarget& target : *active.rollout.mutable_targets()) {
+    if (target.state() == v1::TARGET_STATE_PENDING) {
+      SetTargetState(active, target, v1::TARGET_STATE_SKIPPED, skip_reason);
+    } else if (target.state() == v1::TARGET_STATE_RUNNING &&
+               !target.command_id().empty()) {
+      // The agent rolls the running step back; the command then finishes
+      // CANCELLED.
+      v1::Command cancel;
+      cancel.set_command_id(absl::StrCat(target.command_id(), "/cancel"));
+      cancel.mutable_cancel()->set_command_id(target.command_id());
+      registry_->SendCommand(target.database_id(), cancel).IgnoreError();
+    }
+  }
 }
 
 void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
@@ -1201,29 +1206,14 @@ void RolloutOrchestrator::Rollback(v1::RollbackRolloutRequest request,
     rollout.set_rollback_wave(request.wave());
     // Running deployments are cancelled first (their step rolls back); then
     // everything the rollout applied in scope is reverted, last phase first.
-    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
-      if (target.state() == v1::TARGET_STATE_PENDING) {
-        SetTargetState(active, target, v1::TARGET_STATE_SKIPPED,
-                       "not started: rolled back");
-      } else if (target.state() == v1::TARGET_STATE_RUNNING &&
-                 !target.command_id().empty()) {
-        v1::Command cancel;
-        cancel.set_command_id(absl::StrCat(target.command_id(), "/cancel"));
-        cancel.mutable_cancel()->set_command_id(target.command_id());
-        registry_->SendCommand(target.database_id(), cancel).IgnoreError();
-      }
-    }
+    StopTargets(active, "not started: rolled back");
     active.rollback_pending = true;
-    SetState(active,
-             rollout.state() == v1::ROLLOUT_STATE_RUNNING
-                 ? v1::ROLLOUT_STATE_PAUSED
-                 : rollout.state(),
+    // Paused (a finished rollout is reactivated) until the running commands
+    // stop; Advance then starts the rollback.
+    rollout.clear_finish_time();
+    SetState(active, v1::ROLLOUT_STATE_PAUSED,
              "rollback requested: waiting for running commands to stop",
              request.actor());
-    if (!IsActive(rollout.state())) {
-      // A finished rollout is reactivated for its rollback.
-      rollout.set_state(v1::ROLLOUT_STATE_PAUSED);
-    }
     Advance(active);
     Flush(active);
     done(rollout);

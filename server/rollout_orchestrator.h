@@ -127,6 +127,9 @@ class RolloutOrchestrator {
   void BeginTargetRollback(Active& active, fleet::v1::RolloutTarget& target);
   void BeginRollback(Active& active);
   void FinishRollout(Active& active);
+  // Pending targets are skipped (with `skip_reason`); running ones are sent a
+  // cancel.
+  void StopTargets(Active& active, const std::string& skip_reason);
   bool EvaluateGates(Active& active);
   void OnAgentMessage(const std::string& database_id,
                       const fleet::v1::AgentMessage& message);
