@@ -796,6 +796,73 @@ TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
   EXPECT_EQ(AppliedRows(canary), 2);
 }
 
+// The same agent process, cut off past its heartbeat deadline while its step
+// runs, then back: the server sends the command again under the same id and the
+// agent answers from its journal.
+TEST_F(RolloutTest, DisconnectedAgentHasItsOutcomeRecoveredOnReconnect) {
+  StartFleet(10, "env=prod");
+  const std::string bundle =
+      Push(MakeBundle("1.0.0", Busy(1500000) + "CREATE TABLE work (x);\n"));
+  v1::CreateRolloutRequest request;
+  request.set_bundle(bundle);
+  v1::Rollout rollout;
+  ASSERT_TRUE(Create(request, &rollout).ok());
+  const std::string victim = "db-03";
+  ASSERT_TRUE(WaitFor([&] {
+    const v1::Rollout current = Get(rollout.rollout_id());
+    for (const auto& target : current.targets()) {
+      if (target.database_id() == victim) return target.step() == "work";
+    }
+    return false;
+  }));
+  agents_[victim]->Signal(SIGSTOP);
+  // Lost: the server gives up on the stream after its 2 s heartbeat timeout.
+  ASSERT_TRUE(WaitFor([&] {
+    grpc::ClientContext context;
+    v1::GetDatabaseRequest get;
+    get.set_database_id(victim);
+    v1::Database database;
+    return fleet_->GetDatabase(&context, get, &database).ok() &&
+           database.connection_state() == v1::CONNECTION_STATE_LOST;
+  }));
+  agents_[victim]->Signal(SIGCONT);
+  ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
+  EXPECT_EQ(AppliedRows(victim), 2);
+  EXPECT_EQ(Query(victim, "SELECT COUNT(*) FROM ecliptix_schema_history"), "2");
+  EXPECT_THAT(agents_[victim]->Output(), HasSubstr("already received"));
+}
+
+// ecliptixctl against the real server, as in the README: --watch follows to the
+// end and exits 0 only when the rollout succeeded.
+TEST_F(RolloutTest, EcliptixctlCreateAndWatch) {
+  StartFleet(10, "env=prod");
+  const std::string good =
+      Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {RunfilePath("client/ecliptixctl"),
+                               absl::StrCat("--server=127.0.0.1:", port_)});
+    auto result = testing::RunCommand(args, absl::Seconds(120));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::CommandResult{-1, ""};
+  };
+  auto ok = ctl({"rollout", "create", good, "--selector=env=prod",
+                 "--waves=1,50%,100%", "--max_parallel=2", "--watch"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_THAT(ok.output, HasSubstr("rollout succeeded"));
+  EXPECT_THAT(ok.output, HasSubstr("wave 3 finished"));
+
+  const std::string bad = Push(MakeBundle(
+      "1.0.0", "INSERT INTO no_such_table VALUES (1);\n", "bad-bundle"));
+  auto failed = ctl({"rollout", "create", bad, "--waves=1,100%", "--watch"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_THAT(failed.output, HasSubstr("no such table: no_such_table"));
+  EXPECT_THAT(failed.output, HasSubstr("exceed the budget"));
+
+  auto refused = ctl({"rollout", "create", good, "--waves=150%"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("150%"));
+}
+
 TEST_F(RolloutTest, BadRequestsAreRefusedWithHowToFix) {
   StartFleet(2, "env=prod");
   const std::string bundle =
