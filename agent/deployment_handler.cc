@@ -33,6 +33,13 @@ DeploymentHandler::~DeploymentHandler() {
 }
 
 absl::Status DeploymentHandler::Accept(const v1::Command& command) {
+  if (command.has_cancel()) {
+    if (command.cancel().command_id().empty()) {
+      return absl::InvalidArgumentError("cancel needs command_id");
+    }
+    // Never busy: it is how a busy agent is stopped.
+    return absl::OkStatus();
+  }
   if (!IsDeployment(command)) {
     return absl::InvalidArgumentError(
         "command kind not supported by this agent");
@@ -59,11 +66,30 @@ absl::Status DeploymentHandler::Accept(const v1::Command& command) {
         "busy with command ", running_, "; try again when it finishes"));
   }
   running_ = command.command_id();
+  cancel_requested_ = false;
   return absl::OkStatus();
 }
 
 void DeploymentHandler::Run(const v1::Command& command,
                             std::shared_ptr<CommandReporter> reporter) {
+  if (command.has_cancel()) {
+    const std::string& target = command.cancel().command_id();
+    bool running = false;
+    {
+      absl::MutexLock lock(&mutex_);
+      running = running_ == target;
+      if (running) cancel_requested_ = true;
+    }
+    // The running statement is interrupted and its step rolled back; the
+    // cancelled command then finishes CANCELLED. Cancelling what is not
+    // running is harmless (the server may repeat a cancel after a reconnect).
+    if (running) executor_->Cancel();
+    Logger("agent.deploy")
+        ->info("command {}: cancel {}: {}", command.command_id(), target,
+               running ? "requested" : "not running");
+    reporter->Finish(absl::OkStatus());
+    return;
+  }
   // The previous worker has finished (Accept allowed this one), so joining it
   // does not wait.
   if (worker_.joinable()) worker_.join();
@@ -77,7 +103,20 @@ void DeploymentHandler::Run(const v1::Command& command,
   });
 }
 
-void DeploymentHandler::CancelRunning() { executor_->Cancel(); }
+void DeploymentHandler::CancelRunning() {
+  {
+    absl::MutexLock lock(&mutex_);
+    cancel_requested_ = true;
+  }
+  executor_->Cancel();
+}
+
+absl::Status DeploymentHandler::CheckNotCancelled(const v1::Command& command) {
+  absl::MutexLock lock(&mutex_);
+  if (!cancel_requested_) return absl::OkStatus();
+  return absl::CancelledError(absl::StrCat("command ", command.command_id(),
+                                           " was cancelled before it started"));
+}
 
 absl::Status DeploymentHandler::Execute(const v1::Command& command,
                                         CommandReporter& reporter) {
@@ -97,6 +136,11 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(run.bundle_id());
       if (!bundle.ok()) return bundle.status();
+      // A cancel that came while the bundle was fetched.
+      if (absl::Status cancelled = CheckNotCancelled(command);
+          !cancelled.ok()) {
+        return cancelled;
+      }
       if (run.dry_run()) return executor_->Plan(**bundle, run.phase(), sink);
       return executor_->RunPhase(**bundle, run.phase(), run.backup_first(),
                                  sink);

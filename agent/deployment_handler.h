@@ -31,6 +31,8 @@ class DeploymentHandler : public CommandHandler {
   void CancelRunning();
 
  private:
+  // CANCELLED when a cancel for the running command has come.
+  absl::Status CheckNotCancelled(const fleet::v1::Command& command);
   absl::Status Execute(const fleet::v1::Command& command,
                        CommandReporter& reporter);
 
@@ -40,6 +42,8 @@ class DeploymentHandler : public CommandHandler {
   absl::Mutex mutex_;
   // The command running now; empty when idle.
   std::string running_ ABSL_GUARDED_BY(mutex_);
+  // A cancel for the running command came.
+  bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread worker_;
 };
 

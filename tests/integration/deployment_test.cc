@@ -253,6 +253,83 @@ TEST_F(DeploymentTest, FailingStepRollsBackAndNamesTheStatement) {
   EXPECT_EQ(Query("SELECT COUNT(*) FROM accounts"), "2");
 }
 
+TEST_F(DeploymentTest, CancelStopsTheRunningStepAndRollsItBack) {
+  const std::string bundle_id =
+      Push(DemoBundle("1.0.0",
+                      "CREATE TABLE audit (id INTEGER PRIMARY KEY);\n"
+                      "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 "
+                      "UNION ALL SELECT x + 1 FROM c "
+                      "WHERE x < 500000000) SELECT count(*) AS n FROM c;\n"));
+  v1::Command run;
+  run.mutable_run_phase()->set_bundle_id(bundle_id);
+  run.mutable_run_phase()->set_phase("schema");
+  auto run_id = server_->registry().SendCommand("target", run);
+  ASSERT_TRUE(run_id.ok());
+  // Wait until the slow step runs.
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& message : messages_) {
+      const auto& event = message.command_event();
+      if (event.command_id() == *run_id &&
+          event.deployment().step() == "audit" &&
+          event.deployment().has_step_started()) {
+        return true;
+      }
+    }
+    return false;
+  })) << agent_->Output();
+
+  // A second deployment while one runs is refused, not queued.
+  v1::Command other;
+  other.mutable_backup();
+  auto other_id = server_->registry().SendCommand("target", other);
+  ASSERT_TRUE(other_id.ok());
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& message : messages_) {
+      if (message.command_ack().command_id() == *other_id) {
+        return message.command_ack().status().code() ==
+               static_cast<int>(absl::StatusCode::kFailedPrecondition);
+      }
+    }
+    return false;
+  }));
+
+  v1::Command cancel;
+  cancel.mutable_cancel()->set_command_id(*run_id);
+  v1::Status cancel_finished;
+  Run(cancel, &cancel_finished);
+  EXPECT_EQ(cancel_finished.code(), 0) << cancel_finished.message();
+  v1::Status run_finished;
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& message : messages_) {
+      if (message.command_event().command_id() == *run_id &&
+          message.command_event().has_finished()) {
+        run_finished = message.command_event().finished();
+        return true;
+      }
+    }
+    return false;
+  }));
+  EXPECT_EQ(run_finished.code(), static_cast<int>(absl::StatusCode::kCancelled))
+      << run_finished.message();
+  // The interrupted step left nothing; the step before it stays applied.
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM slow"), HasSubstr("no such table"));
+  EXPECT_THAT(Query("SELECT COUNT(*) FROM audit"), HasSubstr("no such table"));
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM accounts"), "2");
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM ecliptix_schema_history WHERE step = "
+                  "'audit' AND "
+                  "is_current = 1 AND outcome = 'APPLIED'"),
+            "0");
+
+  // Cancelling what is not running is harmless.
+  v1::Command stale;
+  stale.mutable_cancel()->set_command_id("no-such-command");
+  Run(stale, &cancel_finished);
+  EXPECT_EQ(cancel_finished.code(), 0);
+}
+
 TEST_F(DeploymentTest, UnknownBundleIsAClearFailure) {
   v1::Status finished;
   RunPhase("sha256:" + std::string(64, 'a'), &finished);
