@@ -107,11 +107,9 @@ class ConnectReactor final
       Refuse(registration.status());
       return false;
     }
+    // The registry has queued the Welcome.
     session_id_ = registration->session_id;
     expected_sequence_ = 2;
-    v1::ServerMessage welcome;
-    *welcome.mutable_welcome() = std::move(registration->welcome);
-    session_->Send(std::move(welcome));
     return true;
   }
 

@@ -250,6 +250,14 @@ absl::StatusOr<Registration> Registry::Register(
     welcome.set_server_version(kVersion);
     *welcome.mutable_server_time() = ToTimestamp(now);
     welcome.set_first_registration(inserted);
+    // The Welcome is queued before the lock that publishes the session is
+    // released: a command sent the moment the database shows as connected can
+    // never overtake it (the agent takes anything else first as a protocol
+    // error). Safe under the lock: Register runs inside the stream's own read
+    // reaction, so no completion of that stream re-enters the registry here.
+    v1::ServerMessage welcome_message;
+    *welcome_message.mutable_welcome() = welcome;
+    entry.session->Send(std::move(welcome_message));
 
     PersistLocked(database);
     if (inserted) {

@@ -85,8 +85,9 @@ class Registry {
   // persisted.
   void Stop();
 
-  // Validates a Hello and registers the session. A previous live session for
-  // the same database is closed with ABORTED (the agent restarted, or its old
+  // Validates a Hello and registers the session, queueing its Welcome before
+  // anything else can be sent to it. A previous live session for the same
+  // database is closed with ABORTED (the agent restarted, or its old
   // connection is half-open). INVALID_ARGUMENT names the field at fault.
   absl::StatusOr<Registration> Register(const fleet::v1::Hello& hello,
                                         const std::string& peer,

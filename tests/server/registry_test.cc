@@ -274,8 +274,10 @@ TEST_F(RegistryTest, CommandsGoToConnectedAgentsOnly) {
   command.mutable_ping()->set_payload("hi");
   auto id = registry_.SendCommand("db-1", command);
   ASSERT_TRUE(id.ok());
-  ASSERT_EQ(session->sent.size(), 1u);
-  EXPECT_EQ(session->sent[0].command().command_id(), *id);
+  // The Welcome always comes first: a command can never overtake it.
+  ASSERT_EQ(session->sent.size(), 2u);
+  EXPECT_TRUE(session->sent[0].has_welcome());
+  EXPECT_EQ(session->sent[1].command().command_id(), *id);
 
   std::vector<std::string> observed;
   registry_.AddCommandObserver(
