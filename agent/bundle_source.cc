@@ -1,14 +1,21 @@
 #include "agent/bundle_source.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/logging.h"
 
 namespace ecliptix::agent {
 
 namespace v1 = ::ecliptix::fleet::v1;
+
+// How long a bundle fetch keeps trying through server restarts and network
+// trouble.
+constexpr absl::Duration kFetchPatience = absl::Minutes(2);
 
 ServerBundleSource::ServerBundleSource(std::shared_ptr<grpc::Channel> channel)
     : stub_(v1::BundleService::NewStub(std::move(channel))) {}
@@ -19,19 +26,34 @@ absl::StatusOr<std::shared_ptr<const bundle::Bundle>> ServerBundleSource::Fetch(
     absl::MutexLock lock(&mutex_);
     if (auto it = cache_.find(bundle_id); it != cache_.end()) return it->second;
   }
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(60));
-  v1::GetBundleRequest request;
-  request.set_bundle_id(bundle_id);
-  request.set_include_files(true);
+  // A server restart while a command runs must not fail the command: wait for
+  // the server and retry what may be transient, for a bounded time.
+  const absl::Time deadline = absl::Now() + kFetchPatience;
+  absl::Duration delay = absl::Milliseconds(200);
   v1::GetBundleResponse response;
-  const grpc::Status status = stub_->GetBundle(&context, request, &response);
-  if (!status.ok()) {
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(absl::ToChronoTime(
+        std::min(deadline, absl::Now() + absl::Seconds(30))));
+    v1::GetBundleRequest request;
+    request.set_bundle_id(bundle_id);
+    request.set_include_files(true);
+    const grpc::Status status = stub_->GetBundle(&context, request, &response);
+    if (status.ok()) break;
     const absl::Status error = FromGrpcStatus(status);
-    return absl::Status(
-        error.code(),
-        absl::StrCat("cannot fetch bundle ", bundle_id, ": ", error.message()));
+    const bool transient = error.code() == absl::StatusCode::kUnavailable ||
+                           error.code() == absl::StatusCode::kDeadlineExceeded;
+    if (!transient || absl::Now() + delay >= deadline) {
+      return absl::Status(error.code(),
+                          absl::StrCat("cannot fetch bundle ", bundle_id, ": ",
+                                       error.message()));
+    }
+    Logger("agent.deploy")
+        ->warn("fetching bundle {}: {}; retrying in {}", bundle_id,
+               error.ToString(), absl::FormatDuration(delay));
+    absl::SleepFor(delay);
+    delay = std::min(delay * 2, absl::Seconds(5));
   }
   std::vector<v1::BundleFile> files(response.files().begin(),
                                     response.files().end());
