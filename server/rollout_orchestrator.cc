@@ -1026,92 +1026,105 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
   });
 }
 
+void RolloutOrchestrator::OnRollout(
+    std::string rollout_id, Callback<v1::Rollout> done,
+    std::function<void(Active&, const Callback<v1::Rollout>&)> action) {
+  Post([this, rollout_id = std::move(rollout_id), done = std::move(done),
+        action = std::move(action)] {
+    absl::StatusOr<Active*> found = FindOrError(rollout_id);
+    if (!found.ok()) return done(found.status());
+    action(**found, done);
+  });
+}
+
 void RolloutOrchestrator::Pause(v1::RolloutActionRequest request,
                                 Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    const v1::RolloutState state = active.rollout.state();
-    if (state == v1::ROLLOUT_STATE_PAUSED) return done(active.rollout);
-    if (state != v1::ROLLOUT_STATE_RUNNING &&
-        state != v1::ROLLOUT_STATE_WAITING_FOR_GATE &&
-        state != v1::ROLLOUT_STATE_PENDING) {
-      return done(absl::FailedPreconditionError(absl::StrCat(
-          "rollout ", request.rollout_id(), " is ", ShortState(state),
-          "; only a pending, waiting or running rollout can be paused")));
-    }
-    Logger("audit")->info("{} paused rollout {}: {}", request.actor(),
-                          request.rollout_id(), request.reason());
-    SetState(
-        active, v1::ROLLOUT_STATE_PAUSED,
-        absl::StrCat("paused",
+  std::string rollout_id = request.rollout_id();
+  OnRollout(
+      std::move(rollout_id), std::move(done),
+      [this, request = std::move(request)](Active& active,
+                                           const Callback<v1::Rollout>& done) {
+        const v1::RolloutState state = active.rollout.state();
+        if (state == v1::ROLLOUT_STATE_PAUSED) return done(active.rollout);
+        if (state != v1::ROLLOUT_STATE_RUNNING &&
+            state != v1::ROLLOUT_STATE_WAITING_FOR_GATE &&
+            state != v1::ROLLOUT_STATE_PENDING) {
+          return done(absl::FailedPreconditionError(absl::StrCat(
+              "rollout ", request.rollout_id(), " is ", ShortState(state),
+              "; only a pending, waiting or running rollout can be paused")));
+        }
+        Logger("audit")->info("{} paused rollout {}: {}", request.actor(),
+                              request.rollout_id(), request.reason());
+        SetState(active, v1::ROLLOUT_STATE_PAUSED,
+                 absl::StrCat(
+                     "paused",
                      request.reason().empty() ? "" : ": " + request.reason(),
                      "; running commands finish, nothing new starts"),
-        request.actor());
-    Flush(active);
-    done(active.rollout);
-  });
+                 request.actor());
+        Flush(active);
+        done(active.rollout);
+      });
 }
 
 void RolloutOrchestrator::Resume(v1::RolloutActionRequest request,
                                  Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    if (active.rollout.state() != v1::ROLLOUT_STATE_PAUSED) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("rollout ", request.rollout_id(), " is ",
-                       ShortState(active.rollout.state()), ", not paused")));
-    }
-    Logger("audit")->info("{} resumed rollout {}", request.actor(),
-                          request.rollout_id());
-    active.rollout.clear_resume_time();
-    SetState(
-        active, v1::ROLLOUT_STATE_RUNNING,
-        absl::StrCat("resumed",
-                     request.reason().empty() ? "" : ": " + request.reason()),
-        request.actor());
-    active.rollout.set_waiting_reason("");
-    // Resuming after a finished wave is the approval of the next one.
-    v1::Rollout& rollout = active.rollout;
-    bool wave_done = rollout.current_wave() > 0;
-    for (const v1::RolloutTarget& target : rollout.targets()) {
-      if (target.wave() == rollout.current_wave())
-        wave_done &= IsTargetFinal(target.state());
-    }
-    if (wave_done && rollout.current_wave() < rollout.wave_count()) {
-      StartWave(active, rollout.current_wave() + 1);
-    }
-    Advance(active);
-    Flush(active);
-    done(active.rollout);
-  });
+  std::string rollout_id = request.rollout_id();
+  OnRollout(std::move(rollout_id), std::move(done),
+            [this, request = std::move(request)](
+                Active& active, const Callback<v1::Rollout>& done) {
+              if (active.rollout.state() != v1::ROLLOUT_STATE_PAUSED) {
+                return done(absl::FailedPreconditionError(absl::StrCat(
+                    "rollout ", request.rollout_id(), " is ",
+                    ShortState(active.rollout.state()), ", not paused")));
+              }
+              Logger("audit")->info("{} resumed rollout {}", request.actor(),
+                                    request.rollout_id());
+              active.rollout.clear_resume_time();
+              SetState(active, v1::ROLLOUT_STATE_RUNNING,
+                       absl::StrCat("resumed", request.reason().empty()
+                                                   ? ""
+                                                   : ": " + request.reason()),
+                       request.actor());
+              active.rollout.set_waiting_reason("");
+              // Resuming after a finished wave is the approval of the next one.
+              v1::Rollout& rollout = active.rollout;
+              bool wave_done = rollout.current_wave() > 0;
+              for (const v1::RolloutTarget& target : rollout.targets()) {
+                if (target.wave() == rollout.current_wave())
+                  wave_done &= IsTargetFinal(target.state());
+              }
+              if (wave_done && rollout.current_wave() < rollout.wave_count()) {
+                StartWave(active, rollout.current_wave() + 1);
+              }
+              Advance(active);
+              Flush(active);
+              done(active.rollout);
+            });
 }
 
 void RolloutOrchestrator::Abort(v1::RolloutActionRequest request,
                                 Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    if (!IsActive(active.rollout.state())) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("rollout ", request.rollout_id(), " already ended (",
-                       ShortState(active.rollout.state()), ")")));
-    }
-    Logger("audit")->info("{} aborted rollout {}: {}", request.actor(),
-                          request.rollout_id(), request.reason());
-    SetState(
-        active, v1::ROLLOUT_STATE_ABORTED,
-        absl::StrCat("aborted",
-                     request.reason().empty() ? "" : ": " + request.reason()),
-        request.actor());
-    StopTargets(active, "not started: aborted");
-    Flush(active);
-    done(active.rollout);
-  });
+  std::string rollout_id = request.rollout_id();
+  OnRollout(std::move(rollout_id), std::move(done),
+            [this, request = std::move(request)](
+                Active& active, const Callback<v1::Rollout>& done) {
+              if (!IsActive(active.rollout.state())) {
+                return done(absl::FailedPreconditionError(absl::StrCat(
+                    "rollout ", request.rollout_id(), " already ended (",
+                    ShortState(active.rollout.state()), ")")));
+              }
+              Logger("audit")->info("{} aborted rollout {}: {}",
+                                    request.actor(), request.rollout_id(),
+                                    request.reason());
+              SetState(active, v1::ROLLOUT_STATE_ABORTED,
+                       absl::StrCat("aborted", request.reason().empty()
+                                                   ? ""
+                                                   : ": " + request.reason()),
+                       request.actor());
+              StopTargets(active, "not started: aborted");
+              Flush(active);
+              done(active.rollout);
+            });
 }
 
 void RolloutOrchestrator::StopTargets(Active& active,
@@ -1133,135 +1146,141 @@ void RolloutOrchestrator::StopTargets(Active& active,
 
 void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
                                 Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    v1::Rollout& rollout = active.rollout;
-    if (HasRunningTargets(active) ||
-        rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("rollout ", request.rollout_id(),
-                       " still has running commands; wait for them (or pause "
-                       "it) before retrying")));
-    }
-    int first_wave = 0, retried = 0;
-    for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
-      const v1::TargetState state = target.state();
-      if (state != v1::TARGET_STATE_FAILED &&
-          state != v1::TARGET_STATE_SKIPPED &&
-          state != v1::TARGET_STATE_UNKNOWN) {
-        continue;
-      }
-      ++retried;
-      first_wave =
-          first_wave == 0 ? target.wave() : std::min(first_wave, target.wave());
-      SetTargetState(active, target, v1::TARGET_STATE_PENDING, "");
-      target.clear_finished_time();
-    }
-    if (retried == 0) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("rollout ", request.rollout_id(),
-                       " has no failed, skipped or unknown databases")));
-    }
-    Logger("audit")->info("{} retried {} databases of rollout {}",
-                          request.actor(), retried, request.rollout_id());
-    rollout.set_failures(0);
-    rollout.clear_finish_time();
-    SetState(active, v1::ROLLOUT_STATE_RUNNING,
-             absl::StrCat("retrying ", retried, " databases"), request.actor());
-    StartWave(active, first_wave);
-    Advance(active);
-    Flush(active);
-    done(rollout);
-  });
+  std::string rollout_id = request.rollout_id();
+  OnRollout(
+      std::move(rollout_id), std::move(done),
+      [this, request = std::move(request)](Active& active,
+                                           const Callback<v1::Rollout>& done) {
+        v1::Rollout& rollout = active.rollout;
+        if (HasRunningTargets(active) ||
+            rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
+          return done(absl::FailedPreconditionError(absl::StrCat(
+              "rollout ", request.rollout_id(),
+              " still has running commands; wait for them (or pause "
+              "it) before retrying")));
+        }
+        int first_wave = 0, retried = 0;
+        for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
+          const v1::TargetState state = target.state();
+          if (state != v1::TARGET_STATE_FAILED &&
+              state != v1::TARGET_STATE_SKIPPED &&
+              state != v1::TARGET_STATE_UNKNOWN) {
+            continue;
+          }
+          ++retried;
+          first_wave = first_wave == 0 ? target.wave()
+                                       : std::min(first_wave, target.wave());
+          SetTargetState(active, target, v1::TARGET_STATE_PENDING, "");
+          target.clear_finished_time();
+        }
+        if (retried == 0) {
+          return done(absl::FailedPreconditionError(
+              absl::StrCat("rollout ", request.rollout_id(),
+                           " has no failed, skipped or unknown databases")));
+        }
+        Logger("audit")->info("{} retried {} databases of rollout {}",
+                              request.actor(), retried, request.rollout_id());
+        rollout.set_failures(0);
+        rollout.clear_finish_time();
+        SetState(active, v1::ROLLOUT_STATE_RUNNING,
+                 absl::StrCat("retrying ", retried, " databases"),
+                 request.actor());
+        StartWave(active, first_wave);
+        Advance(active);
+        Flush(active);
+        done(rollout);
+      });
 }
 
 void RolloutOrchestrator::Rollback(v1::RollbackRolloutRequest request,
                                    Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    v1::Rollout& rollout = active.rollout;
-    if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) return done(rollout);
-    if (!request.phase().empty() &&
-        std::find(rollout.phases().begin(), rollout.phases().end(),
-                  request.phase()) == rollout.phases().end()) {
-      return done(absl::InvalidArgumentError(absl::StrCat(
-          "phase \"", request.phase(), "\" is not deployed by rollout ",
-          rollout.rollout_id(), "; its phases are ",
-          absl::StrJoin(rollout.phases(), ", "))));
-    }
-    if (request.wave() < 0 || request.wave() > rollout.wave_count()) {
-      return done(absl::InvalidArgumentError(
-          absl::StrCat("wave ", request.wave(), " is out of range (1..",
-                       rollout.wave_count(), ", or 0 for all)")));
-    }
-    Logger("audit")->info(
-        "{} rolled back rollout {} (phase \"{}\", wave {}): {}",
-        request.actor(), request.rollout_id(), request.phase(), request.wave(),
-        request.reason());
-    rollout.set_rollback_phase(request.phase());
-    rollout.set_rollback_wave(request.wave());
-    // Running deployments are cancelled first (their step rolls back); then
-    // everything the rollout applied in scope is reverted, last phase first.
-    StopTargets(active, "not started: rolled back");
-    active.rollback_pending = true;
-    // Paused (a finished rollout is reactivated) until the running commands
-    // stop; Advance then starts the rollback.
-    rollout.clear_finish_time();
-    SetState(active, v1::ROLLOUT_STATE_PAUSED,
-             "rollback requested: waiting for running commands to stop",
-             request.actor());
-    Advance(active);
-    Flush(active);
-    done(rollout);
-  });
+  std::string rollout_id = request.rollout_id();
+  OnRollout(
+      std::move(rollout_id), std::move(done),
+      [this, request = std::move(request)](Active& active,
+                                           const Callback<v1::Rollout>& done) {
+        v1::Rollout& rollout = active.rollout;
+        if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK)
+          return done(rollout);
+        if (!request.phase().empty() &&
+            std::find(rollout.phases().begin(), rollout.phases().end(),
+                      request.phase()) == rollout.phases().end()) {
+          return done(absl::InvalidArgumentError(absl::StrCat(
+              "phase \"", request.phase(), "\" is not deployed by rollout ",
+              rollout.rollout_id(), "; its phases are ",
+              absl::StrJoin(rollout.phases(), ", "))));
+        }
+        if (request.wave() < 0 || request.wave() > rollout.wave_count()) {
+          return done(absl::InvalidArgumentError(
+              absl::StrCat("wave ", request.wave(), " is out of range (1..",
+                           rollout.wave_count(), ", or 0 for all)")));
+        }
+        Logger("audit")->info(
+            "{} rolled back rollout {} (phase \"{}\", wave {}): {}",
+            request.actor(), request.rollout_id(), request.phase(),
+            request.wave(), request.reason());
+        rollout.set_rollback_phase(request.phase());
+        rollout.set_rollback_wave(request.wave());
+        // Running deployments are cancelled first (their step rolls back); then
+        // everything the rollout applied in scope is reverted, last phase
+        // first.
+        StopTargets(active, "not started: rolled back");
+        active.rollback_pending = true;
+        // Paused (a finished rollout is reactivated) until the running commands
+        // stop; Advance then starts the rollback.
+        rollout.clear_finish_time();
+        SetState(active, v1::ROLLOUT_STATE_PAUSED,
+                 "rollback requested: waiting for running commands to stop",
+                 request.actor());
+        Advance(active);
+        Flush(active);
+        done(rollout);
+      });
 }
 
 void RolloutOrchestrator::Attest(v1::AttestGateRequest request,
                                  Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
-    absl::StatusOr<Active*> found = FindOrError(request.rollout_id());
-    if (!found.ok()) return done(found.status());
-    Active& active = **found;
-    if (request.attested_by().empty()) {
-      return done(absl::InvalidArgumentError(
-          "attested_by is required: who vouches for the gate"));
-    }
-    v1::GateStatus* gate = nullptr;
-    for (v1::GateStatus& candidate : *active.rollout.mutable_gates()) {
-      if (candidate.kind() == request.gate()) gate = &candidate;
-    }
-    if (gate == nullptr) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("rollout ", request.rollout_id(), " has no ",
-                       GateName(request.gate()), " gate")));
-    }
-    if (request.gate() == v1::GATE_KIND_BACKUP_COMPLETED ||
-        request.gate() == v1::GATE_KIND_STAGING_TESTED ||
-        request.gate() == v1::GATE_KIND_MAINTENANCE_WINDOW) {
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("the ", GateName(request.gate()),
-                       " gate is decided by evidence, not attestation: see its "
-                       "detail in `ecliptixctl "
-                       "rollout get ",
-                       request.rollout_id(), "`")));
-    }
-    gate->set_attested_by(request.attested_by());
-    *gate->mutable_attested_time() = Now();
-    gate->set_comment(request.comment());
-    Logger("audit")->info("{} attested gate {} of rollout {}: {}",
-                          request.attested_by(), GateName(request.gate()),
-                          request.rollout_id(), request.comment());
-    v1::RolloutEvent event;
-    *event.mutable_gate() = *gate;
-    Emit(active, std::move(event));
-    Advance(active);
-    Flush(active);
-    done(active.rollout);
-  });
+  std::string rollout_id = request.rollout_id();
+  OnRollout(
+      std::move(rollout_id), std::move(done),
+      [this, request = std::move(request)](Active& active,
+                                           const Callback<v1::Rollout>& done) {
+        if (request.attested_by().empty()) {
+          return done(absl::InvalidArgumentError(
+              "attested_by is required: who vouches for the gate"));
+        }
+        v1::GateStatus* gate = nullptr;
+        for (v1::GateStatus& candidate : *active.rollout.mutable_gates()) {
+          if (candidate.kind() == request.gate()) gate = &candidate;
+        }
+        if (gate == nullptr) {
+          return done(absl::FailedPreconditionError(
+              absl::StrCat("rollout ", request.rollout_id(), " has no ",
+                           GateName(request.gate()), " gate")));
+        }
+        if (request.gate() == v1::GATE_KIND_BACKUP_COMPLETED ||
+            request.gate() == v1::GATE_KIND_STAGING_TESTED ||
+            request.gate() == v1::GATE_KIND_MAINTENANCE_WINDOW) {
+          return done(absl::FailedPreconditionError(absl::StrCat(
+              "the ", GateName(request.gate()),
+              " gate is decided by evidence, not attestation: see its "
+              "detail in `ecliptixctl "
+              "rollout get ",
+              request.rollout_id(), "`")));
+        }
+        gate->set_attested_by(request.attested_by());
+        *gate->mutable_attested_time() = Now();
+        gate->set_comment(request.comment());
+        Logger("audit")->info("{} attested gate {} of rollout {}: {}",
+                              request.attested_by(), GateName(request.gate()),
+                              request.rollout_id(), request.comment());
+        v1::RolloutEvent event;
+        *event.mutable_gate() = *gate;
+        Emit(active, std::move(event));
+        Advance(active);
+        Flush(active);
+        done(active.rollout);
+      });
 }
 
 void RolloutOrchestrator::Watch(std::string rollout_id, int64_t after_sequence,

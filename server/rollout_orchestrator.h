@@ -112,6 +112,11 @@ class RolloutOrchestrator {
   struct PlanJob;
 
   void Post(std::function<void()> task);
+  // Runs `action` on the worker thread with the rollout; NOT_FOUND (to `done`)
+  // for an unknown id.
+  void OnRollout(
+      std::string rollout_id, Callback<fleet::v1::Rollout> done,
+      std::function<void(Active&, const Callback<fleet::v1::Rollout>&)> action);
   void Loop();
   void Tick();
 
