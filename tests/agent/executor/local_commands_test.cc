@@ -54,7 +54,7 @@ constexpr char kManifest[] =
            parameters { name: "Value" type: "text" }
            sql { sqlite: "INSERT INTO config (k, v) VALUES (:Key, :Value)" }
          }
-)pb";
+    )pb";
 
 class LocalCommandsTest : public ::testing::Test {
  protected:
