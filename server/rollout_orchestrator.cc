@@ -585,6 +585,20 @@ void RolloutOrchestrator::SendCurrentCommand(Active& active,
   target.clear_offline_since_time();
 }
 
+void RolloutOrchestrator::AssignCommand(Active& active,
+                                        v1::RolloutTarget& target,
+                                        const std::string& verb) {
+  // Derived from saved state only: a server that died after sending a command
+  // but before saving asks again, after its restart, for the very command the
+  // agent may still be running, and the agent recognizes its id.
+  const int attempt =
+      verb == "revert" ? target.revert_attempt() : target.attempt();
+  target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
+                                     target.database_id(), "/", verb, "/",
+                                     target.phase(), "/", attempt));
+  command_rollout_[target.command_id()] = active.rollout.rollout_id();
+}
+
 void RolloutOrchestrator::StartTarget(Active& active,
                                       v1::RolloutTarget& target) {
   const std::string& first = active.rollout.phases(0);
@@ -593,10 +607,8 @@ void RolloutOrchestrator::StartTarget(Active& active,
   // Touched phases are the ones where this rollout applies a step (see the
   // step events): a rollback must not revert what earlier rollouts applied.
   target.clear_touched_phases();
-  target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
-                                     target.database_id(), "/",
-                                     next_command_++));
-  command_rollout_[target.command_id()] = active.rollout.rollout_id();
+  target.set_attempt(target.attempt() + 1);
+  AssignCommand(active, target, "run");
   *target.mutable_started_time() = Now();
   target.clear_finished_time();
   SetTargetState(active, target, v1::TARGET_STATE_RUNNING);
@@ -614,10 +626,8 @@ void RolloutOrchestrator::BeginTargetRollback(Active& active,
   if (to_revert.empty()) return;
   target.set_phase(to_revert.front());
   target.set_step("");
-  target.set_command_id(absl::StrCat(active.rollout.rollout_id(), "/",
-                                     target.database_id(), "/revert/",
-                                     next_command_++));
-  command_rollout_[target.command_id()] = active.rollout.rollout_id();
+  target.set_revert_attempt(target.revert_attempt() + 1);
+  AssignCommand(active, target, "revert");
   SetTargetState(active, target, v1::TARGET_STATE_ROLLING_BACK);
   SendCurrentCommand(active, target);
 }
@@ -906,10 +916,7 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
       return;
     }
     target.set_phase(next);
-    target.set_command_id(absl::StrCat(rollout.rollout_id(), "/",
-                                       target.database_id(), "/revert/",
-                                       next_command_++));
-    command_rollout_[target.command_id()] = rollout.rollout_id();
+    AssignCommand(active, target, "revert");
     SendCurrentCommand(active, target);
     return;
   }
@@ -944,9 +951,7 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
   }
   target.set_phase(*std::next(it));
   target.set_step("");
-  target.set_command_id(absl::StrCat(
-      rollout.rollout_id(), "/", target.database_id(), "/", next_command_++));
-  command_rollout_[target.command_id()] = rollout.rollout_id();
+  AssignCommand(active, target, "run");
   SendCurrentCommand(active, target);
 }
 
@@ -1364,8 +1369,8 @@ void RolloutOrchestrator::SendNextPlanCommand(PlanJob& job,
   }
   // Phases one after another: an agent runs one deployment command at a time.
   v1::Command command;
-  command.set_command_id(
-      absl::StrCat("plan-", job.id, "/", database_id, "/", it->second));
+  command.set_command_id(absl::StrCat("plan-", plan_epoch_, "-", job.id, "/",
+                                      database_id, "/", it->second));
   command.mutable_run_phase()->set_bundle_id(job.bundle_id);
   command.mutable_run_phase()->set_phase(job.phases[it->second]);
   command.mutable_run_phase()->set_dry_run(true);

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
@@ -128,6 +129,9 @@ class RolloutOrchestrator {
   void Advance(Active& active);
   void StartWave(Active& active, int wave);
   void StartTarget(Active& active, fleet::v1::RolloutTarget& target);
+  // Sets the target's command id for its current phase ("run" or "revert").
+  void AssignCommand(Active& active, fleet::v1::RolloutTarget& target,
+                     const std::string& verb);
   void SendCurrentCommand(Active& active, fleet::v1::RolloutTarget& target);
   void BeginTargetRollback(Active& active, fleet::v1::RolloutTarget& target);
   void BeginRollback(Active& active);
@@ -173,7 +177,9 @@ class RolloutOrchestrator {
   // Owned by the worker thread.
   std::map<std::string, std::unique_ptr<Active>> rollouts_;
   int64_t next_number_ = 1;
-  int64_t next_command_ = 1;
+  // Tells plans of this process from those of an earlier one in agents'
+  // journals.
+  const int64_t plan_epoch_ = absl::ToUnixMicros(absl::Now());
   // command id -> rollout id, for routing agent messages.
   std::map<std::string, std::string> command_rollout_;
   std::map<int64_t, std::unique_ptr<PlanJob>> plans_;
