@@ -79,6 +79,8 @@ struct RolloutOrchestrator::Active {
   // A rollback asked for (by a person or automatically) that waits for running
   // deployments to stop.
   bool rollback_pending = false;
+  // The last wave whose end was reported.
+  int waves_ended = 0;
 };
 
 struct RolloutOrchestrator::PlanJob {
@@ -273,12 +275,18 @@ void RolloutOrchestrator::SetState(Active& active, v1::RolloutState state,
                                    const std::string& reason,
                                    const std::string& actor) {
   v1::Rollout& rollout = active.rollout;
-  if (rollout.state() == state && rollout.waiting_reason() == reason) return;
-  const bool changed = rollout.state() != state;
+  // waiting_reason says what holds a rollout (a gate, a pause, the time the
+  // next wave starts) or why it ended; a rollout simply running shows none.
+  const std::string shown =
+      state == v1::ROLLOUT_STATE_RUNNING && !rollout.has_resume_time() ? ""
+                                                                       : reason;
+  if (rollout.state() == state && rollout.waiting_reason() == shown &&
+      actor.empty()) {
+    return;
+  }
   rollout.set_state(state);
-  rollout.set_waiting_reason(reason);
+  rollout.set_waiting_reason(shown);
   if (!IsActive(state)) *rollout.mutable_finish_time() = Now();
-  if (!changed && actor.empty()) return;
   v1::RolloutEvent event;
   v1::RolloutStateChanged* state_changed = event.mutable_state_changed();
   state_changed->set_state(state);
@@ -784,10 +792,13 @@ void RolloutOrchestrator::Advance(Active& active) {
   }
   if (!wave_done || running > 0) return;
 
-  v1::RolloutEvent ended;
-  ended.mutable_wave()->set_wave(wave);
-  ended.mutable_wave()->set_started(false);
-  if (!rollout.has_resume_time() && rollout.waiting_reason().empty()) {
+  // Advance comes here again on every tick of a timed pause: the wave's end
+  // is told once.
+  if (wave > active.waves_ended) {
+    active.waves_ended = wave;
+    v1::RolloutEvent ended;
+    ended.mutable_wave()->set_wave(wave);
+    ended.mutable_wave()->set_started(false);
     Emit(active, std::move(ended));
   }
   if (wave >= rollout.wave_count()) {
@@ -1190,6 +1201,7 @@ void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
         SetState(active, v1::ROLLOUT_STATE_RUNNING,
                  absl::StrCat("retrying ", retried, " databases"),
                  request.actor());
+        active.waves_ended = first_wave - 1;
         StartWave(active, first_wave);
         Advance(active);
         Flush(active);
