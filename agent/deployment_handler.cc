@@ -141,9 +141,10 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
           !cancelled.ok()) {
         return cancelled;
       }
-      if (run.dry_run()) return executor_->Plan(**bundle, run.phase(), sink);
+      if (run.dry_run())
+        return executor_->Plan(**bundle, run.phase(), sink, run.adopt());
       return executor_->RunPhase(**bundle, run.phase(), run.backup_first(),
-                                 sink);
+                                 sink, run.adopt());
     }
     case v1::Command::kRevertPhase: {
       const v1::RevertPhaseCommand& revert = command.revert_phase();
@@ -152,8 +153,18 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(revert.bundle_id());
       if (!bundle.ok()) return bundle.status();
-      return executor_->RevertPhase(**bundle, revert.phase(), sink,
-                                    revert.only_this_bundle());
+      Executor::RevertOptions options;
+      options.only_this_bundle = revert.only_this_bundle();
+      options.accept_data_loss = revert.accept_data_loss();
+      // A repeatable step gets back the body an earlier bundle gave it.
+      options.load_bundle = [this](const std::string& bundle_id) {
+        return bundles_->Fetch(bundle_id);
+      };
+      if (revert.accept_data_loss()) {
+        log->warn("command {}: revert of phase {} accepts data loss",
+                  command.command_id(), revert.phase());
+      }
+      return executor_->RevertPhase(**bundle, revert.phase(), sink, options);
     }
     case v1::Command::kRepair: {
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =

@@ -5,6 +5,7 @@
 #include <deque>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -13,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/executor/data_guard.h"
 #include "agent/executor/row_text.h"
 #include "common/logging.h"
 #include "common/sql/session.h"
@@ -152,7 +154,7 @@ absl::StatusOr<std::vector<Executor::StepPlan>> Executor::PlanSteps(
     plan.current = it->second;
     const HistoryRow& row = plan.current;
     const std::string name = StepName(phase.name(), step.name());
-    if (row.outcome == kOutcomeApplied) {
+    if (IsInEffect(row.outcome)) {
       if (row.checksum == plan.checksum) {
         plan.action = StepPlan::Action::kSkip;
       } else if (step.kind() == v1::STEP_KIND_VERSIONED) {
@@ -186,6 +188,146 @@ absl::StatusOr<std::vector<Executor::StepPlan>> Executor::PlanSteps(
     }
   }
   return plans;
+}
+
+absl::Status Executor::ApplyDetection(const v1::Phase& phase,
+                                      v1::Dialect dialect, bool adopt,
+                                      std::vector<StepPlan>& plans) {
+  for (StepPlan& plan : plans) {
+    // Only a step that is not in effect can find objects it did not create.
+    if (plan.action != StepPlan::Action::kRun) continue;
+    if (plan.has_current && plan.current.outcome != kOutcomeReverted) continue;
+    const std::string& query = bundle::SqlFor(plan.step->detect(), dialect);
+    if (absl::StripAsciiWhitespace(query).empty()) continue;
+    const std::string name = StepName(phase.name(), plan.step->name());
+    absl::StatusOr<Detection> found = Detect(*database_, query);
+    if (!found.ok()) {
+      plan.action = StepPlan::Action::kRefuse;
+      plan.reason = absl::StrCat(
+          name, ": its detect query failed: ", found.status().message());
+      continue;
+    }
+    if (found->present.empty()) continue;  // A fresh database: it runs.
+    const std::string present = absl::StrJoin(found->present, ", ");
+    if (!found->missing.empty()) {
+      plan.action = StepPlan::Action::kRefuse;
+      plan.reason = absl::StrCat(
+          name, " is partly in place: present: ", present,
+          "; missing: ", absl::StrJoin(found->missing, ", "),
+          ". The database is neither fresh nor fully set up for this step; "
+          "complete or remove those objects by hand, then deploy again");
+    } else if (adopt) {
+      plan.action = StepPlan::Action::kBaseline;
+      plan.reason = absl::StrCat("objects present: ", present);
+    } else {
+      plan.action = StepPlan::Action::kRefuse;
+      plan.reason = absl::StrCat(
+          name, " was never applied here, but its objects already exist (",
+          present,
+          "); running it would take them over and a revert would drop them. "
+          "Deploy with adoption (adopt / --adopt) to record it as BASELINED "
+          "without running it");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Baseline(const bundle::Bundle& bundle,
+                                const std::string& phase, const StepPlan& plan,
+                                const DeploymentEventSink& sink) {
+  HistoryRow row = NewRow(bundle, phase, *plan.step);
+  row.checksum = plan.checksum;
+  row.outcome = kOutcomeBaselined;
+  row.started_at = row.finished_at = absl::Now();
+  row.error = absl::StrCat("adopted: ", plan.reason);
+  RETURN_IF_ERROR(Begin());
+  absl::Status status = history_.InsertCurrent(row);
+  if (status.ok()) status = Commit();
+  if (!status.ok()) {
+    Rollback();
+    return status;
+  }
+  v1::DeploymentEvent notice = NewEvent(bundle, phase, plan.step->name());
+  notice.set_notice(
+      absl::StrCat("adopted: ", plan.reason,
+                   "; recorded as baselined without running (never reverted)"));
+  sink(notice);
+  v1::DeploymentEvent event = NewEvent(bundle, phase, plan.step->name());
+  event.mutable_step_finished()->set_outcome(v1::STEP_OUTCOME_BASELINED);
+  event.mutable_step_finished()->mutable_duration();
+  sink(event);
+  return absl::OkStatus();
+}
+
+std::string Executor::BackupBefore(absl::Time before) const {
+  absl::StatusOr<std::vector<BackupResult>> backups =
+      ListBackups(options_.backup_dir);
+  if (backups.ok()) {
+    // Newest first.
+    for (const BackupResult& backup : *backups) {
+      if (backup.time <= before || before == absl::InfinitePast()) {
+        return absl::StrCat("backup ", backup.backup_id, ", taken ",
+                            FormatHistoryTime(backup.time), " at ",
+                            backup.location);
+      }
+    }
+  }
+  return absl::StrCat(
+      "this agent knows no backup taken before the step was applied (its "
+      "backups are in ",
+      options_.backup_dir, ")");
+}
+
+absl::StatusOr<std::optional<Executor::PreviousBody>>
+Executor::FindPreviousBody(const bundle::Bundle& bundle,
+                           const std::string& phase, const StepPlan& plan,
+                           v1::Dialect dialect, const RevertOptions& options) {
+  if (!options.load_bundle || plan.step->kind() != v1::STEP_KIND_REPEATABLE)
+    return std::nullopt;
+  ASSIGN_OR_RETURN(
+      std::vector<HistoryRow> rows,
+      history_.LoadStep(bundle.manifest().name(), phase, plan.step->name()));
+  // The step's state just before the current row: the last row before it
+  // that was in effect or reverted (failed attempts changed nothing).
+  const HistoryRow* previous = nullptr;
+  for (const HistoryRow& row : rows) {
+    if (row.id >= plan.current.id) break;
+    if (IsInEffect(row.outcome) || row.outcome == kOutcomeReverted)
+      previous = &row;
+  }
+  if (previous == nullptr || previous->outcome == kOutcomeReverted ||
+      previous->checksum == plan.current.checksum) {
+    return std::nullopt;
+  }
+  const std::string name = StepName(phase, plan.step->name());
+  const std::string earlier =
+      absl::StrCat("bundle ", previous->bundle_name, " ",
+                   previous->bundle_version, " (", previous->bundle_id, ")");
+  absl::StatusOr<std::shared_ptr<const bundle::Bundle>> loaded =
+      options.load_bundle(previous->bundle_id);
+  if (!loaded.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, ": cannot restore its previous body from ", earlier,
+                     ": ", loaded.status().message()));
+  }
+  PreviousBody body;
+  body.bundle = *std::move(loaded);
+  const v1::Phase* old_phase = body.bundle->FindPhase(phase);
+  const v1::Step* old_step = nullptr;
+  if (old_phase != nullptr) {
+    for (const v1::Step& step : old_phase->steps()) {
+      if (step.name() == plan.step->name()) old_step = &step;
+    }
+  }
+  if (old_step == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name, ": ", earlier, " applied it before, but has no such step"));
+  }
+  ASSIGN_OR_RETURN(body.script, LoadScript(*body.bundle, *old_step,
+                                           /*revert=*/false, dialect));
+  ASSIGN_OR_RETURN(body.script.history_checksum,
+                   body.bundle->StepChecksum(*old_step, dialect));
+  return body;
 }
 
 absl::StatusOr<Executor::Script> Executor::LoadScript(
@@ -297,7 +439,23 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
   if (!status.ok()) sql_error.message = std::string(status.message());
   const bool step_began = status.ok();
 
-  if (step_began) {
+  // A revert inside a transaction proves what it does to the data: which
+  // tables hold rows before and after its statements (see RevertPhase).
+  const bool watch_data = script.revert && transactional;
+  std::set<TableName> holding_rows;
+  std::vector<TableName> lost;
+  if (step_began && watch_data) {
+    absl::StatusOr<std::set<TableName>> before =
+        TablesHoldingRows(*database_, dialect);
+    if (before.ok()) {
+      holding_rows = *std::move(before);
+    } else {
+      status = before.status();
+      sql_error.message = std::string(status.message());
+    }
+  }
+
+  if (step_began && status.ok()) {
     runner_.Arm(deadline, &cancelled_, transactional);
     for (int i = 0; i < count && status.ok(); ++i) {
       const sql::Statement& statement = script.statements[i];
@@ -323,6 +481,23 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
       progress->set_statement_count(count);
       progress->set_rows_affected(*affected);
       sink(event);
+    }
+    if (status.ok() && watch_data) {
+      absl::StatusOr<std::set<TableName>> after =
+          TablesHoldingRows(*database_, dialect);
+      if (!after.ok()) {
+        status = after.status();
+        sql_error.message = std::string(status.message());
+      } else {
+        lost = TablesLost(holding_rows, *after);
+        if (!lost.empty() && !script.accept_data_loss) {
+          // The message is written once the rollback has brought the tables
+          // back and their rows can be counted.
+          status =
+              absl::FailedPreconditionError("reverting would destroy data");
+          sql_error.message = std::string(status.message());
+        }
+      }
     }
     if (status.ok() && !script.revert && step.has_verify()) {
       const v1::Verify& verify = step.verify();
@@ -356,6 +531,12 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
   row.rows_affected = rows;
   const std::string success_outcome =
       script.revert ? kOutcomeReverted : kOutcomeApplied;
+  std::vector<std::string> lost_names;
+  for (const TableName& table : lost) lost_names.push_back(table.Display());
+  if (status.ok() && !lost.empty()) {
+    row.error = absl::StrCat("data loss accepted: dropped or emptied ",
+                             absl::StrJoin(lost_names, ", "));
+  }
   std::string failure;
   bool rolled_back = false;
 
@@ -384,6 +565,24 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
     }
   } else {
     rolled_back = true;  // Nothing ran.
+  }
+
+  if (!lost.empty() && !script.accept_data_loss && rolled_back) {
+    std::vector<std::string> counted;
+    for (const TableName& table : lost) {
+      absl::StatusOr<int64_t> count = CountRows(*database_, dialect, table);
+      counted.push_back(
+          count.ok() ? absl::StrCat(table.Display(), " (", *count, " rows)")
+                     : table.Display());
+    }
+    status = absl::FailedPreconditionError(absl::StrCat(
+        "reverting would drop or empty tables holding rows: ",
+        absl::StrJoin(counted, ", "),
+        ". Nothing was changed. Restore the backup taken before the change "
+        "instead (",
+        BackupBefore(script.applied_at),
+        "), or revert again accepting the data loss (accept_data_loss)"));
+    sql_error.message = std::string(status.message());
   }
 
   if (!status.ok()) {
@@ -427,6 +626,12 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
     event.set_notice(step.success_message());
     sink(event);
   }
+  if (!lost.empty()) {
+    v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
+    event.set_notice(absl::StrCat("data loss accepted: dropped or emptied ",
+                                  absl::StrJoin(lost_names, ", ")));
+    sink(event);
+  }
   v1::DeploymentEvent event = NewEvent(bundle, phase, step.name());
   v1::StepFinished* done = event.mutable_step_finished();
   done->set_outcome(script.revert ? v1::STEP_OUTCOME_REVERTED
@@ -439,7 +644,7 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
 
 absl::Status Executor::Plan(const bundle::Bundle& bundle,
                             const std::string& phase_name,
-                            const DeploymentEventSink& sink) {
+                            const DeploymentEventSink& sink, bool adopt) {
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
     return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
@@ -449,6 +654,7 @@ absl::Status Executor::Plan(const bundle::Bundle& bundle,
   ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
   ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
                    PlanSteps(bundle, *phase, dialect));
+  RETURN_IF_ERROR(ApplyDetection(*phase, dialect, adopt, plans));
   std::vector<std::string> refusals;
   for (const StepPlan& plan : plans) {
     if (plan.action == StepPlan::Action::kRefuse)
@@ -458,6 +664,14 @@ absl::Status Executor::Plan(const bundle::Bundle& bundle,
     return absl::FailedPreconditionError(absl::StrJoin(refusals, "; "));
   }
   for (const StepPlan& plan : plans) {
+    if (plan.action == StepPlan::Action::kBaseline) {
+      v1::DeploymentEvent event =
+          NewEvent(bundle, phase_name, plan.step->name());
+      event.mutable_step_planned()->set_reason(absl::StrCat(
+          "adopt: ", plan.reason, "; recorded as baselined without running"));
+      sink(event);
+      continue;
+    }
     if (plan.action != StepPlan::Action::kRun) continue;
     ASSIGN_OR_RETURN(Script script,
                      LoadScript(bundle, *plan.step, false, dialect));
@@ -473,7 +687,7 @@ absl::Status Executor::Plan(const bundle::Bundle& bundle,
 absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
                                 const std::string& phase_name,
                                 bool backup_first,
-                                const DeploymentEventSink& sink) {
+                                const DeploymentEventSink& sink, bool adopt) {
   cancelled_.store(false);
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
@@ -485,6 +699,7 @@ absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
   RETURN_IF_ERROR(history_.Ensure());
   ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
                    PlanSteps(bundle, *phase, dialect));
+  RETURN_IF_ERROR(ApplyDetection(*phase, dialect, adopt, plans));
   // Every refusal of the phase, before its first step runs.
   std::vector<std::string> refusals;
   for (const StepPlan& plan : plans) {
@@ -525,6 +740,10 @@ absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
       sink(event);
       continue;
     }
+    if (plan.action == StepPlan::Action::kBaseline) {
+      RETURN_IF_ERROR(Baseline(bundle, phase_name, plan, sink));
+      continue;
+    }
     if (backup_first && !backed_up) {
       RETURN_IF_ERROR(Backup(sink).status());
       backed_up = true;
@@ -537,7 +756,7 @@ absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
 absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
                                    const std::string& phase_name,
                                    const DeploymentEventSink& sink,
-                                   bool only_this_bundle) {
+                                   const RevertOptions& options) {
   cancelled_.store(false);
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
@@ -549,7 +768,14 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
   ASSIGN_OR_RETURN(std::vector<StepPlan> plans,
                    PlanSteps(bundle, *phase, dialect));
   std::vector<std::string> refusals;
-  std::vector<Script> scripts;
+  std::vector<v1::DeploymentEvent> notices;
+  // What runs, in order: a revert script of `bundle`, or the previous body of
+  // a repeatable step from the bundle that applied it.
+  struct Undo {
+    std::shared_ptr<const bundle::Bundle> earlier;  // Null: `bundle`.
+    Script script;
+  };
+  std::vector<Undo> undos;
   // Reverse order: later steps may depend on earlier ones.
   for (auto it = plans.rbegin(); it != plans.rend(); ++it) {
     const StepPlan& plan = *it;
@@ -560,14 +786,36 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
       refusals.push_back(plan.reason);
       continue;
     }
+    if (outcome == kOutcomeBaselined) {
+      // Its objects were there before the control plane came: not ours to
+      // remove.
+      v1::DeploymentEvent event =
+          NewEvent(bundle, phase_name, plan.step->name());
+      event.set_notice(absl::StrCat(
+          name, " was adopted (baselined ", WhenApplied(plan.current),
+          "): its objects existed before, so it is never reverted"));
+      notices.push_back(std::move(event));
+      continue;
+    }
     if (outcome != kOutcomeApplied) continue;
     // What an earlier bundle applied is not this bundle's to undo.
-    if (only_this_bundle && plan.current.bundle_id != bundle.id()) continue;
+    if (options.only_this_bundle && plan.current.bundle_id != bundle.id())
+      continue;
     if (plan.current.checksum != plan.checksum) {
       refusals.push_back(absl::StrCat(
           name, " was applied with checksum ", plan.current.checksum, " (",
           WhenApplied(plan.current), "), not this bundle's ", plan.checksum,
           ": revert it with the bundle that applied it"));
+      continue;
+    }
+    absl::StatusOr<std::optional<PreviousBody>> previous =
+        FindPreviousBody(bundle, phase_name, plan, dialect, options);
+    if (!previous.ok()) {
+      refusals.push_back(std::string(previous.status().message()));
+      continue;
+    }
+    if (previous->has_value()) {
+      undos.push_back(Undo{(*previous)->bundle, (*previous)->script});
       continue;
     }
     absl::StatusOr<Script> script =
@@ -577,19 +825,48 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
       continue;
     }
     script->history_checksum = plan.current.checksum;
-    scripts.push_back(*std::move(script));
+    script->accept_data_loss = options.accept_data_loss;
+    script->applied_at = plan.current.started_at;
+    if (!IsTransactional(*plan.step) && !options.accept_data_loss) {
+      // Outside a transaction its effect cannot be tried and undone.
+      for (const sql::Statement& statement : script->statements) {
+        if (!MayDestroyRows(statement.text)) continue;
+        refusals.push_back(absl::StrCat(
+            name,
+            " reverts outside a transaction with a statement that may "
+            "destroy rows (",
+            script->file, ":", statement.line,
+            "); restore the backup taken before the change (",
+            BackupBefore(plan.current.started_at),
+            ") or revert accepting the data loss (accept_data_loss)"));
+        break;
+      }
+    }
+    undos.push_back(Undo{nullptr, *std::move(script)});
   }
   if (!refusals.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot revert phase \"", phase_name,
                      "\": ", absl::StrJoin(refusals, "; ")));
   }
-  for (const Script& script : scripts) {
+  for (const v1::DeploymentEvent& event : notices) sink(event);
+  for (const Undo& undo : undos) {
     if (cancelled_.load()) {
       return absl::CancelledError(
           absl::StrCat("revert of phase \"", phase_name, "\" cancelled"));
     }
-    RETURN_IF_ERROR(RunScript(bundle, phase_name, script, dialect, sink));
+    const bundle::Bundle& source =
+        undo.earlier != nullptr ? *undo.earlier : bundle;
+    if (undo.earlier != nullptr) {
+      v1::DeploymentEvent event =
+          NewEvent(bundle, phase_name, undo.script.step->name());
+      event.set_notice(absl::StrCat(
+          "restoring the body ", StepName(phase_name, undo.script.step->name()),
+          " had before: bundle ", source.manifest().name(), " ",
+          source.manifest().version(), " (", source.id(), ")"));
+      sink(event);
+    }
+    RETURN_IF_ERROR(RunScript(source, phase_name, undo.script, dialect, sink));
   }
   return absl::OkStatus();
 }

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,11 +67,12 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   // Which steps of `phase` would run, each reported as a STEP_PLANNED event
-  // with the reason ("new", "changed (repeatable)", "reverted earlier") and
-  // the SQL; changes nothing (not even creating the history table). Errors as
-  // RunPhase's refusals.
+  // with the reason ("new", "changed (repeatable)", "reverted earlier",
+  // "adopt: objects present, recorded as baselined") and the SQL; changes
+  // nothing (not even creating the history table). Errors as RunPhase's
+  // refusals.
   absl::Status Plan(const bundle::Bundle& bundle, const std::string& phase,
-                    const DeploymentEventSink& sink);
+                    const DeploymentEventSink& sink, bool adopt = false);
 
   // Applies every pending step of `phase` in order. Errors: NOT_FOUND unknown
   // phase; FAILED_PRECONDITION for a bundle without SQL for this engine, a
@@ -79,18 +82,57 @@ class Executor {
   // anything runs); otherwise the failed step's status, after StepFailed was
   // reported: CANCELLED (Cancel()), DEADLINE_EXCEEDED (timeout), ABORTED
   // (verify mismatch), or the SQL error's (sql_runner.h).
+  //
+  // Adoption: a step never applied (or reverted since) that declares a detect
+  // query is first checked against the database. Objects all missing: it
+  // runs. All present: with `adopt` it is recorded BASELINED without running
+  // (StepFinished BASELINED), without `adopt` the phase is refused (it would
+  // take over objects it did not create). Some present: refused either way,
+  // naming what exists and what does not. Refusals come before any step runs.
   absl::Status RunPhase(const bundle::Bundle& bundle, const std::string& phase,
-                        bool backup_first, const DeploymentEventSink& sink);
+                        bool backup_first, const DeploymentEventSink& sink,
+                        bool adopt = false);
 
-  // Runs the revert scripts of the phase's applied steps in reverse order and
-  // records them REVERTED (a later RunPhase applies them again). Refused
-  // (FAILED_PRECONDITION, nothing runs) when an applied step has no revert
-  // script for this engine, was applied with another checksum than this
-  // bundle's, or needs repair.
+  struct RevertOptions {
+    // Only the steps whose current history row this bundle applied; what an
+    // earlier bundle applied stays. Rollbacks of rollouts set it.
+    bool only_this_bundle = false;
+    // Let a revert drop or empty tables holding rows (see below).
+    bool accept_data_loss = false;
+    // Fetches an earlier bundle by id. When set, a repeatable step whose
+    // previous history row was applied by another bundle gets that bundle's
+    // body back (the runbook's partial rollback: the earlier procedures work
+    // again) instead of its revert script. When unset, revert scripts only.
+    std::function<absl::StatusOr<std::shared_ptr<const bundle::Bundle>>(
+        const std::string& bundle_id)>
+        load_bundle;
+  };
+
+  // Undoes the phase's applied steps in reverse order: runs their revert
+  // scripts and records them REVERTED (a later RunPhase applies them again),
+  // or restores a repeatable step's previous body (see RevertOptions).
+  // BASELINED steps are never reverted: their objects were there before.
+  // Refused (FAILED_PRECONDITION, nothing runs) when an applied step has no
+  // revert script for this engine, was applied with another checksum than
+  // this bundle's, or needs repair.
+  //
+  // Data: unless accept_data_loss, a revert script runs inside its
+  // transaction between two looks at which tables hold rows; if a table that
+  // held rows is then gone or empty, the step is rolled back and the revert
+  // refused (FAILED_PRECONDITION naming the tables, their row counts and the
+  // newest backup taken before the step was applied). A non-transactional
+  // revert that could destroy rows cannot be tried and undone: refused
+  // before it runs. With accept_data_loss the loss is noted in the history
+  // row and reported as a notice.
   absl::Status RevertPhase(const bundle::Bundle& bundle,
                            const std::string& phase,
                            const DeploymentEventSink& sink,
-                           bool only_this_bundle = false);
+                           const RevertOptions& options);
+  absl::Status RevertPhase(const bundle::Bundle& bundle,
+                           const std::string& phase,
+                           const DeploymentEventSink& sink) {
+    return RevertPhase(bundle, phase, sink, RevertOptions());
+  }
 
   // Re-baselines changed versioned steps to the bundle's checksums (a new
   // APPLIED row noting the old checksum) and clears RUNNING/UNKNOWN/FAILED
@@ -130,8 +172,9 @@ class Executor {
   struct StepPlan {
     const fleet::v1::Step* step = nullptr;
     std::string checksum;  // Of the step's SQL for this engine.
-    enum class Action { kSkip, kRun, kRefuse } action = Action::kRun;
-    std::string reason;  // kRun: why; kRefuse: the whole explanation.
+    enum class Action { kSkip, kRun, kRefuse, kBaseline } action = Action::kRun;
+    // kRun: why; kRefuse: the whole explanation; kBaseline: what is present.
+    std::string reason;
     bool has_current = false;
     HistoryRow current;  // When has_current.
   };
@@ -144,6 +187,10 @@ class Executor {
     std::vector<sql::Statement> statements;
     // What the history row records as the step's checksum.
     std::string history_checksum;
+    // A revert that may drop or empty tables holding rows (see RevertPhase).
+    bool accept_data_loss = false;
+    // When the step being reverted was applied (to name the backup before).
+    absl::Time applied_at = absl::InfinitePast();
   };
 
   absl::StatusOr<fleet::v1::Dialect> DialectOf(
@@ -151,6 +198,28 @@ class Executor {
   absl::StatusOr<std::vector<StepPlan>> PlanSteps(const bundle::Bundle& bundle,
                                                   const fleet::v1::Phase& phase,
                                                   fleet::v1::Dialect dialect);
+  // Runs the detect queries of the steps about to run (see RunPhase) and
+  // turns them into kBaseline or kRefuse.
+  absl::Status ApplyDetection(const fleet::v1::Phase& phase,
+                              fleet::v1::Dialect dialect, bool adopt,
+                              std::vector<StepPlan>& plans);
+  // Records a kBaseline step: a BASELINED history row, its events.
+  absl::Status Baseline(const bundle::Bundle& bundle, const std::string& phase,
+                        const StepPlan& plan, const DeploymentEventSink& sink);
+  // The previous body of a repeatable step, when an earlier bundle applied
+  // one: that bundle and a script of its step's SQL. nullopt: no previous
+  // body (the revert script applies).
+  struct PreviousBody {
+    std::shared_ptr<const bundle::Bundle> bundle;
+    Script script;
+  };
+  absl::StatusOr<std::optional<PreviousBody>> FindPreviousBody(
+      const bundle::Bundle& bundle, const std::string& phase,
+      const StepPlan& plan, fleet::v1::Dialect dialect,
+      const RevertOptions& options);
+  // "backup <id> (taken <time>)" of the newest backup taken no later than
+  // `before`, or a sentence saying there is none.
+  std::string BackupBefore(absl::Time before) const;
   absl::StatusOr<Script> LoadScript(const bundle::Bundle& bundle,
                                     const fleet::v1::Step& step, bool revert,
                                     fleet::v1::Dialect dialect);

@@ -161,6 +161,10 @@ absl::Time ParseHistoryTime(const std::string& text) {
   return time;
 }
 
+bool IsInEffect(const std::string& outcome) {
+  return outcome == kOutcomeApplied || outcome == kOutcomeBaselined;
+}
+
 History::History(TargetDatabase* database) : database_(database) {}
 
 v1::Dialect History::dialect() const {
@@ -240,6 +244,27 @@ absl::StatusOr<std::vector<HistoryRow>> History::LoadAll() {
         for (const soci::row& row : result) {
           rows.push_back(ToHistoryRow(row));
         }
+      }));
+  return rows;
+}
+
+absl::StatusOr<std::vector<HistoryRow>> History::LoadStep(
+    const std::string& bundle_name, const std::string& phase,
+    const std::string& step) {
+  std::vector<HistoryRow> rows;
+  ASSIGN_OR_RETURN(bool exists, Exists());
+  if (!exists) return rows;
+  const std::string query = absl::StrCat(
+      "SELECT ", kColumns, " FROM ", kHistoryTable,
+      " WHERE bundle_name = :bundle_name AND phase = :phase AND step = :step"
+      " ORDER BY id");
+  RETURN_IF_ERROR(::ecliptix::sql::Guard(
+      absl::StrCat("reading table ", kHistoryTable), [&] {
+        soci::rowset<soci::row> result =
+            (database_->session().prepare << query,
+             soci::use(bundle_name, "bundle_name"), soci::use(phase, "phase"),
+             soci::use(step, "step"));
+        for (const soci::row& row : result) rows.push_back(ToHistoryRow(row));
       }));
   return rows;
 }

@@ -16,7 +16,9 @@
 // (current: a non-transactional step started and has not finished, or the
 // agent died in it), FAILED (a failed attempt; current only for a
 // non-transactional step, whose changes may be partly in place), UNKNOWN (a
-// RUNNING row that a repair cleared: nobody knows how far it got).
+// RUNNING row that a repair cleared: nobody knows how far it got), BASELINED
+// (current: the step's objects were already in the database when it was
+// adopted; recorded without running, in effect like APPLIED, never reverted).
 #ifndef ECLIPTIX_AGENT_EXECUTOR_HISTORY_H_
 #define ECLIPTIX_AGENT_EXECUTOR_HISTORY_H_
 
@@ -41,6 +43,10 @@ inline constexpr char kOutcomeFailed[] = "FAILED";
 inline constexpr char kOutcomeReverted[] = "REVERTED";
 inline constexpr char kOutcomeUnknown[] = "UNKNOWN";
 inline constexpr char kOutcomeRunning[] = "RUNNING";
+inline constexpr char kOutcomeBaselined[] = "BASELINED";
+
+// APPLIED or BASELINED: the step's objects are in place.
+bool IsInEffect(const std::string& outcome);
 
 // "VERSIONED" / "REPEATABLE", as stored.
 std::string StepKindText(fleet::v1::StepKind kind);
@@ -81,6 +87,10 @@ class History {
   absl::StatusOr<CurrentRows> LoadCurrent(const std::string& bundle_name);
   // Every row, oldest first (empty when the table does not exist).
   absl::StatusOr<std::vector<HistoryRow>> LoadAll();
+  // Every row of one step of one bundle name, oldest first.
+  absl::StatusOr<std::vector<HistoryRow>> LoadStep(
+      const std::string& bundle_name, const std::string& phase,
+      const std::string& step);
 
   // Makes `row` the current row of its step: clears the flag on the previous
   // current row and inserts `row` with is_current = 1. Not atomic by itself:

@@ -48,17 +48,21 @@ const std::vector<CommandSpec>& Commands() {
   static const auto* commands = new std::vector<CommandSpec>{
       {"plan",
        {"bundle", "database"},
-       {"phase"},
+       {"phase", "adopt"},
        "prints the steps that would run, with the reason and the SQL"},
       {"apply",
        {"bundle", "database"},
-       {"phase", "backup", "backup_dir"},
+       {"phase", "backup", "backup_dir", "adopt"},
        "runs the pending steps of every phase in order (or of --phase); "
-       "--backup takes a backup before the first step that runs"},
+       "--backup takes a backup before the first step that runs; --adopt "
+       "records steps whose objects already exist as baselined without "
+       "running them"},
       {"revert",
        {"bundle", "database", "phase"},
-       {},
-       "runs the revert scripts of the phase's applied steps, last first"},
+       {"accept_data_loss", "backup_dir"},
+       "runs the revert scripts of the phase's applied steps, last first; "
+       "refused when it would drop or empty tables holding rows unless "
+       "--accept_data_loss; baselined steps are never reverted"},
       {"repair",
        {"bundle", "database"},
        {"phase"},
@@ -100,7 +104,7 @@ struct Flags {
 // Parses argv[2...]; a non-empty return is the usage error.
 std::string ParseFlags(const CommandSpec& spec, int argc, char* argv[],
                        Flags* flags) {
-  const std::set<std::string> kBool = {"backup"};
+  const std::set<std::string> kBool = {"backup", "adopt", "accept_data_loss"};
   for (int i = 2; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg.size() < 2 || arg[0] != '-') {
@@ -202,6 +206,11 @@ class ProgressPrinter {
             ++skipped_;
             Print(absl::StrCat(where, ": skipped (already applied)\n"));
             break;
+          case v1::STEP_OUTCOME_BASELINED:
+            ++baselined_;
+            Print(
+                absl::StrCat(where, ": baselined (objects already present)\n"));
+            break;
           case v1::STEP_OUTCOME_REVERTED:
             ++reverted_;
             Print(absl::StrFormat("%s: reverted in %s (%d rows)\n", where,
@@ -265,6 +274,7 @@ class ProgressPrinter {
   int applied() const { return applied_; }
   int skipped() const { return skipped_; }
   int reverted() const { return reverted_; }
+  int baselined() const { return baselined_; }
   int planned() const { return planned_; }
   bool backed_up() const { return backed_up_; }
 
@@ -278,6 +288,7 @@ class ProgressPrinter {
   int applied_ = 0;
   int skipped_ = 0;
   int reverted_ = 0;
+  int baselined_ = 0;
   int planned_ = 0;
   bool backed_up_ = false;
 };
@@ -422,7 +433,8 @@ class LocalCommand {
     for (const std::string& phase : Phases(bundle)) {
       std::fprintf(out_, "== phase %s\n", phase.c_str());
       const int before = printer.planned();
-      absl::Status status = executor.Plan(bundle, phase, std::ref(printer));
+      absl::Status status = executor.Plan(bundle, phase, std::ref(printer),
+                                          flags_.Get("adopt") == "true");
       if (!status.ok()) return Failure(status.message());
       if (printer.planned() == before) std::fprintf(out_, "  nothing to do\n");
     }
@@ -440,12 +452,16 @@ class LocalCommand {
       std::fprintf(out_, "== phase %s\n", phase.c_str());
       std::fflush(out_);
       // One backup for the whole run: before the first step that runs.
-      absl::Status status = executor.RunPhase(
-          bundle, phase, backup && !printer.backed_up(), std::ref(printer));
+      absl::Status status =
+          executor.RunPhase(bundle, phase, backup && !printer.backed_up(),
+                            std::ref(printer), flags_.Get("adopt") == "true");
       if (!status.ok()) return Failure(status.message());
     }
-    std::fprintf(out_, "done: %d applied, %d skipped\n", printer.applied(),
+    std::fprintf(out_, "done: %d applied, %d skipped", printer.applied(),
                  printer.skipped());
+    if (printer.baselined() > 0)
+      std::fprintf(out_, ", %d baselined", printer.baselined());
+    std::fprintf(out_, "\n");
     return kLocalExitOk;
   }
 
@@ -455,8 +471,12 @@ class LocalCommand {
                  Describe(bundle).c_str());
     std::fflush(out_);
     ProgressPrinter printer(out_);
+    // Only this bundle is at hand: repeatable steps get their revert scripts,
+    // not an earlier bundle's body.
+    Executor::RevertOptions options;
+    options.accept_data_loss = flags_.Get("accept_data_loss") == "true";
     absl::Status status =
-        executor.RevertPhase(bundle, phase, std::ref(printer));
+        executor.RevertPhase(bundle, phase, std::ref(printer), options);
     if (!status.ok()) return Failure(status.message());
     std::fprintf(out_, "done: %d reverted\n", printer.reverted());
     return kLocalExitOk;

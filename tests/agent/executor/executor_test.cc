@@ -486,7 +486,11 @@ TEST_P(ExecutorTest, FailingStatementRollsBackItsStepAndNamesTheStatement) {
 TEST_P(ExecutorTest, RevertRestoresThePrePhaseState) {
   bundle::Bundle bundle = MakeBundle(
       "1.0.0",
-      {{"zero", {{"base", "CREATE TABLE base (id INTEGER);\n"}}},
+      // base keeps a row of its own: a revert that empties a table holding
+      // rows is refused (RevertRefusesToDestroyRows).
+      {{"zero",
+        {{"base",
+          "CREATE TABLE base (id INTEGER);\nINSERT INTO base VALUES (1);\n"}}},
        {"one",
         {{"a", "CREATE TABLE a_table (id INTEGER);\n", "STEP_KIND_VERSIONED",
           "DROP TABLE a_table;\n"},
@@ -500,7 +504,7 @@ TEST_P(ExecutorTest, RevertRestoresThePrePhaseState) {
   ASSERT_TRUE(Run(bundle, "zero").ok());
   ASSERT_TRUE(Run(bundle, "one").ok());
   EXPECT_TRUE(TableExists("b_table"));
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM base"), 1);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM base"), 2);
 
   events_.clear();
   ASSERT_TRUE(executor_->RevertPhase(bundle, "one", Sink()).ok());
@@ -510,7 +514,7 @@ TEST_P(ExecutorTest, RevertRestoresThePrePhaseState) {
   EXPECT_FALSE(TableExists("a_table"));
   EXPECT_FALSE(TableExists("b_table"));
   EXPECT_TRUE(TableExists("base"));
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM base"), 0);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM base"), 1);
   EXPECT_EQ(CurrentOf("a")->outcome, "REVERTED");
   EXPECT_EQ(CurrentOf("base")->outcome, "APPLIED");
 
@@ -856,6 +860,236 @@ TEST_P(ExecutorTest, SigkillInsideATransactionalStepLeavesNoTrace) {
       ::testing::ElementsAre(std::make_pair("first", v1::STEP_OUTCOME_SKIPPED),
                              std::make_pair("slow", v1::STEP_OUTCOME_APPLIED)));
   EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM slow_table"), 1);
+}
+
+// ---- adoption and data safety ----
+
+// A detect query for the tables `names` (one row per table: name, present).
+std::string DetectTables(const std::vector<std::string>& names) {
+  std::string sqlite, postgresql;
+  for (const std::string& name : names) {
+    if (!sqlite.empty()) {
+      absl::StrAppend(&sqlite, " UNION ALL ");
+      absl::StrAppend(&postgresql, " UNION ALL ");
+    }
+    absl::StrAppend(&sqlite, "SELECT '", name,
+                    "', COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                    "name = '",
+                    name, "'");
+    absl::StrAppend(&postgresql, "SELECT '", name,
+                    "', COUNT(*) FROM information_schema.tables WHERE "
+                    "table_schema = current_schema() AND table_name = '",
+                    name, "'");
+  }
+  return absl::StrCat("detect { sqlite: \"", sqlite, "\" postgresql: \"",
+                      postgresql, "\" }");
+}
+
+TEST_P(ExecutorTest, AdoptionBaselinesStepsWhoseObjectsExist) {
+  // A database where the schema was created by hand and holds data.
+  Exec("CREATE TABLE members (id INTEGER)");
+  Exec("INSERT INTO members VALUES (1)");
+  Exec("INSERT INTO members VALUES (2)");
+  bundle::Bundle bundle = MakeBundle(
+      "1.0.0",
+      {{"one",
+        {{"schema", "CREATE TABLE IF NOT EXISTS members (id INTEGER);\n",
+          "STEP_KIND_VERSIONED", "DROP TABLE members;\n",
+          DetectTables({"members"})},
+         {"extra", "CREATE TABLE extra (id INTEGER);\n", "STEP_KIND_VERSIONED",
+          "DROP TABLE extra;\n", DetectTables({"extra"})}}}});
+
+  // Without adoption: refused before anything runs, saying how to adopt.
+  absl::Status status = Run(bundle, "one");
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("members"), HasSubstr("already exist"),
+                    HasSubstr("--adopt")));
+  EXPECT_FALSE(TableExists("extra"));
+  EXPECT_FALSE(CurrentOf("schema").has_value());
+
+  // The plan says what adoption would do.
+  events_.clear();
+  ASSERT_TRUE(executor_->Plan(bundle, "one", Sink(), /*adopt=*/true).ok());
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_THAT(events_[0].step_planned().reason(),
+              AllOf(HasSubstr("adopt"), HasSubstr("members")));
+  EXPECT_EQ(events_[1].step_planned().reason(), "new");
+
+  events_.clear();
+  status = executor_->RunPhase(bundle, "one", false, Sink(), /*adopt=*/true);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(Finished(),
+              ::testing::ElementsAre(
+                  std::make_pair("schema", v1::STEP_OUTCOME_BASELINED),
+                  std::make_pair("extra", v1::STEP_OUTCOME_APPLIED)));
+  EXPECT_EQ(CurrentOf("schema")->outcome, "BASELINED");
+  EXPECT_TRUE(TableExists("extra"));
+
+  // Baselined counts as applied: nothing runs again.
+  ASSERT_TRUE(Run(bundle, "one").ok());
+  EXPECT_THAT(Finished(),
+              ::testing::ElementsAre(
+                  std::make_pair("schema", v1::STEP_OUTCOME_SKIPPED),
+                  std::make_pair("extra", v1::STEP_OUTCOME_SKIPPED)));
+
+  // A revert undoes only what the bundle created: the adopted table and its
+  // rows stay.
+  events_.clear();
+  status = executor_->RevertPhase(bundle, "one", Sink());
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(Finished(), ::testing::ElementsAre(std::make_pair(
+                              "extra", v1::STEP_OUTCOME_REVERTED)));
+  EXPECT_FALSE(TableExists("extra"));
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM members"), 2);
+  EXPECT_EQ(CurrentOf("schema")->outcome, "BASELINED");
+  bool said_why = false;
+  for (const v1::DeploymentEvent& event : events_) {
+    said_why |= absl::StrContains(event.notice(), "never reverted");
+  }
+  EXPECT_TRUE(said_why);
+}
+
+TEST_P(ExecutorTest, AdoptionRefusesAPartlyPresentStep) {
+  Exec("CREATE TABLE left_half (id INTEGER)");
+  bundle::Bundle bundle = MakeBundle(
+      "1.0.0", {{"one",
+                 {{"first", "CREATE TABLE first_table (id INTEGER);\n"},
+                  {"halves",
+                   "CREATE TABLE left_half (id INTEGER);\n"
+                   "CREATE TABLE right_half (id INTEGER);\n",
+                   "STEP_KIND_VERSIONED", "",
+                   DetectTables({"left_half", "right_half"})}}}});
+  for (bool adopt : {false, true}) {
+    events_.clear();
+    absl::Status status =
+        executor_->RunPhase(bundle, "one", false, Sink(), adopt);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_THAT(status.message(), AllOf(HasSubstr("partly in place"),
+                                        HasSubstr("present: left_half"),
+                                        HasSubstr("missing: right_half")));
+    // Refused before the phase's first step.
+    EXPECT_TRUE(events_.empty());
+    EXPECT_FALSE(TableExists("first_table"));
+    EXPECT_FALSE(TableExists("right_half"));
+  }
+}
+
+TEST_P(ExecutorTest, RevertRefusesToDestroyRows) {
+  bundle::Bundle bundle = MakeBundle(
+      "1.0.0", {{"one",
+                 {{"logs", "CREATE TABLE audit_rows (id INTEGER);\n",
+                   "STEP_KIND_VERSIONED", "DROP TABLE audit_rows;\n"},
+                  {"more", "CREATE TABLE spare (id INTEGER);\n",
+                   "STEP_KIND_VERSIONED", "DROP TABLE spare;\n"}}}});
+  absl::StatusOr<BackupResult> backup;
+  if (!odbc()) {
+    backup = executor_->Backup(Sink());
+    ASSERT_TRUE(backup.ok()) << backup.status();
+  }
+  ASSERT_TRUE(Run(bundle, "one").ok());
+  Exec("INSERT INTO audit_rows VALUES (1)");
+  Exec("INSERT INTO audit_rows VALUES (2)");
+  Exec("INSERT INTO audit_rows VALUES (3)");
+
+  events_.clear();
+  absl::Status status = executor_->RevertPhase(bundle, "one", Sink());
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("audit_rows (3 rows)"),
+                                      HasSubstr("Nothing was changed"),
+                                      HasSubstr("accept_data_loss")));
+  if (!odbc()) {
+    EXPECT_THAT(status.message(), HasSubstr(backup->backup_id));
+  }
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_rows"), 3);
+  EXPECT_EQ(CurrentOf("logs")->outcome, "APPLIED");
+  // The empty table's step (reverted first) was fine; the refused one was
+  // rolled back.
+  EXPECT_EQ(CurrentOf("more")->outcome, "REVERTED");
+  ASSERT_TRUE(Failed().has_value());
+  EXPECT_TRUE(Failed()->rolled_back());
+
+  // Accepted explicitly: it goes, and the history says so.
+  events_.clear();
+  Executor::RevertOptions accept;
+  accept.accept_data_loss = true;
+  status = executor_->RevertPhase(bundle, "one", Sink(), accept);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_FALSE(TableExists("audit_rows"));
+  EXPECT_THAT(CurrentOf("logs")->error,
+              AllOf(HasSubstr("data loss accepted"), HasSubstr("audit_rows")));
+  bool noticed = false;
+  for (const v1::DeploymentEvent& event : events_) {
+    noticed |= absl::StrContains(event.notice(), "data loss accepted");
+  }
+  EXPECT_TRUE(noticed);
+}
+
+TEST_P(ExecutorTest, RevertOutsideATransactionThatMayDestroyRowsIsRefused) {
+  bundle::Bundle bundle = MakeBundle(
+      "1.0.0",
+      {{"one",
+        {{"logs", "CREATE TABLE loose (id INTEGER);\n", "STEP_KIND_VERSIONED",
+          "DROP TABLE loose;\n", "transactional: false"}}}});
+  ASSERT_TRUE(Run(bundle, "one").ok());
+  events_.clear();
+  absl::Status status = executor_->RevertPhase(bundle, "one", Sink());
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("outside a transaction"),
+                                      HasSubstr("accept_data_loss")));
+  EXPECT_TRUE(TableExists("loose"));
+  EXPECT_TRUE(events_.empty());
+}
+
+TEST_P(ExecutorTest, RollbackOfARepeatableStepRestoresThePreviousBody) {
+  const std::string revert = "DROP VIEW IF EXISTS answer_view;\n";
+  auto body = [](int answer) {
+    return absl::StrCat("DROP VIEW IF EXISTS answer_view;\nCREATE VIEW ",
+                        "answer_view AS SELECT ", answer, " AS answer;\n");
+  };
+  auto v1_bundle = std::make_shared<const bundle::Bundle>(MakeBundle(
+      "1.0.0",
+      {{"procs", {{"view", body(1), "STEP_KIND_REPEATABLE", revert}}}}));
+  bundle::Bundle v2_bundle = MakeBundle(
+      "2.0.0",
+      {{"procs", {{"view", body(2), "STEP_KIND_REPEATABLE", revert}}}});
+  ASSERT_TRUE(Run(*v1_bundle, "procs").ok());
+  ASSERT_TRUE(Run(v2_bundle, "procs").ok());
+  EXPECT_EQ(QueryInt("SELECT answer FROM answer_view"), 2);
+
+  // The earlier bundle cannot be had: refused, nothing changes.
+  Executor::RevertOptions options;
+  options.only_this_bundle = true;
+  options.load_bundle = [](const std::string& id)
+      -> absl::StatusOr<std::shared_ptr<const bundle::Bundle>> {
+    return absl::NotFoundError(absl::StrCat("no bundle ", id));
+  };
+  events_.clear();
+  absl::Status status =
+      executor_->RevertPhase(v2_bundle, "procs", Sink(), options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("previous body"), HasSubstr(v1_bundle->id())));
+  EXPECT_EQ(QueryInt("SELECT answer FROM answer_view"), 2);
+
+  options.load_bundle = [&](const std::string& id)
+      -> absl::StatusOr<std::shared_ptr<const bundle::Bundle>> {
+    if (id != v1_bundle->id()) return absl::NotFoundError(id);
+    return v1_bundle;
+  };
+  events_.clear();
+  status = executor_->RevertPhase(v2_bundle, "procs", Sink(), options);
+  ASSERT_TRUE(status.ok()) << status;
+  // The view answers as version 1 made it, recorded as version 1's.
+  EXPECT_EQ(QueryInt("SELECT answer FROM answer_view"), 1);
+  std::optional<HistoryRow> current = CurrentOf("view");
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(current->outcome, "APPLIED");
+  EXPECT_EQ(current->bundle_id, v1_bundle->id());
+  EXPECT_EQ(current->bundle_version, "1.0.0");
+  // Deploying version 2 again re-applies its body.
+  ASSERT_TRUE(Run(v2_bundle, "procs").ok());
+  EXPECT_EQ(QueryInt("SELECT answer FROM answer_view"), 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,
