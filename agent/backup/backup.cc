@@ -19,6 +19,7 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
@@ -364,19 +365,103 @@ absl::Status PgDump(TargetDatabase& database, const fs::path& file) {
   return absl::OkStatus();
 }
 
+// Drops every object a pg_dump archive could have: the schemas other than
+// public (with what they hold) and public's own tables, views, sequences,
+// routines and types, leaving what extensions own. Run in the restore's
+// transaction before the archive's statements, so that objects created after
+// the backup are gone too and the database is exactly the backup's.
+constexpr char kDropEverything[] = R"sql(
+SET client_min_messages = warning;
+DO $ecliptix$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT nspname FROM pg_namespace
+           WHERE nspname NOT IN ('public', 'information_schema')
+             AND nspname NOT LIKE 'pg\_%' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+  END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                             WHERE d.objid = c.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+                   CASE r.relkind WHEN 'v' THEN 'VIEW'
+                                  WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                  WHEN 'S' THEN 'SEQUENCE'
+                                  WHEN 'f' THEN 'FOREIGN TABLE'
+                                  ELSE 'TABLE' END,
+                   r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid, p.prokind FROM pg_proc p
+           JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                             WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+    IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = r.oid) THEN
+      EXECUTE format('DROP %s %s CASCADE',
+                     CASE r.prokind WHEN 'p' THEN 'PROCEDURE'
+                                    WHEN 'a' THEN 'AGGREGATE'
+                                    ELSE 'FUNCTION' END,
+                     r.oid::regprocedure);
+    END IF;
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_type t
+           JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname = 'public' AND t.typtype IN ('c', 'd', 'e', 'r')
+             AND (t.typrelid = 0
+                  OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                             WHERE d.objid = t.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname);
+  END LOOP;
+END
+$ecliptix$;
+)sql";
+
+// The archive becomes a plain script (pg_restore, no connection), run by psql
+// after kDropEverything in one transaction: all of it or nothing.
 absl::Status PgRestore(TargetDatabase& database, const fs::path& file) {
   ASSIGN_OR_RETURN(std::string pg_restore, FindPostgresTool("pg_restore"));
+  ASSIGN_OR_RETURN(std::string psql, FindPostgresTool("psql"));
   ASSIGN_OR_RETURN(PostgresConnection connection, DescribeConnection(database));
+  // Beside the archive, in the private backup directory; removed afterwards.
+  const fs::path script = fs::path(file.string() + ".restore.sql");
+  const fs::path drop = fs::path(file.string() + ".drop.sql");
+  absl::Cleanup remove_scripts = [&] {
+    std::error_code ignored;
+    fs::remove(script, ignored);
+    fs::remove(drop, ignored);
+  };
+  {
+    std::ofstream out(drop, std::ios::trunc);
+    out << kDropEverything;
+    if (!out.good()) {
+      return absl::InternalError(absl::StrCat("cannot write ", drop.string()));
+    }
+  }
+  ASSIGN_OR_RETURN(
+      ToolResult converted,
+      RunTool({pg_restore, "--no-owner",
+               absl::StrCat("--file=", script.string()), file.string()},
+              ""));
+  if (converted.exit_code != 0) {
+    return ToolFailure("pg_restore",
+                       absl::StrCat("reading backup ", file.string()),
+                       converted);
+  }
   ASSIGN_OR_RETURN(
       ToolResult result,
-      RunTool({pg_restore, "--clean", "--if-exists", "--no-owner",
-               "--single-transaction", "--no-password",
-               absl::StrCat("--dbname=", connection.conninfo), file.string()},
+      RunTool({psql, "--no-psqlrc", "--quiet", "--single-transaction",
+               "--set=ON_ERROR_STOP=1", "--no-password",
+               absl::StrCat("--dbname=", connection.conninfo),
+               absl::StrCat("--file=", drop.string()),
+               absl::StrCat("--file=", script.string())},
               connection.password));
   if (result.exit_code != 0) {
-    return ToolFailure("pg_restore",
-                       absl::StrCat("restoring ", database.redacted_url()),
-                       result);
+    return ToolFailure(
+        "psql", absl::StrCat("restoring ", database.redacted_url()), result);
   }
   return absl::OkStatus();
 }

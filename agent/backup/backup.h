@@ -5,10 +5,11 @@
 // written last, so a backup without its .meta file does not exist.
 //
 // SQLite: VACUUM INTO, restored with SQLite's online backup API into the open
-// connection. PostgreSQL (libpq): pg_dump --format=custom and pg_restore
-// --clean --if-exists --no-owner --single-transaction, run as child processes
-// with the password only in the child's PGPASSWORD. ODBC targets (SQL Server,
-// or anything else behind ODBC) are not backed up here: FAILED_PRECONDITION.
+// connection. PostgreSQL (libpq): pg_dump --format=custom, restored by psql
+// running pg_restore's script in one transaction after dropping every object
+// (so nothing created after the backup survives); child processes with the
+// password only in the child's PGPASSWORD. ODBC targets (SQL Server, or
+// anything else behind ODBC) are not backed up here: FAILED_PRECONDITION.
 #ifndef ECLIPTIX_AGENT_BACKUP_BACKUP_H_
 #define ECLIPTIX_AGENT_BACKUP_BACKUP_H_
 
@@ -50,8 +51,10 @@ absl::StatusOr<BackupResult> TakeBackup(TargetDatabase& database,
 // connection open and usable. NOT_FOUND for an unknown backup id,
 // INVALID_ARGUMENT for a malformed one, FAILED_PRECONDITION for a backup of
 // another engine or of another database (both ids known and different).
-// PostgreSQL: objects in the backup are dropped and recreated in one
-// transaction; objects created after the backup are left in place.
+// PostgreSQL: in one transaction, every object (the schemas but public, and
+// public's tables, views, sequences, routines and types; extensions stay) is
+// dropped and the backup's are created: the result is exactly the backup's
+// content, objects created after it included.
 absl::Status RestoreBackup(TargetDatabase& database,
                            const std::string& backup_dir,
                            const std::string& backup_id);

@@ -302,6 +302,59 @@ TEST_F(PostgresBackupTest, RoundTripThroughTheSameConnection) {
             "table_schema = 'public' AND table_name = 'accounts'");
 }
 
+TEST_F(PostgresBackupTest, RestoreIsExactlyThePreBackupState) {
+  auto database = MustOpen(scratch_.url);
+  ASSERT_NE(database, nullptr);
+  const std::string backup_dir = TestDir("backups");
+  ASSERT_TRUE(database->EnsureDatabaseId("").ok());
+  Exec(*database, "CREATE SCHEMA app");
+  Exec(*database, "CREATE TABLE app.members (id INTEGER PRIMARY KEY)");
+  Exec(*database, "INSERT INTO app.members VALUES (1), (2), (3)");
+  absl::StatusOr<BackupResult> backup = TakeBackup(*database, backup_dir);
+  ASSERT_TRUE(backup.ok()) << backup.status();
+
+  // After the backup: rows, a table, a function, a view, a schema, a type.
+  Exec(*database, "INSERT INTO app.members VALUES (4)");
+  Exec(*database, "DELETE FROM app.members WHERE id = 1");
+  Exec(*database, "CREATE TABLE app.audit_log (id INTEGER)");
+  Exec(*database, "CREATE TABLE public.later (id INTEGER)");
+  Exec(*database, "CREATE VIEW public.later_view AS SELECT 1 AS one");
+  Exec(*database,
+       "CREATE FUNCTION public.later_fn() RETURNS integer LANGUAGE sql AS "
+       "'SELECT 1'");
+  Exec(*database, "CREATE TYPE public.later_mood AS ENUM ('ok')");
+  Exec(*database, "CREATE SCHEMA later_schema");
+
+  const absl::Status restored =
+      RestoreBackup(*database, backup_dir, backup->backup_id);
+  ASSERT_TRUE(restored.ok()) << restored;
+  EXPECT_EQ(QueryInt(*database, "SELECT COUNT(*) FROM app.members"), 3);
+  EXPECT_EQ(QueryInt(*database, "SELECT MIN(id) FROM app.members"), 1);
+  EXPECT_EQ(QueryInt(*database,
+                     "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON "
+                     "n.oid = c.relnamespace WHERE c.relname IN ('audit_log', "
+                     "'later', 'later_view')"),
+            0);
+  EXPECT_EQ(QueryInt(*database,
+                     "SELECT COUNT(*) FROM pg_proc WHERE proname = 'later_fn'"),
+            0);
+  EXPECT_EQ(QueryInt(*database,
+                     "SELECT COUNT(*) FROM pg_type WHERE typname = "
+                     "'later_mood'"),
+            0);
+  EXPECT_EQ(QueryInt(*database,
+                     "SELECT COUNT(*) FROM pg_namespace WHERE "
+                     "nspname = 'later_schema'"),
+            0);
+  // The restore's scratch scripts are gone; the backup stays.
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(backup_dir)) {
+    (void)entry;
+    ++files;
+  }
+  EXPECT_EQ(files, 2);  // The archive and its .meta.
+}
+
 TEST_F(PostgresBackupTest, UnknownBackupIdIsNotFound) {
   auto database = MustOpen(scratch_.url);
   ASSERT_NE(database, nullptr);
