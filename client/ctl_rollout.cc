@@ -405,6 +405,13 @@ absl::Status RolloutRollback(const Invocation& invocation,
   request.set_reason(invocation.Flag("reason"));
   request.set_phase(invocation.Flag("phase"));
   request.set_wave(static_cast<int32_t>(invocation.CountFlag("wave", 0)));
+  request.set_restore(invocation.BoolFlag("restore"));
+  request.set_accept_data_loss(invocation.BoolFlag("accept_data_loss"));
+  if (request.restore() && !request.phase().empty()) {
+    return CommandUsageError(
+        "flag --restore puts whole databases back: it cannot be combined "
+        "with --phase");
+  }
   ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
   ASSIGN_OR_RETURN(v1::Rollout rollout, client->RollbackRollout(request));
   if (invocation.output == OutputFormat::kJson) {
@@ -477,6 +484,10 @@ std::vector<FlagSpec> StrategyFlags(bool with_watch) {
        "staging,prod"},
       {"backup", Kind::kBool, "",
        "back up each database before its first step"},
+      {"adopt", Kind::kBool, "",
+       "adopt databases that already hold the bundle's objects: steps whose "
+       "objects all exist are recorded as baselined without running (and "
+       "never reverted)"},
       {"phases", Kind::kString, "PHASES",
        "deploy only these phases of the bundle (default: all)"},
       {"gate", Kind::kString, "GATE",
@@ -706,6 +717,7 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
         "label (e.g. --order_by=env --order_values=staging,prod)");
   }
   strategy.set_backup_first(invocation.BoolFlag("backup"));
+  strategy.set_adopt(invocation.BoolFlag("adopt"));
   for (const std::string& phase : SplitList(invocation.Flag("phases"))) {
     strategy.add_phases(phase);
   }
@@ -838,10 +850,26 @@ NounSpec RolloutNoun() {
            {"ROLLOUT_ID"},
            "Revert what the rollout applied, in reverse phase order",
            "Without flags, every phase on every database; --phase and --wave "
-           "narrow it.\n",
+           "narrow it.\n"
+           "Steps adopted as baselined are never reverted. A revert that "
+           "would drop or empty\n"
+           "tables holding rows is refused on that database (the message "
+           "names the tables,\n"
+           "their row counts and the backup to restore) unless "
+           "--accept_data_loss.\n"
+           "--restore is the runbook's emergency rollback: each database the "
+           "rollout changed\n"
+           "gets back the backup taken before its first step (the rollout "
+           "needs --backup);\n"
+           "whatever was written there since that backup is discarded.\n",
            {{"phase", Kind::kString, "PHASE", "only this phase"},
             {"wave", Kind::kCount, "N",
              "only the databases of wave N (0: all)"},
+            {"restore", Kind::kBool, "",
+             "restore each changed database's pre-rollout backup instead of "
+             "running revert scripts"},
+            {"accept_data_loss", Kind::kBool, "",
+             "let revert scripts drop or empty tables holding rows (audited)"},
             {"reason", Kind::kString, "TEXT", "why, for the audit log"}},
            RolloutRollback},
           {"attest",

@@ -88,6 +88,8 @@ struct RolloutOrchestrator::PlanJob {
   v1::RolloutPlan plan;
   std::string bundle_id;
   std::vector<std::string> phases;
+  // Plan adoption as the rollout would (strategy.adopt).
+  bool adopt = false;
   absl::Time deadline;
   Callback<v1::RolloutPlan> done;
   // database id -> index of the next phase to plan; absent when finished.
@@ -570,10 +572,15 @@ void RolloutOrchestrator::SendCurrentCommand(Active& active,
                                              v1::RolloutTarget& target) {
   v1::Command command;
   command.set_command_id(target.command_id());
-  if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
+  if (target.state() == v1::TARGET_STATE_ROLLING_BACK &&
+      active.rollout.rollback_restore()) {
+    command.mutable_restore()->set_backup_id(target.backup_id());
+  } else if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
     command.mutable_revert_phase()->set_bundle_id(active.rollout.bundle_id());
     command.mutable_revert_phase()->set_phase(target.phase());
     command.mutable_revert_phase()->set_only_this_bundle(true);
+    command.mutable_revert_phase()->set_accept_data_loss(
+        active.rollout.rollback_accept_data_loss());
   } else {
     command.mutable_run_phase()->set_bundle_id(active.rollout.bundle_id());
     command.mutable_run_phase()->set_phase(target.phase());
@@ -581,6 +588,7 @@ void RolloutOrchestrator::SendCurrentCommand(Active& active,
     // takes none when a phase has nothing pending).
     command.mutable_run_phase()->set_backup_first(
         active.rollout.strategy().backup_first() && target.backup_id().empty());
+    command.mutable_run_phase()->set_adopt(active.rollout.strategy().adopt());
   }
   absl::StatusOr<std::string> sent =
       registry_->SendCommand(target.database_id(), command);
@@ -625,6 +633,25 @@ void RolloutOrchestrator::StartTarget(Active& active,
 
 void RolloutOrchestrator::BeginTargetRollback(Active& active,
                                               v1::RolloutTarget& target) {
+  if (active.rollout.rollback_restore()) {
+    // The runbook's emergency rollback: the whole database goes back to the
+    // backup taken before this rollout's first step ran on it.
+    if (target.touched_phases().empty()) return;
+    target.set_step("");
+    target.set_revert_attempt(target.revert_attempt() + 1);
+    if (target.backup_id().empty()) {
+      SetTargetState(
+          active, target, v1::TARGET_STATE_FAILED,
+          "rollback failed: the rollout took no backup of this database "
+          "(strategy.backup_first was off), so there is none to restore; roll "
+          "back without restore to run the revert scripts");
+      return;
+    }
+    AssignCommand(active, target, "restore");
+    SetTargetState(active, target, v1::TARGET_STATE_ROLLING_BACK);
+    SendCurrentCommand(active, target);
+    return;
+  }
   const std::string& only = active.rollout.rollback_phase();
   std::vector<std::string> to_revert;
   for (auto it = target.touched_phases().rbegin();
@@ -644,7 +671,9 @@ void RolloutOrchestrator::BeginRollback(Active& active) {
   active.rollback_pending = false;
   v1::Rollout& rollout = active.rollout;
   SetState(active, v1::ROLLOUT_STATE_ROLLING_BACK,
-           rollout.rollback_phase().empty()
+           rollout.rollback_restore()
+               ? "restoring each changed database's pre-rollout backup"
+           : rollout.rollback_phase().empty()
                ? "reverting every phase applied, last first"
                : absl::StrCat("reverting phase ", rollout.rollback_phase()));
   for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
@@ -898,6 +927,20 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
                                             const absl::Status& status) {
   v1::Rollout& rollout = active.rollout;
   command_rollout_.erase(target.command_id());
+  if (target.state() == v1::TARGET_STATE_ROLLING_BACK &&
+      rollout.rollback_restore()) {
+    if (!status.ok()) {
+      SetTargetState(active, target, v1::TARGET_STATE_FAILED,
+                     absl::StrCat("rollback failed: restoring backup ",
+                                  target.backup_id(), ": ", status.message()));
+      return;
+    }
+    // Everything the rollout did here is gone with the restore.
+    target.clear_touched_phases();
+    target.clear_applied_phases();
+    SetTargetState(active, target, v1::TARGET_STATE_ROLLED_BACK);
+    return;
+  }
   if (target.state() == v1::TARGET_STATE_ROLLING_BACK) {
     if (!status.ok()) {
       SetTargetState(active, target, v1::TARGET_STATE_FAILED,
@@ -1232,12 +1275,22 @@ void RolloutOrchestrator::Rollback(v1::RollbackRolloutRequest request,
               absl::StrCat("wave ", request.wave(), " is out of range (1..",
                            rollout.wave_count(), ", or 0 for all)")));
         }
+        if (request.restore() && !request.phase().empty()) {
+          return done(absl::InvalidArgumentError(
+              "restore puts whole databases back to their pre-rollout backup: "
+              "it cannot be limited to a phase (leave phase empty, or roll "
+              "back the phase without restore)"));
+        }
         Logger("audit")->info(
-            "{} rolled back rollout {} (phase \"{}\", wave {}): {}",
+            "{} rolled back rollout {} (phase \"{}\", wave {}{}{}): {}",
             request.actor(), request.rollout_id(), request.phase(),
-            request.wave(), request.reason());
+            request.wave(), request.restore() ? ", restoring backups" : "",
+            request.accept_data_loss() ? ", ACCEPTING DATA LOSS" : "",
+            request.reason());
         rollout.set_rollback_phase(request.phase());
         rollout.set_rollback_wave(request.wave());
+        rollout.set_rollback_restore(request.restore());
+        rollout.set_rollback_accept_data_loss(request.accept_data_loss());
         // Running deployments are cancelled first (their step rolls back); then
         // everything the rollout applied in scope is reverted, last phase
         // first.
@@ -1347,6 +1400,7 @@ void RolloutOrchestrator::Plan(v1::CreateRolloutRequest request,
     job->id = next_plan_++;
     job->bundle_id = rollout->bundle_id();
     job->phases.assign(rollout->phases().begin(), rollout->phases().end());
+    job->adopt = rollout->strategy().adopt();
     job->deadline = clock_->Now() + options_.plan_timeout;
     job->done = std::move(done);
     for (const v1::RolloutTarget& target : rollout->targets()) {
@@ -1386,6 +1440,7 @@ void RolloutOrchestrator::SendNextPlanCommand(PlanJob& job,
   command.mutable_run_phase()->set_bundle_id(job.bundle_id);
   command.mutable_run_phase()->set_phase(job.phases[it->second]);
   command.mutable_run_phase()->set_dry_run(true);
+  command.mutable_run_phase()->set_adopt(job.adopt);
   ++it->second;
   command_plan_[command.command_id()] = job.id;
   job.current_command[database_id] = command.command_id();
