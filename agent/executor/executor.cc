@@ -581,7 +581,8 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
         ". Nothing was changed. Restore the backup taken before the change "
         "instead (",
         BackupBefore(script.applied_at),
-        "), or revert again accepting the data loss (accept_data_loss)"));
+        "), or revert again accepting the data loss (--accept_data_loss; "
+        "accept_data_loss in the API)"));
     sql_error.message = std::string(status.message());
   }
 
@@ -838,7 +839,8 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
             script->file, ":", statement.line,
             "); restore the backup taken before the change (",
             BackupBefore(plan.current.started_at),
-            ") or revert accepting the data loss (accept_data_loss)"));
+            ") or revert accepting the data loss (--accept_data_loss; "
+            "accept_data_loss in the API)"));
         break;
       }
     }

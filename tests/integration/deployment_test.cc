@@ -19,6 +19,7 @@ namespace ecliptix {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using ::testing::AllOf;
 using testing::ChildProcess;
 using ::testing::HasSubstr;
 using testing::RunfilePath;
@@ -215,9 +216,19 @@ TEST_F(DeploymentTest, RunPhaseAppliesOnceAndRevertUndoes) {
                                      "audit:STEP_OUTCOME_SKIPPED"));
   EXPECT_EQ(Query("SELECT COUNT(*) FROM accounts"), "2");
 
+  // The revert would drop accounts with its rows: refused, naming them and
+  // the backup taken before the phase, until the loss is accepted.
   v1::Command revert;
   revert.mutable_revert_phase()->set_bundle_id(bundle_id);
   revert.mutable_revert_phase()->set_phase("schema");
+  Run(revert, &finished);
+  EXPECT_EQ(finished.code(),
+            static_cast<int>(absl::StatusCode::kFailedPrecondition))
+      << finished.message();
+  EXPECT_THAT(finished.message(),
+              AllOf(HasSubstr("accounts (2 rows)"), HasSubstr("backup ")));
+  EXPECT_EQ(Query("SELECT COUNT(*) FROM accounts"), "2");
+  revert.mutable_revert_phase()->set_accept_data_loss(true);
   Run(revert, &finished);
   EXPECT_EQ(finished.code(), 0) << finished.message();
   EXPECT_THAT(Query("SELECT COUNT(*) FROM accounts"),

@@ -30,6 +30,7 @@ namespace ecliptix {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using ::testing::AllOf;
 using testing::ChildProcess;
 using ::testing::HasSubstr;
 using testing::RunfilePath;
@@ -361,7 +362,7 @@ TEST_F(RolloutTest, WavesRunInOrderWithinMaxParallel) {
   for (const auto& [id, process] : agents_) EXPECT_EQ(AppliedRows(id), 2) << id;
 }
 
-TEST_F(RolloutTest, CanaryFailureStopsBeforeWaveTwoAndRevertsTheCanary) {
+TEST_F(RolloutTest, CanaryFailureStopsBeforeWaveTwoAndKeepsTheCanarysRows) {
   StartFleet(10, "env=prod");
   const std::string bundle =
       Push(MakeBundle("1.0.0", "INSERT INTO no_such_table VALUES (1);\n"));
@@ -375,11 +376,18 @@ TEST_F(RolloutTest, CanaryFailureStopsBeforeWaveTwoAndRevertsTheCanary) {
   ASSERT_TRUE(Create(request, &rollout).ok());
   const std::string canary = rollout.targets(0).database_id();
   ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_FAILED));
+  // The automatic rollback of the canary would drop SystemConfiguration and
+  // its row: refused, and said so.
   ASSERT_TRUE(WaitFor([&] {
-    return Get(rollout.rollout_id()).targets(0).state() ==
-           v1::TARGET_STATE_ROLLED_BACK;
+    return absl::StrContains(Get(rollout.rollout_id()).targets(0).error(),
+                             "rollback failed");
   }));
   v1::Rollout final = Get(rollout.rollout_id());
+  EXPECT_EQ(final.targets(0).state(), v1::TARGET_STATE_FAILED);
+  EXPECT_THAT(final.targets(0).error(),
+              AllOf(HasSubstr("SystemConfiguration (1 rows)"),
+                    HasSubstr("accept_data_loss")));
+  EXPECT_EQ(Query(canary, "SELECT COUNT(*) FROM SystemConfiguration"), "1");
   EXPECT_THAT(final.waiting_reason(), HasSubstr("exceed the budget"));
   for (const auto& target : final.targets()) {
     if (target.database_id() == canary) continue;
@@ -389,7 +397,16 @@ TEST_F(RolloutTest, CanaryFailureStopsBeforeWaveTwoAndRevertsTheCanary) {
                       "SELECT COUNT(*) FROM ecliptix_schema_history"),
                 HasSubstr("no such table"));
   }
-  // The canary's first phase was reverted: its table is gone.
+  // A person accepts the loss: the canary's first phase is reverted.
+  v1::RollbackRolloutRequest accept;
+  accept.set_rollout_id(rollout.rollout_id());
+  accept.set_actor("test");
+  accept.set_accept_data_loss(true);
+  ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, accept).ok());
+  ASSERT_TRUE(
+      WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_ROLLED_BACK));
+  EXPECT_EQ(Get(rollout.rollout_id()).targets(0).state(),
+            v1::TARGET_STATE_ROLLED_BACK);
   EXPECT_THAT(Query(canary, "SELECT COUNT(*) FROM SystemConfiguration"),
               HasSubstr("no such table"));
   EXPECT_EQ(AppliedRows(canary), 0);
@@ -691,10 +708,22 @@ TEST_F(RolloutTest, PartialAndEmergencyRollback) {
     EXPECT_EQ(Query(id, "SELECT COUNT(*) FROM SystemConfiguration"), "1") << id;
   }
 
-  // Emergency: everything the rollout applied, last phase first.
+  // Emergency: everything the rollout applied, last phase first. Reverting
+  // the first phase would drop SystemConfiguration with its row: refused on
+  // every database until the loss is accepted.
   v1::RollbackRolloutRequest all;
   all.set_rollout_id(rollout.rollout_id());
   all.set_actor("test");
+  ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, all).ok());
+  ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_FAILED));
+  for (const v1::RolloutTarget& target : Get(rollout.rollout_id()).targets()) {
+    EXPECT_THAT(target.error(), HasSubstr("SystemConfiguration (1 rows)"))
+        << target.database_id();
+    EXPECT_EQ(
+        Query(target.database_id(), "SELECT COUNT(*) FROM SystemConfiguration"),
+        "1");
+  }
+  all.set_accept_data_loss(true);
   ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, all).ok());
   ASSERT_TRUE(WaitFor([&] {
     const v1::Rollout current = Get(rollout.rollout_id());

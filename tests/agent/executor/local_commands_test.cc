@@ -156,8 +156,14 @@ TEST_F(LocalCommandsTest, RevertRepairCallAndBackup) {
   EXPECT_EQ(backup.exit_code, 0) << backup.output;
   EXPECT_THAT(backup.output, HasSubstr(".ecliptix-backups/"));
 
+  // config holds rows: refused (exit 1) until the loss is accepted.
   testing::CommandResult revert =
       Agent({"revert", bundle_, database_, "--phase=one"});
+  EXPECT_EQ(revert.exit_code, 1) << revert.output;
+  EXPECT_THAT(revert.output,
+              AllOf(HasSubstr("config ("), HasSubstr("--accept_data_loss")));
+  revert = Agent(
+      {"revert", bundle_, database_, "--phase=one", "--accept_data_loss"});
   EXPECT_EQ(revert.exit_code, 0) << revert.output;
   EXPECT_THAT(revert.output, AllOf(HasSubstr("one/create: reverted in"),
                                    HasSubstr("done: 1 reverted")));
