@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -29,6 +30,23 @@ const std::set<std::string>& ParameterTypes() {
   static const auto* types =
       new std::set<std::string>{"text", "int", "bool", "decimal"};
   return *types;
+}
+
+// Whether `value` parses as a parameter of `type` (as the agent binds it).
+bool HasType(const std::string& value, const std::string& type) {
+  if (type == "int") {
+    long long parsed = 0;
+    return absl::SimpleAtoi(value, &parsed);
+  }
+  if (type == "bool") {
+    bool parsed = false;
+    return absl::SimpleAtob(value, &parsed);
+  }
+  if (type == "decimal") {
+    double parsed = 0;
+    return absl::SimpleAtod(value, &parsed);
+  }
+  return true;
 }
 
 bool IsNameChar(char c) {
@@ -207,7 +225,9 @@ class Validator {
         Add(line, absl::StrCat(where, " is declared twice"));
       }
       std::set<std::string> parameter_names;
-      for (const v1::OperationParameter& parameter : operation.parameters()) {
+      const Locator operation_at = at.Nested(manifest, "operations", o);
+      for (int i = 0; i < operation.parameters_size(); ++i) {
+        const v1::OperationParameter& parameter = operation.parameters(i);
         if (!IsValidParameterName(parameter.name())) {
           Add(line, absl::StrCat(where, ": parameter name \"", parameter.name(),
                                  "\" must be letters, digits and '_'"));
@@ -219,6 +239,12 @@ class Validator {
           Add(line, absl::StrCat(where, ": parameter \"", parameter.name(),
                                  "\" has type \"", parameter.type(),
                                  "\"; use text, int, bool or decimal"));
+        } else if (parameter.has_default_value() &&
+                   !HasType(parameter.default_value(), parameter.type())) {
+          Add(operation_at.Line(operation, "parameters", i),
+              absl::StrCat(where, ": parameter \"", parameter.name(),
+                           "\" has default_value \"", parameter.default_value(),
+                           "\" that is not of type ", parameter.type()));
         }
       }
       for (v1::Dialect dialect : dialects_) {
@@ -288,6 +314,12 @@ class Validator {
           Add(at.Line(step, "verify"),
               absl::StrCat(where, ": verify has no query for ", name));
         }
+      }
+      // Adoption runs the detect query of whatever engine the database is.
+      if (step.has_detect() &&
+          absl::StripAsciiWhitespace(SqlFor(step.detect(), dialect)).empty()) {
+        Add(at.Line(step, "detect"),
+            absl::StrCat(where, ": detect has no query for ", name));
       }
     }
   }

@@ -161,6 +161,58 @@ TEST(BundleTest, DialectWithoutSql) {
               HasSubstr("operation \"GetThing\": no SQL for postgresql"));
 }
 
+TEST(BundleTest, DetectNeedsAQueryForEveryDialect) {
+  const std::string verify = "    verify {\n";
+  // A step without detect is valid (the base manifest has none).
+  ASSERT_TRUE(Bundle::FromFiles(ValidFiles()).ok());
+  const std::string both = Replace(
+      kManifest, verify,
+      "    detect { sqlite: \"SELECT 't', 1\" postgresql: \"SELECT 't', 1\" "
+      "}\n" +
+          verify);
+  auto bundle = Bundle::FromFiles(ValidFiles(both));
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_TRUE(bundle->manifest().phases(0).steps(0).has_detect());
+
+  const std::string problems = ProblemsOf(ValidFiles(
+      Replace(kManifest, verify,
+              "    detect { sqlite: \"SELECT 't', 1\" postgresql: \"  \" }\n" +
+                  verify)));
+  EXPECT_THAT(problems, HasSubstr("manifest.textproto:13:"));
+  EXPECT_THAT(problems, HasSubstr("phase \"one\", step \"create\": detect "
+                                  "has no query for postgresql"));
+  EXPECT_THAT(problems, HasSubstr("1 problem"));
+}
+
+TEST(BundleTest, ParameterDefaultsMustParseAsTheirType) {
+  const std::string key = "parameters { name: \"Key\" type: \"text\" }";
+  auto with = [&](const std::string& parameter) {
+    return ValidFiles(Replace(kManifest, key, key + "\n  " + parameter));
+  };
+  EXPECT_TRUE(Bundle::FromFiles(with("parameters { name: \"N\" type: \"int\" "
+                                     "default_value: \"1000\" }"))
+                  .ok());
+  EXPECT_TRUE(Bundle::FromFiles(with("parameters { name: \"B\" type: \"bool\" "
+                                     "default_value: \"false\" }"))
+                  .ok());
+  EXPECT_TRUE(Bundle::FromFiles(with("parameters { name: \"T\" type: \"text\" "
+                                     "default_value: \"\" }"))
+                  .ok());
+  const std::string problems = ProblemsOf(with(
+      "parameters { name: \"N\" type: \"int\" default_value: \"many\" }\n"
+      "  parameters { name: \"B\" type: \"bool\" default_value: \"2\" }\n"
+      "  parameters { name: \"D\" type: \"decimal\" default_value: \"1.5x\" "
+      "}"));
+  EXPECT_THAT(problems, HasSubstr("manifest.textproto:22:"));
+  EXPECT_THAT(problems, HasSubstr("manifest.textproto:24:"));
+  EXPECT_THAT(problems,
+              HasSubstr("operation \"GetThing\": parameter \"N\" has "
+                        "default_value \"many\" that is not of type int"));
+  EXPECT_THAT(problems, HasSubstr("parameter \"B\" has default_value \"2\""));
+  EXPECT_THAT(problems, HasSubstr("parameter \"D\" has default_value"));
+  EXPECT_THAT(problems, HasSubstr("3 problems"));
+}
+
 TEST(BundleTest, DuplicateNames) {
   const std::string step = R"manifest(steps {
     name: "create"
