@@ -1022,7 +1022,7 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
   }
   for (const v1::OperationParameter& parameter : operation->parameters()) {
     auto it = arguments.find(parameter.name());
-    if (it == arguments.end()) {
+    if (it == arguments.end() && !parameter.has_default_value()) {
       return absl::InvalidArgumentError(
           absl::StrCat("operation ", operation_name, " needs parameter \"",
                        parameter.name(), "\" (", parameter.type(), ")"));
@@ -1030,10 +1030,11 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
     Bound& value = bound.emplace_back();
     value.name = parameter.name();
     value.type = parameter.type();
-    value.text = it->second;
+    // A parameter left out takes its declared default.
+    value.text = it != arguments.end() ? it->second : parameter.default_value();
     const std::string bad = absl::StrCat(
         "parameter \"", parameter.name(), "\" of operation ", operation_name,
-        " is ", parameter.type(), ", not \"", it->second, "\"");
+        " is ", parameter.type(), ", not \"", value.text, "\"");
     if (value.type == "int") {
       if (!absl::SimpleAtoi(value.text, &value.integer)) {
         return absl::InvalidArgumentError(bad);

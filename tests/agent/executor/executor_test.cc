@@ -792,6 +792,41 @@ operations {
             absl::StatusCode::kNotFound);
 }
 
+TEST_P(ExecutorTest, CallOperationUsesParameterDefaults) {
+  // The runbook's "EXEC dbo.CleanupAuditLogs @RetentionDays = 30" leaves
+  // BatchSize out: its default applies; a parameter without one is required.
+  const std::string operations = R"(operations {
+  name: "Cleanup"
+  parameters { name: "RetentionDays" type: "int" }
+  parameters { name: "BatchSize" type: "int" default_value: "1000" }
+  parameters { name: "Note" type: "text" default_value: "" }
+  sql {
+    sqlite: "SELECT :RetentionDays AS days, :BatchSize AS batch, :Note AS note"
+    postgresql: "SELECT CAST(:RetentionDays AS integer) AS days, CAST(:BatchSize AS integer) AS batch, CAST(:Note AS text) AS note"
+  }
+}
+)";
+  bundle::Bundle bundle = MakeBundle(
+      "1.0.0", {{"one", {{"create", "CREATE TABLE t (x INTEGER);\n"}}}},
+      operations);
+  absl::StatusOr<Executor::OperationResult> result =
+      executor_->CallOperation(bundle, "Cleanup", {{"RetentionDays", "30"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->rows.size(), 1u);
+  EXPECT_THAT(result->rows[0], ::testing::ElementsAre("30", "1000", ""));
+
+  result = executor_->CallOperation(
+      bundle, "Cleanup",
+      {{"RetentionDays", "7"}, {"BatchSize", "5000"}, {"Note", "n"}});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->rows[0], ::testing::ElementsAre("7", "5000", "n"));
+
+  result = executor_->CallOperation(bundle, "Cleanup", {{"BatchSize", "10"}});
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(),
+              ::testing::HasSubstr("needs parameter \"RetentionDays\""));
+}
+
 TEST_P(ExecutorTest, SigkillInsideATransactionalStepLeavesNoTrace) {
   // How long the slow step runs is data: the same bundle (same checksum)
   // runs for minutes first and at once after the kill.
