@@ -559,7 +559,8 @@ class LocalCommand {
     std::set<std::string> declared;
     for (const auto& parameter : operation->parameters()) {
       declared.insert(parameter.name());
-      if (arguments.count(parameter.name()) == 0) {
+      if (arguments.count(parameter.name()) == 0 &&
+          !parameter.has_default_value()) {
         return Usage(absl::StrCat("operation ", name,
                                   " needs --arg=", parameter.name(), "=<",
                                   parameter.type(), ">"));
