@@ -123,8 +123,9 @@ elif command == 'op':
     sql = get(get(ops[0], 'sql', []), dialect)
     for p in every(ops[0], 'parameters'):
         pname, ptype = get(p, 'name'), get(p, 'type')
-        if pname not in args: sys.exit(f'operation {name} needs {pname}')
-        value = args.pop(pname)
+        default = get(p, 'default_value', None)
+        if pname not in args and default is None: sys.exit(f'operation {name} needs {pname}')
+        value = args.pop(pname) if pname in args else default
         if ptype == 'int': literal = str(int(value))
         elif ptype == 'bool': literal = '1' if value.lower() in ('1', 'true', 'yes') else '0'
         else: literal = "'" + value.replace("'", "''") + "'"
@@ -355,6 +356,7 @@ expect_call "CleanupAuditLogs(365, 2): first batch" '^2\|1$' CleanupAuditLogs Re
 expect_call "CleanupAuditLogs(365, 2): second batch" '^1\|0$' CleanupAuditLogs RetentionDays=365 BatchSize=2
 expect_call "CleanupAuditLogs(365, 2): nothing left" '^0\|0$' CleanupAuditLogs RetentionDays=365 BatchSize=2
 expect_refused "CleanupAuditLogs refuses RetentionDays 0" "Invalid RetentionDays" CleanupAuditLogs RetentionDays=0 BatchSize=10
+expect_call "CleanupAuditLogs(30), BatchSize left out (runbook troubleshooting)" '^0\|0$' CleanupAuditLogs RetentionDays=30
 expect_call "CleanupExpiredContexts(1000, 48)" '^2\|0$' CleanupExpiredContexts BatchSize=1000 OlderThanHours=48
 expect_refused "CleanupExpiredContexts refuses BatchSize 0" "Invalid BatchSize" CleanupExpiredContexts BatchSize=0 OlderThanHours=48
 
