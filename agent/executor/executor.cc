@@ -862,10 +862,11 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
     if (undo.earlier != nullptr) {
       v1::DeploymentEvent event =
           NewEvent(bundle, phase_name, undo.script.step->name());
-      event.set_notice(absl::StrCat(
-          "restoring the body ", StepName(phase_name, undo.script.step->name()),
-          " had before: bundle ", source.manifest().name(), " ",
-          source.manifest().version(), " (", source.id(), ")"));
+      event.set_notice(
+          absl::StrCat("restoring the earlier body of ",
+                       StepName(phase_name, undo.script.step->name()),
+                       ", from bundle ", source.manifest().name(), " ",
+                       source.manifest().version(), " (", source.id(), ")"));
       sink(event);
     }
     RETURN_IF_ERROR(RunScript(source, phase_name, undo.script, dialect, sink));

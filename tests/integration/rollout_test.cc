@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -716,7 +717,8 @@ TEST_F(RolloutTest, PartialAndEmergencyRollback) {
   all.set_actor("test");
   ASSERT_TRUE(Act(&v1::RolloutService::Stub::RollbackRollout, all).ok());
   ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_FAILED));
-  for (const v1::RolloutTarget& target : Get(rollout.rollout_id()).targets()) {
+  const v1::Rollout refused = Get(rollout.rollout_id());
+  for (const v1::RolloutTarget& target : refused.targets()) {
     EXPECT_THAT(target.error(), HasSubstr("SystemConfiguration (1 rows)"))
         << target.database_id();
     EXPECT_EQ(
