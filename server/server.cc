@@ -59,13 +59,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         absl::StrCat("cannot listen on ", options.listen_address,
                      ": the address is invalid or already in use"));
   }
-  server->grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  // grpc.health.v1: the whole server ("") and each of its services by name.
+  grpc::HealthCheckServiceInterface* health =
+      server->grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* service : ServiceNames()) {
+    health->SetServingStatus(service, true);
+  }
   server->heartbeat_thread_ =
       std::thread([raw = server.get()] { raw->HeartbeatLoop(); });
   Logger("server")->info(
       "listening on {} (port {}), state store schema version {}",
       options.listen_address, server->port_, server->store_->schema_version());
   return server;
+}
+
+std::vector<const char*> Server::ServiceNames() {
+  return {
+      fleet::v1::AgentService::service_full_name(),
+      fleet::v1::FleetService::service_full_name(),
+      fleet::v1::BundleService::service_full_name(),
+      fleet::v1::RolloutService::service_full_name(),
+  };
 }
 
 Server::~Server() { Shutdown(); }
@@ -93,12 +108,16 @@ void Server::Shutdown(absl::Duration grace) {
     }
     stopping_ = true;
   }
+  // Health checkers hear first that the server is going away: every service,
+  // and "", is NOT_SERVING from here on.
+  if (grpc_server_ != nullptr) {
+    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   // Rollout watchers are told to watch again (elsewhere or later); the state is
   // saved already.
   if (rollouts_ != nullptr) rollouts_->Stop();
   if (grpc_server_ != nullptr) {
-    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }
   if (registry_ != nullptr) registry_->Stop();

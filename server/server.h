@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -48,6 +49,11 @@ class Server {
   // reached; the store's own errors otherwise.
   static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
   ~Server();
+
+  // The full names of the services registered (e.g.
+  // "ecliptix.fleet.v1.FleetService"); each has its own grpc.health.v1 status,
+  // SERVING from start until Shutdown begins.
+  static std::vector<const char*> ServiceNames();
 
   int port() const { return port_; }
   // Stops accepting, ends every stream (agents reconnect elsewhere or later),
