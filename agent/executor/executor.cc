@@ -259,6 +259,60 @@ absl::Status Executor::Baseline(const bundle::Bundle& bundle,
   return absl::OkStatus();
 }
 
+absl::Status Executor::DataLossRefusal(const std::vector<TableName>& lost,
+                                       v1::Dialect dialect,
+                                       absl::Time applied_at) {
+  // Counted after the rollback has brought the tables back.
+  std::vector<std::string> counted;
+  for (const TableName& table : lost) {
+    absl::StatusOr<int64_t> count = CountRows(*database_, dialect, table);
+    counted.push_back(
+        count.ok() ? absl::StrCat(table.Display(), " (", *count, " rows)")
+                   : table.Display());
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "reverting would drop or empty tables holding rows: ",
+      absl::StrJoin(counted, ", "),
+      ". Nothing was changed. Restore the backup taken before the change "
+      "instead (",
+      BackupBefore(applied_at),
+      "), or revert again accepting the data loss (--accept_data_loss; "
+      "accept_data_loss in the API)"));
+}
+
+absl::Status Executor::TryRevertKeepsData(const bundle::Bundle& bundle,
+                                          const std::vector<Script>& scripts,
+                                          v1::Dialect dialect) {
+  absl::Time applied_at = absl::InfiniteFuture();
+  absl::Duration timeout = absl::ZeroDuration();
+  for (const Script& script : scripts) {
+    applied_at = std::min(applied_at, script.applied_at);
+    timeout += TimeoutOf(bundle, *script.step);
+  }
+  RETURN_IF_ERROR(Begin());
+  absl::StatusOr<std::set<TableName>> before =
+      TablesHoldingRows(*database_, dialect);
+  absl::Status ran = before.status();
+  runner_.Arm(absl::Now() + timeout, &cancelled_, /*in_transaction=*/true);
+  for (const Script& script : scripts) {
+    for (const sql::Statement& statement : script.statements) {
+      if (!ran.ok()) break;
+      SqlError ignored;
+      ran = runner_.Execute(statement.text, &ignored).status();
+    }
+  }
+  runner_.Disarm();
+  absl::StatusOr<std::set<TableName>> after = absl::UnknownError("not run");
+  if (ran.ok()) after = TablesHoldingRows(*database_, dialect);
+  Rollback();
+  // A statement that fails here fails the same way when the revert runs, and
+  // is reported there with its step, file and line.
+  if (!ran.ok() || !after.ok()) return absl::OkStatus();
+  std::vector<TableName> lost = TablesLost(*before, *after);
+  if (lost.empty()) return absl::OkStatus();
+  return DataLossRefusal(lost, dialect, applied_at);
+}
+
 std::string Executor::BackupBefore(absl::Time before) const {
   absl::StatusOr<std::vector<BackupResult>> backups =
       ListBackups(options_.backup_dir);
@@ -568,21 +622,7 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
   }
 
   if (!lost.empty() && !script.accept_data_loss && rolled_back) {
-    std::vector<std::string> counted;
-    for (const TableName& table : lost) {
-      absl::StatusOr<int64_t> count = CountRows(*database_, dialect, table);
-      counted.push_back(
-          count.ok() ? absl::StrCat(table.Display(), " (", *count, " rows)")
-                     : table.Display());
-    }
-    status = absl::FailedPreconditionError(absl::StrCat(
-        "reverting would drop or empty tables holding rows: ",
-        absl::StrJoin(counted, ", "),
-        ". Nothing was changed. Restore the backup taken before the change "
-        "instead (",
-        BackupBefore(script.applied_at),
-        "), or revert again accepting the data loss (--accept_data_loss; "
-        "accept_data_loss in the API)"));
+    status = DataLossRefusal(lost, dialect, script.applied_at);
     sql_error.message = std::string(status.message());
   }
 
@@ -850,6 +890,22 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
     return absl::FailedPreconditionError(
         absl::StrCat("cannot revert phase \"", phase_name,
                      "\": ", absl::StrJoin(refusals, "; ")));
+  }
+  // The phase's revert scripts are tried together in a transaction that is
+  // rolled back: a revert that would destroy rows is refused before any of
+  // the phase's steps is reverted.
+  std::vector<Script> reverts;
+  for (const Undo& undo : undos) {
+    if (undo.earlier == nullptr && IsTransactional(*undo.script.step))
+      reverts.push_back(undo.script);
+  }
+  if (!options.accept_data_loss && !reverts.empty()) {
+    if (absl::Status kept = TryRevertKeepsData(bundle, reverts, dialect);
+        !kept.ok()) {
+      return absl::Status(kept.code(),
+                          absl::StrCat("cannot revert phase \"", phase_name,
+                                       "\": ", kept.message()));
+    }
   }
   for (const v1::DeploymentEvent& event : notices) sink(event);
   for (const Undo& undo : undos) {

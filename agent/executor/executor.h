@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/backup/backup.h"
+#include "agent/executor/data_guard.h"
 #include "agent/executor/history.h"
 #include "agent/executor/sql_runner.h"
 #include "agent/sql/splitter.h"
@@ -217,6 +218,18 @@ class Executor {
       const bundle::Bundle& bundle, const std::string& phase,
       const StepPlan& plan, fleet::v1::Dialect dialect,
       const RevertOptions& options);
+  // FAILED_PRECONDITION naming the tables `lost` would lose with their row
+  // counts and the backup to restore instead.
+  absl::Status DataLossRefusal(const std::vector<TableName>& lost,
+                               fleet::v1::Dialect dialect,
+                               absl::Time applied_at);
+  // Runs `scripts` (revert scripts, in order) in one transaction that is
+  // always rolled back, and refuses with DataLossRefusal when tables that
+  // held rows are gone or empty at the end. OK when nothing would be lost,
+  // and when a statement fails (the real run reports that failure).
+  absl::Status TryRevertKeepsData(const bundle::Bundle& bundle,
+                                  const std::vector<Script>& scripts,
+                                  fleet::v1::Dialect dialect);
   // "backup <id> (taken <time>)" of the newest backup taken no later than
   // `before`, or a sentence saying there is none.
   std::string BackupBefore(absl::Time before) const;
