@@ -1,6 +1,7 @@
 #include "server/registry.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -156,29 +157,66 @@ void Registry::PublishLocked(v1::FleetEvent::Type type,
                              const std::string& reason,
                              const Labels* previous_labels) {
   if (watchers_.empty()) return;
-  v1::FleetEvent event;
-  event.set_type(type);
-  *event.mutable_database() = database;
-  *event.mutable_event_time() = ToTimestamp(clock_->Now());
-  event.set_reason(reason);
+  auto event = std::make_shared<v1::FleetEvent>();
+  event->set_type(type);
+  *event->mutable_database() = database;
+  *event->mutable_event_time() = ToTimestamp(clock_->Now());
+  event->set_reason(reason);
   if (previous_labels != nullptr) {
-    event.mutable_previous_labels()->insert(previous_labels->begin(),
-                                            previous_labels->end());
+    event->mutable_previous_labels()->insert(previous_labels->begin(),
+                                             previous_labels->end());
   }
   const Labels labels = ToLabels(database.labels());
-  watchers_.erase(
-      std::remove_if(watchers_.begin(), watchers_.end(),
-                     [&](Watcher& watcher) {
-                       // A label change may move a database into or out of a
-                       // selector: tell watchers that matched either before or
-                       // after.
-                       const bool matches =
-                           watcher.selector.Matches(labels) ||
-                           (previous_labels != nullptr &&
-                            watcher.selector.Matches(*previous_labels));
-                       return matches && !watcher.sink->Deliver(event);
-                     }),
-      watchers_.end());
+  Delivery delivery;
+  for (const Watcher& watcher : watchers_) {
+    // A label change may move a database into or out of a selector: tell
+    // watchers that matched either before or after.
+    if (watcher.selector.Matches(labels) ||
+        (previous_labels != nullptr &&
+         watcher.selector.Matches(*previous_labels))) {
+      delivery.sinks.push_back(watcher.sink);
+    }
+  }
+  if (delivery.sinks.empty()) return;
+  delivery.event = std::move(event);
+  deliveries_.push_back(std::move(delivery));
+}
+
+void Registry::DeliverQueued() {
+  std::deque<Delivery> batch;
+  {
+    absl::MutexLock lock(&mutex_);
+    // The delivering thread takes these too, after what it has.
+    if (delivering_ || deliveries_.empty()) return;
+    delivering_ = true;
+    batch.swap(deliveries_);
+  }
+  // Kept alive until forgotten, so a new sink cannot take a closed one's
+  // address.
+  std::set<std::shared_ptr<FleetEventSink>> closed;
+  for (;;) {
+    for (const Delivery& delivery : batch) {
+      for (const std::shared_ptr<FleetEventSink>& sink : delivery.sinks) {
+        if (closed.count(sink) == 0 && !sink->Deliver(*delivery.event)) {
+          closed.insert(sink);
+        }
+      }
+    }
+    batch.clear();
+    absl::MutexLock lock(&mutex_);
+    if (!closed.empty()) {
+      watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
+                                     [&](const Watcher& watcher) {
+                                       return closed.count(watcher.sink) > 0;
+                                     }),
+                      watchers_.end());
+    }
+    if (deliveries_.empty()) {
+      delivering_ = false;
+      return;
+    }
+    batch.swap(deliveries_);
+  }
 }
 
 Registry::Entry* Registry::FindSessionLocked(uint64_t session_id) {
@@ -197,6 +235,29 @@ absl::StatusOr<Registration> Registry::Register(
   const absl::Time now = clock_->Now();
   std::shared_ptr<AgentSession> superseded;
   Registration registration;
+  bool first_registration;
+  {
+    absl::MutexLock lock(&mutex_);
+    registration.session_id = next_session_id_++;
+    first_registration = entries_.count(hello.database_id()) == 0;
+  }
+  v1::Welcome& welcome = registration.welcome;
+  welcome.set_session_id(
+      absl::StrCat(hello.database_id(), "/", registration.session_id));
+  *welcome.mutable_heartbeat_interval() =
+      ToDurationProto(options_.heartbeat_interval);
+  *welcome.mutable_heartbeat_timeout() =
+      ToDurationProto(options_.heartbeat_timeout);
+  welcome.set_server_version(kVersion);
+  *welcome.mutable_server_time() = ToTimestamp(now);
+  welcome.set_first_registration(first_registration);
+  // The Welcome is queued before the session is published: a command sent the
+  // moment the database shows as connected can never overtake it (the agent
+  // takes anything else first as a protocol error). Sent outside the lock, as
+  // every message to a session is.
+  v1::ServerMessage welcome_message;
+  *welcome_message.mutable_welcome() = welcome;
+  session->Send(std::move(welcome_message));
   {
     absl::MutexLock lock(&mutex_);
     auto [it, inserted] = entries_.try_emplace(hello.database_id());
@@ -235,29 +296,9 @@ absl::StatusOr<Registration> Registry::Register(
     *database.mutable_connected_time() = ToTimestamp(now);
     *database.mutable_last_seen_time() = ToTimestamp(now);
     entry.session = std::move(session);
-    entry.session_id = next_session_id_++;
+    entry.session_id = registration.session_id;
     entry.last_message_time = now;
     session_to_database_[entry.session_id] = hello.database_id();
-
-    registration.session_id = entry.session_id;
-    v1::Welcome& welcome = registration.welcome;
-    welcome.set_session_id(
-        absl::StrCat(hello.database_id(), "/", entry.session_id));
-    *welcome.mutable_heartbeat_interval() =
-        ToDurationProto(options_.heartbeat_interval);
-    *welcome.mutable_heartbeat_timeout() =
-        ToDurationProto(options_.heartbeat_timeout);
-    welcome.set_server_version(kVersion);
-    *welcome.mutable_server_time() = ToTimestamp(now);
-    welcome.set_first_registration(inserted);
-    // The Welcome is queued before the lock that publishes the session is
-    // released: a command sent the moment the database shows as connected can
-    // never overtake it (the agent takes anything else first as a protocol
-    // error). Safe under the lock: Register runs inside the stream's own read
-    // reaction, so no completion of that stream re-enters the registry here.
-    v1::ServerMessage welcome_message;
-    *welcome_message.mutable_welcome() = welcome;
-    entry.session->Send(std::move(welcome_message));
 
     PersistLocked(database);
     if (inserted) {
@@ -280,6 +321,7 @@ absl::StatusOr<Registration> Registry::Register(
       ->info("database {} connected from {} ({} {}, labels {})",
              hello.database_id(), peer, v1::Engine_Name(hello.engine()),
              hello.engine_version(), FormatLabels(ToLabels(hello.labels())));
+  DeliverQueued();
   NotifyConnection(hello.database_id(), true);
   if (superseded != nullptr) {
     superseded->Close(absl::AbortedError(absl::StrCat(
@@ -320,6 +362,7 @@ void Registry::Unregister(uint64_t session_id, const std::string& reason) {
     absl::MutexLock lock(&mutex_);
     database_id = UnregisterLocked(session_id, reason);
   }
+  DeliverQueued();
   if (!database_id.empty()) NotifyConnection(database_id, false);
 }
 
@@ -366,6 +409,7 @@ int Registry::CheckHeartbeats() {
       lost.push_back(id);
     }
   }
+  DeliverQueued();
   for (const auto& session : to_close) {
     session->Close(
         absl::UnavailableError("heartbeat deadline missed; reconnect"));
@@ -494,27 +538,30 @@ absl::Status Registry::Watch(const std::string& selector_text,
                              std::shared_ptr<FleetEventSink> sink) {
   absl::StatusOr<LabelSelector> selector = LabelSelector::Parse(selector_text);
   if (!selector.ok()) return selector.status();
-  absl::MutexLock lock(&mutex_);
-  // Snapshot and subscription under one lock: no change is missed or seen
-  // twice.
-  const auto now = ToTimestamp(clock_->Now());
-  for (const auto& [id, entry] : entries_) {
-    if (!selector->Matches(ToLabels(entry.database.labels()))) continue;
-    v1::FleetEvent event;
-    event.set_type(v1::FleetEvent::TYPE_SNAPSHOT);
-    *event.mutable_database() = entry.database;
-    if (entry.session != nullptr) {
-      *event.mutable_database()->mutable_last_seen_time() =
-          ToTimestamp(entry.last_message_time);
+  {
+    absl::MutexLock lock(&mutex_);
+    // Snapshot and subscription under one lock, queued in line with the
+    // changes: no change is missed or seen twice.
+    const auto now = ToTimestamp(clock_->Now());
+    for (const auto& [id, entry] : entries_) {
+      if (!selector->Matches(ToLabels(entry.database.labels()))) continue;
+      auto event = std::make_shared<v1::FleetEvent>();
+      event->set_type(v1::FleetEvent::TYPE_SNAPSHOT);
+      *event->mutable_database() = entry.database;
+      if (entry.session != nullptr) {
+        *event->mutable_database()->mutable_last_seen_time() =
+            ToTimestamp(entry.last_message_time);
+      }
+      *event->mutable_event_time() = now;
+      deliveries_.push_back(Delivery{std::move(event), {sink}});
     }
-    *event.mutable_event_time() = now;
-    if (!sink->Deliver(event)) return absl::OkStatus();
+    auto complete = std::make_shared<v1::FleetEvent>();
+    complete->set_type(v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE);
+    *complete->mutable_event_time() = now;
+    deliveries_.push_back(Delivery{std::move(complete), {sink}});
+    watchers_.push_back(Watcher{*std::move(selector), std::move(sink)});
   }
-  v1::FleetEvent complete;
-  complete.set_type(v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE);
-  *complete.mutable_event_time() = now;
-  if (!sink->Deliver(complete)) return absl::OkStatus();
-  watchers_.push_back(Watcher{*std::move(selector), std::move(sink)});
+  DeliverQueued();
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #define ECLIPTIX_SERVER_REGISTRY_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,7 +29,8 @@
 namespace ecliptix::server {
 
 // The registry's handle on one agent's stream. Calls must not block:
-// implementations queue.
+// implementations queue. The registry never calls a session while it holds its
+// lock, so a session may call back into the registry.
 class AgentSession {
  public:
   virtual ~AgentSession() = default;
@@ -38,8 +40,9 @@ class AgentSession {
   virtual void Close(const absl::Status& status) = 0;
 };
 
-// A watcher of fleet events. Deliver must not block and must not call back into
-// the registry.
+// A watcher of fleet events. Deliver must not block. It is called outside the
+// registry's lock, one event at a time and in the order of the changes, so it
+// may call back into the registry.
 class FleetEventSink {
  public:
   virtual ~FleetEventSink() = default;
@@ -137,6 +140,11 @@ class Registry {
     LabelSelector selector;
     std::shared_ptr<FleetEventSink> sink;
   };
+  // An event for some watchers, queued in the order of the changes.
+  struct Delivery {
+    std::shared_ptr<const fleet::v1::FleetEvent> event;
+    std::vector<std::shared_ptr<FleetEventSink>> sinks;
+  };
 
   void PublishLocked(fleet::v1::FleetEvent::Type type,
                      const fleet::v1::Database& database,
@@ -147,6 +155,10 @@ class Registry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Entry* FindSessionLocked(uint64_t session_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Delivers the queued events outside the lock. One thread delivers at a
+  // time, in queue order; a call while another thread delivers leaves the
+  // events to it. Every method that queues events calls this after unlocking.
+  void DeliverQueued() ABSL_LOCKS_EXCLUDED(mutex_);
   void WriterLoop();
 
   StateStore* const store_;
@@ -159,6 +171,9 @@ class Registry {
   uint64_t next_session_id_ ABSL_GUARDED_BY(mutex_) = 1;
   uint64_t next_command_number_ ABSL_GUARDED_BY(mutex_) = 1;
   std::vector<Watcher> watchers_ ABSL_GUARDED_BY(mutex_);
+  std::deque<Delivery> deliveries_ ABSL_GUARDED_BY(mutex_);
+  // A thread is delivering (DeliverQueued).
+  bool delivering_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<CommandObserver> command_observers_ ABSL_GUARDED_BY(mutex_);
   std::vector<ConnectionObserver> connection_observers_ ABSL_GUARDED_BY(mutex_);
   void NotifyConnection(const std::string& database_id, bool connected);

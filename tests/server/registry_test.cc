@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -295,6 +296,109 @@ TEST_F(RegistryTest, CommandsGoToConnectedAgentsOnly) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(registry_.SendCommand("db-9", command).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// A session that reads the registry from inside Send, as an adapter may: the
+// registry calls no session while it holds its lock, so this cannot deadlock.
+class ReadingSession : public AgentSession {
+ public:
+  ReadingSession(Registry* registry, std::string database_id)
+      : registry_(registry), database_id_(std::move(database_id)) {}
+  void Send(v1::ServerMessage message) override {
+    if (message.has_welcome()) {
+      // The Welcome is queued before the session is visible: nothing can be
+      // sent to it yet, so nothing can overtake the Welcome.
+      v1::Command ping;
+      ping.mutable_ping()->set_payload("too early");
+      command_during_welcome =
+          registry_->SendCommand(database_id_, ping).status();
+    } else {
+      absl::StatusOr<v1::Database> database =
+          registry_->GetDatabase(database_id_);
+      states.push_back(database.ok() ? database->connection_state()
+                                     : v1::CONNECTION_STATE_UNSPECIFIED);
+    }
+    sent.push_back(std::move(message));
+  }
+  void Close(const absl::Status& status) override { closed_with = status; }
+  std::vector<v1::ServerMessage> sent;
+  absl::Status command_during_welcome;
+  std::vector<v1::ConnectionState> states;
+  absl::Status closed_with = absl::OkStatus();
+
+ private:
+  Registry* const registry_;
+  const std::string database_id_;
+};
+
+// A watcher that reads the registry from inside Deliver: each event is
+// delivered after its change, so what it reads is at least that new.
+class ReadingSink : public FleetEventSink {
+ public:
+  explicit ReadingSink(Registry* registry) : registry_(registry) {}
+  bool Deliver(const v1::FleetEvent& event) override {
+    types.push_back(event.type());
+    if (event.has_database()) {
+      absl::StatusOr<v1::Database> database =
+          registry_->GetDatabase(event.database().database_id());
+      states.push_back(database.ok() ? database->connection_state()
+                                     : v1::CONNECTION_STATE_UNSPECIFIED);
+    } else {
+      absl::StatusOr<v1::ListDatabasesResponse> list =
+          registry_->ListDatabases(v1::ListDatabasesRequest());
+      listed = list.ok() ? list->total_size() : -1;
+    }
+    return true;
+  }
+  std::vector<v1::FleetEvent::Type> types;
+  std::vector<v1::ConnectionState> states;
+  int listed = -1;
+
+ private:
+  Registry* const registry_;
+};
+
+TEST_F(RegistryTest, SessionsAndWatchersMayReadTheRegistryWhileSent) {
+  ASSERT_TRUE(
+      registry_
+          .Register(MakeHello("db-1"), "p", std::make_shared<FakeSession>())
+          .ok());
+  auto sink = std::make_shared<ReadingSink>(&registry_);
+  ASSERT_TRUE(registry_.Watch("", sink).ok());
+  EXPECT_EQ(sink->listed, 1);
+
+  auto session = std::make_shared<ReadingSession>(&registry_, "db-2");
+  auto registration = registry_.Register(MakeHello("db-2"), "p", session);
+  ASSERT_TRUE(registration.ok());
+  ASSERT_EQ(session->sent.size(), 1u);
+  EXPECT_TRUE(session->sent[0].has_welcome());
+  EXPECT_EQ(session->command_during_welcome.code(), absl::StatusCode::kNotFound)
+      << session->command_during_welcome;
+
+  v1::Command command;
+  command.mutable_ping()->set_payload("hi");
+  ASSERT_TRUE(registry_.SendCommand("db-2", command).ok());
+  ASSERT_EQ(session->sent.size(), 2u);
+  EXPECT_TRUE(session->sent[1].has_command());
+  EXPECT_THAT(session->states,
+              ::testing::ElementsAre(v1::CONNECTION_STATE_CONNECTED));
+
+  registry_.Unregister(registration->session_id, "agent closed the stream");
+  clock_.Advance(absl::Seconds(31));
+  EXPECT_EQ(registry_.CheckHeartbeats(), 1);  // db-1
+
+  EXPECT_THAT(
+      sink->types,
+      ::testing::ElementsAre(
+          v1::FleetEvent::TYPE_SNAPSHOT, v1::FleetEvent::TYPE_SNAPSHOT_COMPLETE,
+          v1::FleetEvent::TYPE_REGISTERED, v1::FleetEvent::TYPE_CONNECTED,
+          v1::FleetEvent::TYPE_DISCONNECTED, v1::FleetEvent::TYPE_LOST));
+  EXPECT_THAT(sink->states,
+              ::testing::ElementsAre(v1::CONNECTION_STATE_CONNECTED,
+                                     v1::CONNECTION_STATE_CONNECTED,
+                                     v1::CONNECTION_STATE_CONNECTED,
+                                     v1::CONNECTION_STATE_DISCONNECTED,
+                                     v1::CONNECTION_STATE_LOST));
 }
 
 TEST(RegistryPersistenceTest, RegistrySurvivesARestartAsDisconnected) {
