@@ -23,6 +23,12 @@ using google::protobuf::util::TimeUtil;
 constexpr absl::Duration kDefaultOfflineDeadline = absl::Minutes(5);
 constexpr int kDefaultListPageSize = 50;
 
+// The answer to every request the worker did not answer before Stop.
+absl::Status ShuttingDown() {
+  return absl::UnavailableError(
+      "the server is shutting down; try again when it is back");
+}
+
 bool IsActive(v1::RolloutState state) {
   switch (state) {
     case v1::ROLLOUT_STATE_PENDING:
@@ -166,6 +172,15 @@ void RolloutOrchestrator::Stop() {
     stopping_ = true;
   }
   if (worker_.joinable()) worker_.join();
+  std::map<uint64_t, std::shared_ptr<Pending>> pending;
+  std::deque<std::function<void()>> never_run;
+  {
+    absl::MutexLock lock(&queue_mutex_);
+    pending.swap(pending_);
+    never_run.swap(queue_);
+  }
+  // Queued requests, and plans still waiting for agents.
+  for (auto& [id, request] : pending) request->Refuse(ShuttingDown());
   for (auto& [id, active] : rollouts_) {
     for (auto& watcher : active->watchers) {
       watcher->End(
@@ -173,6 +188,54 @@ void RolloutOrchestrator::Stop() {
     }
     active->watchers.clear();
   }
+}
+
+template <typename T>
+class RolloutOrchestrator::PendingAnswer : public Pending {
+ public:
+  explicit PendingAnswer(Callback<T> done) : done_(std::move(done)) {}
+  // The callback, the first time only.
+  Callback<T> Take() {
+    absl::MutexLock lock(&mutex_);
+    return std::exchange(done_, nullptr);
+  }
+  void Refuse(const absl::Status& status) override {
+    if (Callback<T> done = Take()) done(status);
+  }
+
+ private:
+  absl::Mutex mutex_;
+  Callback<T> done_ ABSL_GUARDED_BY(mutex_);
+};
+
+template <typename T>
+RolloutOrchestrator::Callback<T> RolloutOrchestrator::Answered(
+    Callback<T> done) {
+  auto pending = std::make_shared<PendingAnswer<T>>(std::move(done));
+  uint64_t id = 0;
+  if (!Remember(pending, &id)) {
+    // Stopping: Post drops the task, so this is the answer.
+    pending->Refuse(ShuttingDown());
+    return [](absl::StatusOr<T>) {};
+  }
+  return [this, pending, id](absl::StatusOr<T> result) {
+    Forget(id);
+    if (Callback<T> done = pending->Take()) done(std::move(result));
+  };
+}
+
+bool RolloutOrchestrator::Remember(std::shared_ptr<Pending> pending,
+                                   uint64_t* id) {
+  absl::MutexLock lock(&queue_mutex_);
+  if (stopping_) return false;
+  *id = next_pending_++;
+  pending_[*id] = std::move(pending);
+  return true;
+}
+
+void RolloutOrchestrator::Forget(uint64_t id) {
+  absl::MutexLock lock(&queue_mutex_);
+  pending_.erase(id);
 }
 
 void RolloutOrchestrator::Post(std::function<void()> task) {
@@ -436,7 +499,7 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
 
 void RolloutOrchestrator::Create(v1::CreateRolloutRequest request,
                                  Callback<v1::Rollout> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
+  Post([this, request = std::move(request), done = Answered(std::move(done))] {
     absl::StatusOr<v1::Rollout> rollout =
         BuildRollout(request, /*check_conflicts=*/true);
     if (!rollout.ok()) return done(rollout.status());
@@ -1040,7 +1103,8 @@ void RolloutOrchestrator::OnConnection(const std::string& database_id,
 
 void RolloutOrchestrator::Get(std::string rollout_id,
                               Callback<v1::Rollout> done) {
-  Post([this, rollout_id = std::move(rollout_id), done = std::move(done)] {
+  Post([this, rollout_id = std::move(rollout_id),
+        done = Answered(std::move(done))] {
     absl::StatusOr<Active*> active = FindOrError(rollout_id);
     if (!active.ok()) return done(active.status());
     done((*active)->rollout);
@@ -1049,7 +1113,7 @@ void RolloutOrchestrator::Get(std::string rollout_id,
 
 void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
                                Callback<v1::ListRolloutsResponse> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
+  Post([this, request = std::move(request), done = Answered(std::move(done))] {
     if (request.page_size() < 0)
       return done(absl::InvalidArgumentError("page_size < 0"));
     const int page_size =
@@ -1088,8 +1152,8 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
 void RolloutOrchestrator::OnRollout(
     std::string rollout_id, Callback<v1::Rollout> done,
     std::function<void(Active&, const Callback<v1::Rollout>&)> action) {
-  Post([this, rollout_id = std::move(rollout_id), done = std::move(done),
-        action = std::move(action)] {
+  Post([this, rollout_id = std::move(rollout_id),
+        done = Answered(std::move(done)), action = std::move(action)] {
     absl::StatusOr<Active*> found = FindOrError(rollout_id);
     if (!found.ok()) return done(found.status());
     action(**found, done);
@@ -1355,8 +1419,13 @@ void RolloutOrchestrator::Attest(v1::AttestGateRequest request,
 
 void RolloutOrchestrator::Watch(std::string rollout_id, int64_t after_sequence,
                                 std::shared_ptr<RolloutEventSink> sink) {
+  // Until the task runs, Stop ends the sink.
+  Callback<bool> started = Answered<bool>([sink](absl::StatusOr<bool> result) {
+    if (!result.ok()) sink->End(result.status());
+  });
   Post([this, rollout_id = std::move(rollout_id), after_sequence,
-        sink = std::move(sink)] {
+        sink = std::move(sink), started = std::move(started)] {
+    started(true);
     absl::StatusOr<Active*> found = FindOrError(rollout_id);
     if (!found.ok()) return sink->End(found.status());
     Active& active = **found;
@@ -1392,7 +1461,7 @@ void RolloutOrchestrator::Watch(std::string rollout_id, int64_t after_sequence,
 
 void RolloutOrchestrator::Plan(v1::CreateRolloutRequest request,
                                Callback<v1::RolloutPlan> done) {
-  Post([this, request = std::move(request), done = std::move(done)] {
+  Post([this, request = std::move(request), done = Answered(std::move(done))] {
     absl::StatusOr<v1::Rollout> rollout =
         BuildRollout(request, /*check_conflicts=*/false);
     if (!rollout.ok()) return done(rollout.status());

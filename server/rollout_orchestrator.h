@@ -64,11 +64,13 @@ class RolloutOrchestrator {
   // Loads the stored rollouts, subscribes to the registry and starts the
   // worker.
   absl::Status Start();
-  // Stops the worker; state is already saved.
+  // Stops the worker; state is already saved. Every request not answered yet
+  // (queued, or a plan waiting for agents) is answered UNAVAILABLE, and so is
+  // every request that comes later.
   void Stop();
 
-  // Each calls `done` from the worker thread (or at once on a validation
-  // error).
+  // Each calls `done` exactly once, from the worker thread (or at once on a
+  // validation error or after Stop).
   void Create(fleet::v1::CreateRolloutRequest request,
               Callback<fleet::v1::Rollout> done);
   void Plan(fleet::v1::CreateRolloutRequest request,
@@ -111,8 +113,24 @@ class RolloutOrchestrator {
  private:
   struct Active;
   struct PlanJob;
+  // A request not answered yet.
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    // Answers with `status` unless it was answered already.
+    virtual void Refuse(const absl::Status& status) = 0;
+  };
+  template <typename T>
+  class PendingAnswer;
 
   void Post(std::function<void()> task);
+  // Wraps `done` so that it is answered exactly once: by the worker, else by
+  // Stop, or at once when stopping already.
+  template <typename T>
+  Callback<T> Answered(Callback<T> done);
+  // Keeps `pending` for Stop under a new `*id`; false when stopping.
+  bool Remember(std::shared_ptr<Pending> pending, uint64_t* id);
+  void Forget(uint64_t id);
   // Runs `action` on the worker thread with the rollout; NOT_FOUND (to `done`)
   // for an unknown id.
   void OnRollout(
@@ -172,6 +190,10 @@ class RolloutOrchestrator {
   absl::Mutex queue_mutex_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
+  // Requests not answered yet, answered by Stop.
+  std::map<uint64_t, std::shared_ptr<Pending>> pending_
+      ABSL_GUARDED_BY(queue_mutex_);
+  uint64_t next_pending_ ABSL_GUARDED_BY(queue_mutex_) = 1;
   std::thread worker_;
 
   // Owned by the worker thread.

@@ -1,0 +1,227 @@
+// The orchestrator's answers at shutdown: every request handed to it is
+// answered, whether it was still queued, waiting for agents, or came after
+// Stop, so no RPC waits forever and no reactor is left behind.
+#include "server/rollout_orchestrator.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "gtest/gtest.h"
+#include "server/bundle_catalog.h"
+#include "server/registry.h"
+#include "server/state_store.h"
+
+namespace ecliptix::server {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+
+// Every answer given to one test's requests, by request name.
+class Answers {
+ public:
+  template <typename T>
+  RolloutOrchestrator::Callback<T> For(const std::string& name) {
+    {
+      absl::MutexLock lock(&mutex_);
+      asked_.push_back(name);
+    }
+    return [this, name](absl::StatusOr<T> result) {
+      absl::MutexLock lock(&mutex_);
+      answers_.emplace_back(name, result.status());
+    };
+  }
+  std::vector<std::string> asked() const {
+    absl::MutexLock lock(&mutex_);
+    return asked_;
+  }
+  std::vector<std::pair<std::string, absl::Status>> answers() const {
+    absl::MutexLock lock(&mutex_);
+    return answers_;
+  }
+
+ private:
+  mutable absl::Mutex mutex_;
+  std::vector<std::string> asked_ ABSL_GUARDED_BY(mutex_);
+  std::vector<std::pair<std::string, absl::Status>> answers_
+      ABSL_GUARDED_BY(mutex_);
+};
+
+class EndSink : public RolloutEventSink {
+ public:
+  bool Deliver(const v1::RolloutEvent&) override { return true; }
+  void End(const absl::Status& status) override {
+    absl::MutexLock lock(&mutex_);
+    ++ends_;
+    status_ = status;
+  }
+  int ends() const {
+    absl::MutexLock lock(&mutex_);
+    return ends_;
+  }
+  absl::Status status() const {
+    absl::MutexLock lock(&mutex_);
+    return status_;
+  }
+
+ private:
+  mutable absl::Mutex mutex_;
+  int ends_ ABSL_GUARDED_BY(mutex_) = 0;
+  absl::Status status_ ABSL_GUARDED_BY(mutex_);
+};
+
+// An agent that takes commands and never answers them.
+class SilentSession : public AgentSession {
+ public:
+  void Send(v1::ServerMessage message) override {
+    if (message.has_command() && !command_sent.HasBeenNotified()) {
+      command_sent.Notify();
+    }
+  }
+  void Close(const absl::Status&) override {}
+  absl::Notification command_sent;
+};
+
+v1::BundleFile File(const std::string& path, const std::string& content) {
+  v1::BundleFile file;
+  file.set_path(path);
+  file.set_content(content);
+  return file;
+}
+
+class RolloutOrchestratorShutdownTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<StateStore>> store =
+        StateStore::Open(absl::StrCat(
+            "sqlite://", std::getenv("TEST_TMPDIR"), "/",
+            ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+            ".db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    registry_ =
+        std::make_unique<Registry>(store_.get(), &clock_, RegistryOptions());
+    bundles_ = std::make_unique<BundleCatalog>(store_.get(), &clock_, 1 << 20);
+    RolloutOptions options;
+    // Plans wait for their agents for as long as the test runs.
+    options.plan_timeout = absl::Hours(1);
+    orchestrator_ = std::make_unique<RolloutOrchestrator>(
+        store_.get(), registry_.get(), bundles_.get(), &clock_, options);
+  }
+
+  // Asks every kind of request once; each answer goes to `answers`.
+  void AskEverything(Answers& answers, const std::string& bundle) {
+    v1::CreateRolloutRequest create;
+    create.set_bundle(bundle);
+    create.set_selector("env=test");
+    orchestrator_->Create(create, answers.For<v1::Rollout>("create"));
+    orchestrator_->Plan(create, answers.For<v1::RolloutPlan>("plan"));
+    orchestrator_->Get("r-1", answers.For<v1::Rollout>("get"));
+    orchestrator_->List(v1::ListRolloutsRequest(),
+                        answers.For<v1::ListRolloutsResponse>("list"));
+    v1::RolloutActionRequest action;
+    action.set_rollout_id("r-1");
+    orchestrator_->Pause(action, answers.For<v1::Rollout>("pause"));
+    orchestrator_->Resume(action, answers.For<v1::Rollout>("resume"));
+    orchestrator_->Abort(action, answers.For<v1::Rollout>("abort"));
+    orchestrator_->Retry(action, answers.For<v1::Rollout>("retry"));
+    v1::RollbackRolloutRequest rollback;
+    rollback.set_rollout_id("r-1");
+    orchestrator_->Rollback(rollback, answers.For<v1::Rollout>("rollback"));
+    v1::AttestGateRequest attest;
+    attest.set_rollout_id("r-1");
+    orchestrator_->Attest(attest, answers.For<v1::Rollout>("attest"));
+  }
+
+  static void ExpectEachAnsweredOnceUnavailable(const Answers& answers) {
+    const auto given = answers.answers();
+    ASSERT_EQ(given.size(), answers.asked().size());
+    for (const auto& [name, status] : given) {
+      EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable)
+          << name << ": " << status;
+    }
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<BundleCatalog> bundles_;
+  std::unique_ptr<RolloutOrchestrator> orchestrator_;
+};
+
+TEST_F(RolloutOrchestratorShutdownTest, QueuedRequestsAreAnsweredAtStop) {
+  // Never started: no worker takes anything off the queue.
+  Answers answers;
+  AskEverything(answers, "nope@1");
+  auto sink = std::make_shared<EndSink>();
+  orchestrator_->Watch("r-1", 0, sink);
+  EXPECT_TRUE(answers.answers().empty());
+
+  orchestrator_->Stop();
+  ExpectEachAnsweredOnceUnavailable(answers);
+  EXPECT_EQ(sink->ends(), 1);
+  EXPECT_EQ(sink->status().code(), absl::StatusCode::kUnavailable)
+      << sink->status();
+}
+
+TEST_F(RolloutOrchestratorShutdownTest, PlanWaitingForAgentsIsAnsweredAtStop) {
+  absl::StatusOr<v1::BundleInfo> bundle = bundles_->Upload(
+      {File("manifest.textproto", R"(name: "b"
+version: "1.0.0"
+dialects: DIALECT_SQLITE
+phases {
+  name: "one"
+  steps {
+    name: "t"
+    kind: STEP_KIND_VERSIONED
+    sql { sqlite: "sqlite/t.sql" }
+  }
+}
+)"),
+       File("sqlite/t.sql", "CREATE TABLE t (id INTEGER);\n")});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  v1::Hello hello;
+  hello.set_database_id("db-1");
+  hello.set_engine(v1::ENGINE_SQLITE);
+  hello.set_engine_version("3.40.1");
+  hello.set_connector(v1::CONNECTOR_SQLITE);
+  hello.set_agent_version("0.1.0");
+  (*hello.mutable_labels())["env"] = "test";
+  auto agent = std::make_shared<SilentSession>();
+  ASSERT_TRUE(registry_->Register(hello, "peer", agent).ok());
+  ASSERT_TRUE(orchestrator_->Start().ok());
+
+  Answers answers;
+  v1::CreateRolloutRequest request;
+  request.set_bundle(bundle->bundle_id());
+  request.set_selector("env=test");
+  orchestrator_->Plan(request, answers.For<v1::RolloutPlan>("plan"));
+  // The plan asked the agent, which never answers.
+  agent->command_sent.WaitForNotification();
+  EXPECT_TRUE(answers.answers().empty());
+
+  orchestrator_->Stop();
+  ExpectEachAnsweredOnceUnavailable(answers);
+}
+
+TEST_F(RolloutOrchestratorShutdownTest, RequestsAfterStopAreAnsweredAtOnce) {
+  ASSERT_TRUE(orchestrator_->Start().ok());
+  orchestrator_->Stop();
+  Answers answers;
+  AskEverything(answers, "nope@1");
+  auto sink = std::make_shared<EndSink>();
+  orchestrator_->Watch("r-1", 0, sink);
+  ExpectEachAnsweredOnceUnavailable(answers);
+  EXPECT_EQ(sink->ends(), 1);
+  EXPECT_EQ(sink->status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace ecliptix::server
