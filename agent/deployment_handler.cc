@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace ecliptix::agent {
 namespace {
@@ -66,7 +67,10 @@ absl::Status DeploymentHandler::Accept(const v1::Command& command) {
         "busy with command ", running_, "; try again when it finishes"));
   }
   running_ = command.command_id();
+  // Cancellation belongs to the command: from here on a cancel for it stops
+  // it, and none for an earlier one can.
   cancel_requested_ = false;
+  executor_->ClearCancel();
   return absl::OkStatus();
 }
 
@@ -78,12 +82,17 @@ void DeploymentHandler::Run(const v1::Command& command,
     {
       absl::MutexLock lock(&mutex_);
       running = running_ == target;
-      if (running) cancel_requested_ = true;
+      // The running statement is interrupted and its step rolled back; the
+      // cancelled command then finishes CANCELLED, and one that has not
+      // started a step yet (fetching its bundle) never starts one. Under the
+      // lock, so that the cancel cannot reach the next command. Cancelling
+      // what is not running is harmless (the server may repeat a cancel after
+      // a reconnect).
+      if (running) {
+        cancel_requested_ = true;
+        executor_->Cancel();
+      }
     }
-    // The running statement is interrupted and its step rolled back; the
-    // cancelled command then finishes CANCELLED. Cancelling what is not
-    // running is harmless (the server may repeat a cancel after a reconnect).
-    if (running) executor_->Cancel();
     Logger("agent.deploy")
         ->info("command {}: cancel {}: {}", command.command_id(), target,
                running ? "requested" : "not running");
@@ -104,10 +113,8 @@ void DeploymentHandler::Run(const v1::Command& command,
 }
 
 void DeploymentHandler::CancelRunning() {
-  {
-    absl::MutexLock lock(&mutex_);
-    cancel_requested_ = true;
-  }
+  absl::MutexLock lock(&mutex_);
+  cancel_requested_ = true;
   executor_->Cancel();
 }
 
@@ -136,11 +143,9 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(run.bundle_id());
       if (!bundle.ok()) return bundle.status();
-      // A cancel that came while the bundle was fetched.
-      if (absl::Status cancelled = CheckNotCancelled(command);
-          !cancelled.ok()) {
-        return cancelled;
-      }
+      // A cancel that came while the bundle was fetched. One that comes later
+      // is the executor's: it stops before the next step.
+      RETURN_IF_ERROR(CheckNotCancelled(command));
       if (run.dry_run())
         return executor_->Plan(**bundle, run.phase(), sink, run.adopt());
       return executor_->RunPhase(**bundle, run.phase(), run.backup_first(),
@@ -153,6 +158,7 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(revert.bundle_id());
       if (!bundle.ok()) return bundle.status();
+      RETURN_IF_ERROR(CheckNotCancelled(command));
       Executor::RevertOptions options;
       options.only_this_bundle = revert.only_this_bundle();
       options.accept_data_loss = revert.accept_data_loss();
@@ -170,11 +176,14 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
       absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
           bundles_->Fetch(command.repair().bundle_id());
       if (!bundle.ok()) return bundle.status();
+      RETURN_IF_ERROR(CheckNotCancelled(command));
       return executor_->Repair(**bundle, command.repair().phase(), sink);
     }
     case v1::Command::kBackup:
+      RETURN_IF_ERROR(CheckNotCancelled(command));
       return executor_->Backup(sink).status();
     case v1::Command::kRestore:
+      RETURN_IF_ERROR(CheckNotCancelled(command));
       return executor_->Restore(command.restore().backup_id(), sink);
     default:
       return absl::InvalidArgumentError(

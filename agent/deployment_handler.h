@@ -27,7 +27,8 @@ class DeploymentHandler : public CommandHandler {
   void Run(const fleet::v1::Command& command,
            std::shared_ptr<CommandReporter> reporter) override;
 
-  // Interrupts the running command (agent shutdown).
+  // Interrupts the running command (agent shutdown). A cancel holds for the
+  // command it came for, from its Accept to its end, whenever it comes.
   void CancelRunning();
 
  private:
@@ -42,7 +43,7 @@ class DeploymentHandler : public CommandHandler {
   absl::Mutex mutex_;
   // The command running now; empty when idle.
   std::string running_ ABSL_GUARDED_BY(mutex_);
-  // A cancel for the running command came.
+  // A cancel for the running command came (the executor was told too).
   bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread worker_;
 };

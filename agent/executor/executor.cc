@@ -94,6 +94,8 @@ void Executor::Cancel() {
   database_->Interrupt();
 }
 
+void Executor::ClearCancel() { cancelled_.store(false); }
+
 absl::StatusOr<v1::Dialect> Executor::DialectOf(
     const bundle::Bundle& bundle) const {
   const v1::Dialect dialect = bundle::DialectForEngine(database_->engine());
@@ -729,7 +731,6 @@ absl::Status Executor::RunPhase(const bundle::Bundle& bundle,
                                 const std::string& phase_name,
                                 bool backup_first,
                                 const DeploymentEventSink& sink, bool adopt) {
-  cancelled_.store(false);
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
     return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
@@ -798,7 +799,6 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
                                    const std::string& phase_name,
                                    const DeploymentEventSink& sink,
                                    const RevertOptions& options) {
-  cancelled_.store(false);
   const v1::Phase* phase = bundle.FindPhase(phase_name);
   if (phase == nullptr) {
     return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
@@ -933,7 +933,7 @@ absl::Status Executor::RevertPhase(const bundle::Bundle& bundle,
 absl::Status Executor::Repair(const bundle::Bundle& bundle,
                               const std::string& phase_name,
                               const DeploymentEventSink& sink) {
-  cancelled_.store(false);
+  if (cancelled_.load()) return absl::CancelledError("repair cancelled");
   std::vector<const v1::Phase*> phases;
   if (phase_name.empty()) {
     for (const v1::Phase& phase : bundle.manifest().phases())
@@ -1043,7 +1043,6 @@ absl::Status Executor::Restore(const std::string& backup_id,
 absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
     const bundle::Bundle& bundle, const std::string& operation_name,
     const std::map<std::string, std::string>& arguments) {
-  cancelled_.store(false);
   const v1::Operation* operation = bundle.FindOperation(operation_name);
   if (operation == nullptr) {
     return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),

@@ -161,9 +161,12 @@ class Executor {
 
   // From any thread: interrupts the running statement (sqlite3_interrupt /
   // PQcancel); the step fails with CANCELLED and is rolled back, and the
-  // operation stops. Applies to the operation in progress: each operation
-  // starts uncancelled.
+  // operation stops. Holds until ClearCancel(): a cancel that comes before an
+  // operation starts, or between two, stops it before its first step.
   void Cancel();
+  // Forgets a Cancel(): the caller's next unit of work (one command) starts
+  // uncancelled. Called by whoever owns that unit, not by the operations.
+  void ClearCancel();
 
   // The schema history (for listings).
   History& history() { return history_; }

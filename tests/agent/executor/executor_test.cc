@@ -613,9 +613,13 @@ TEST_P(ExecutorTest, CancelInterruptsTheRunningStep) {
   std::optional<v1::StepFailed> failed = Failed();
   ASSERT_TRUE(failed.has_value());
   EXPECT_TRUE(failed->rolled_back());
-  // The next operation starts uncancelled.
+  // The cancel holds until cleared (by the next command's owner); then the
+  // next operation runs.
   bundle::Bundle quick = MakeBundle(
       "1.0.1", {{"one", {{"quick", "CREATE TABLE quick (id INTEGER);\n"}}}});
+  EXPECT_EQ(Run(quick, "one").code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(TableExists("quick"));
+  executor_->ClearCancel();
   EXPECT_TRUE(Run(quick, "one").ok());
 }
 
