@@ -416,6 +416,7 @@ std::string StrategyText(const v1::Strategy& strategy) {
     parts.push_back(std::move(order));
   }
   if (strategy.backup_first()) parts.push_back("backup first");
+  if (strategy.adopt()) parts.push_back("adopt existing objects");
   if (!strategy.phases().empty()) {
     parts.push_back(
         absl::StrCat("phases ", absl::StrJoin(strategy.phases(), ",")));

@@ -341,10 +341,12 @@ TEST(RolloutTextsTest, StrategyAndSummaries) {
   strategy.add_order_by_labels("env");
   strategy.add_order_values("staging");
   strategy.set_backup_first(true);
+  strategy.set_adopt(true);
   EXPECT_EQ(StrategyText(strategy),
             "waves 1,100%; max parallel 2; failure budget 0; pause 5m; "
             "approval between waves; auto-rollback failed targets; offline: "
-            "skip after 30s; order by env (env: staging first); backup first");
+            "skip after 30s; order by env (env: staging first); backup first; "
+            "adopt existing objects");
   EXPECT_EQ(StrategyText(fleet::v1::Strategy()),
             "one wave; failure budget 0; offline: fail after 5m");
   EXPECT_EQ(RolloutStatusLine(rollout),
