@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "agent/executor/data_guard.h"
 #include "agent/executor/row_text.h"
 #include "common/logging.h"
@@ -79,6 +80,19 @@ bool UsesParameter(absl::string_view text, absl::string_view name) {
     return true;
   }
   return false;
+}
+
+// A database's own message can quote a bound value (PostgreSQL: `invalid
+// input syntax for type integer: "..."`): values of four characters or more
+// are shown as *** (shorter ones are no secret and would mangle the text).
+template <typename Values>
+absl::Status WithoutValues(const absl::Status& status, const Values& values) {
+  std::string message(status.message());
+  for (const auto& value : values) {
+    if (value.text.size() < 4) continue;
+    message = absl::StrReplaceAll(message, {{value.text, "***"}});
+  }
+  return absl::Status(status.code(), message);
 }
 
 }  // namespace
@@ -1088,9 +1102,10 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
     value.type = parameter.type();
     // A parameter left out takes its declared default.
     value.text = it != arguments.end() ? it->second : parameter.default_value();
+    // The value is not repeated: it may be a secret.
     const std::string bad = absl::StrCat(
         "parameter \"", parameter.name(), "\" of operation ", operation_name,
-        " is ", parameter.type(), ", not \"", value.text, "\"");
+        " is ", parameter.type(), "; the value given is not one");
     if (value.type == "int") {
       if (!absl::SimpleAtoi(value.text, &value.integer)) {
         return absl::InvalidArgumentError(bad);
@@ -1157,7 +1172,7 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
         });
     if (!status.ok()) {
       Rollback();
-      return status;
+      return WithoutValues(status, bound);
     }
   }
   RETURN_IF_ERROR(Commit());

@@ -320,7 +320,7 @@ absl::StatusOr<int64_t> SqlRunner::ExecuteSoci(const std::string& sql,
     }
     return Failure(CodeForSqlState(error->sql_state), error);
   } catch (const std::exception& exception) {
-    error->message = ::ecliptix::sql::OneLine(exception.what());
+    error->message = ::ecliptix::sql::DatabaseMessage(exception);
     return Failure(absl::StatusCode::kUnknown, error);
   }
 }
@@ -391,7 +391,7 @@ absl::StatusOr<std::optional<std::string>> SqlRunner::QueryValue(
     if (nulls[0]) return std::optional<std::string>();
     return std::optional<std::string>(cells[0]);
   } catch (const std::exception& exception) {
-    error->message = ::ecliptix::sql::OneLine(exception.what());
+    error->message = ::ecliptix::sql::DatabaseMessage(exception);
     return Failure(absl::StatusCode::kUnknown, error);
   }
 }

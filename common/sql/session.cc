@@ -26,9 +26,34 @@ std::string OneLine(absl::string_view message) {
   return absl::StrJoin(lines, "; ");
 }
 
+std::string DatabaseMessage(const std::exception& error) {
+  if (const auto* postgresql =
+          dynamic_cast<const soci::postgresql_soci_error*>(&error)) {
+    // The primary message is the first line; DETAIL lines can quote the row
+    // ("Failing row contains (...)", "Key (k)=(v) already exists").
+    std::string message = FirstLine(postgresql->get_error_message());
+    const std::string state = postgresql->sqlstate();
+    if (!state.empty() && state[0] != '\0') {
+      absl::StrAppend(&message, " (SQLSTATE ", state, ")");
+    }
+    return message;
+  }
+  if (const auto* odbc = dynamic_cast<const soci::odbc_soci_error*>(&error)) {
+    return absl::StrCat(
+        OneLine(reinterpret_cast<const char*>(odbc->odbc_error_message())),
+        " (SQLSTATE ", reinterpret_cast<const char*>(odbc->odbc_error_code()),
+        ")");
+  }
+  if (const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error)) {
+    // what() adds "while executing \"...\" with :name=\"value\"".
+    return OneLine(soci_error->get_error_message());
+  }
+  return OneLine(error.what());
+}
+
 absl::Status SqlErrorToStatus(const std::exception& error,
                               absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", OneLine(error.what()));
+  const std::string message = absl::StrCat(what, ": ", DatabaseMessage(error));
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
   if (soci_error == nullptr) return absl::InternalError(message);
   switch (soci_error->get_error_category()) {

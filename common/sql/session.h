@@ -21,9 +21,15 @@ absl::StatusOr<std::unique_ptr<soci::session>> OpenSession(
     const DatabaseUrl& url);
 
 // The status for an exception thrown by SOCI (or anything else) while doing
-// `what`.
+// `what`: "<what>: <the database's message> (SQLSTATE xxxxx)". Never the
+// statement's bound values: SOCI's context (the statement and each value it
+// bound) and PostgreSQL's detail lines (which quote rows) are left out.
 absl::Status SqlErrorToStatus(const std::exception& error,
                               absl::string_view what);
+
+// The database's own message of `error` on one line, with the SQLSTATE when
+// the driver gives one, without SOCI's context or PostgreSQL's detail.
+std::string DatabaseMessage(const std::exception& error);
 
 // Runs `body` and converts any exception it throws with SqlErrorToStatus.
 template <typename Body>

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -829,6 +830,56 @@ TEST_P(ExecutorTest, CallOperationUsesParameterDefaults) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(result.status().message(),
               ::testing::HasSubstr("needs parameter \"RetentionDays\""));
+}
+
+// SOCI's exception text ends with the statement and every value it bound
+// (`with :Secret="..."`), and PostgreSQL's detail quotes the failing row: a
+// failed call reports the database's message, never the values.
+TEST_P(ExecutorTest, FailedOperationNeverShowsItsValues) {
+  const std::string operations =
+      R"pb(operations {
+             name: "Guard"
+             parameters { name: "Secret" type: "text" }
+             sql {
+               sqlite: "INSERT INTO guarded (k) VALUES (:Secret)"
+               postgresql: "INSERT INTO guarded (k) VALUES (:Secret)"
+             }
+           }
+           operations {
+             name: "Number"
+             parameters { name: "Secret" type: "text" }
+             sql {
+               sqlite: "INSERT INTO numbers (n) VALUES (:Secret)"
+               postgresql: "INSERT INTO numbers (n) VALUES (:Secret)"
+             }
+           }
+      )pb";
+  bundle::Bundle bundle =
+      MakeBundle("1.0.0",
+                 {{"one",
+                   {{"create",
+                     "CREATE TABLE guarded (k TEXT CHECK (length(k) < 3));\n"
+                     "CREATE TABLE numbers (n INTEGER);\n"}}}},
+                 operations);
+  ASSERT_TRUE(Run(bundle, "one").ok());
+  const std::string secret = "hunter2-Zq81-do-not-print";
+
+  absl::StatusOr<Executor::OperationResult> result =
+      executor_->CallOperation(bundle, "Guard", {{"Secret", secret}});
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), Not(HasSubstr(secret)));
+  EXPECT_THAT(absl::AsciiStrToLower(result.status().message()),
+              HasSubstr("check constraint"));
+  if (!sqlite()) {
+    EXPECT_THAT(result.status().message(), HasSubstr("SQLSTATE"));
+  }
+  // The database rejects the text itself (PostgreSQL quotes it in its
+  // primary message); SQLite stores text in an INTEGER column.
+  if (!sqlite()) {
+    result = executor_->CallOperation(bundle, "Number", {{"Secret", secret}});
+    ASSERT_FALSE(result.ok());
+    EXPECT_THAT(result.status().message(), Not(HasSubstr(secret)));
+  }
 }
 
 TEST_P(ExecutorTest, SigkillInsideATransactionalStepLeavesNoTrace) {

@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/postgres.h"
 #include "tests/testing/process.h"
 
 namespace ecliptix::agent {
@@ -171,6 +173,53 @@ TEST_F(LocalCommandsTest, RevertRepairCallAndBackup) {
   testing::CommandResult repair = Agent({"repair", bundle_, database_});
   EXPECT_EQ(repair.exit_code, 0) << repair.output;
   EXPECT_THAT(repair.output, HasSubstr("nothing to repair"));
+}
+
+// A failed call prints the database's message, never the values it was
+// given (SOCI's own text would end with `with :Secret="..."`).
+TEST_F(LocalCommandsTest, FailedCallNeverPrintsItsValues) {
+  Write("manifest.textproto",
+        R"pb(name: "guarded"
+             version: "1.0.0"
+             dialects: DIALECT_SQLITE
+             dialects: DIALECT_POSTGRESQL
+             phases {
+               name: "one"
+               steps {
+                 name: "create"
+                 kind: STEP_KIND_VERSIONED
+                 sql { sqlite: "guarded.sql" postgresql: "guarded.sql" }
+               }
+             }
+             operations {
+               name: "Guard"
+               parameters { name: "Secret" type: "text" }
+               sql {
+                 sqlite: "INSERT INTO guarded (k) VALUES (:Secret)"
+                 postgresql: "INSERT INTO guarded (k) VALUES (:Secret)"
+               }
+             })pb");
+  Write("guarded.sql",
+        "CREATE TABLE guarded (k TEXT CHECK (length(k) < 3));\n");
+  std::vector<std::string> databases = {database_};
+  if (testing::PostgresAdminUrl().has_value()) {
+    absl::StatusOr<testing::ScratchDatabase> scratch =
+        testing::CreateScratchDatabase("localcall");
+    ASSERT_TRUE(scratch.ok()) << scratch.status();
+    databases.push_back(absl::StrCat("--database=", scratch->url));
+  }
+  const std::string secret = "hunter2-Zq81-do-not-print";
+  for (const std::string& database : databases) {
+    SCOPED_TRACE(database);
+    ASSERT_EQ(Agent({"apply", bundle_, database}).exit_code, 0);
+    testing::CommandResult call =
+        Agent({"call", bundle_, database, "--operation=Guard",
+               absl::StrCat("--arg=Secret=", secret)});
+    EXPECT_EQ(call.exit_code, 1) << call.output;
+    EXPECT_THAT(call.output, Not(HasSubstr(secret)));
+    EXPECT_THAT(absl::AsciiStrToLower(call.output),
+                HasSubstr("check constraint"));
+  }
 }
 
 TEST_F(LocalCommandsTest, UsageErrorsAreOneLineAndExitTwo) {
