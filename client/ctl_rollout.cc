@@ -30,7 +30,7 @@ constexpr int kMaxReconnects = 8;
 
 constexpr char kSelectorHelp[] =
     "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
-    "comma-separated, all must hold (default: every database)";
+    "comma-separated, all must hold (required unless --all)";
 
 const std::vector<std::string>& DayNames() {
   static const auto* names = new std::vector<std::string>{
@@ -457,6 +457,7 @@ absl::Status RolloutAttest(const Invocation& invocation,
 std::vector<FlagSpec> StrategyFlags(bool with_watch) {
   std::vector<FlagSpec> flags = {
       {"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+      {"all", Kind::kBool, "", "every database of the fleet (no --selector)"},
       {"waves", Kind::kString, "SIZES",
        "cumulative wave sizes, counts or percentages, e.g. 1,25%,100% "
        "(default: one wave of everything)"},
@@ -635,6 +636,7 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
   }
   request.set_bundle(bundle);
   request.set_selector(invocation.Flag("selector"));
+  request.set_all_databases(invocation.BoolFlag("all"));
   request.set_requested_by(requested_by);
   request.set_description(invocation.Flag("description"));
 
@@ -767,6 +769,8 @@ NounSpec RolloutNoun() {
            "Start a rollout of a bundle",
            "BUNDLE is name@version, the id (sha256:...), or a unique prefix of "
            "it.\n"
+           "Give --selector, or --all for every database (neither, or both, "
+           "is INVALID_ARGUMENT).\n"
            "Prints the rollout's id and a summary (with -o json: the "
            "Rollout). The server refuses\n"
            "a bad strategy (INVALID_ARGUMENT), an unknown bundle (NOT_FOUND), "

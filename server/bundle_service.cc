@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/grpc_status.h"
+#include "common/required_field.h"
 
 namespace ecliptix::server {
 namespace {
@@ -20,6 +21,13 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                 const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
 }  // namespace
 
 // Validation and the store write of an upload are short (bounded by the size
@@ -27,6 +35,11 @@ grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context,
 grpc::ServerUnaryReactor* BundleServiceImpl::UploadBundle(
     grpc::CallbackServerContext* context,
     const v1::UploadBundleRequest* request, v1::BundleInfo* response) {
+  if (request->files().empty()) {
+    return Refuse(context, RequiredFieldError("files",
+                                              "the bundle's files, "
+                                              "manifest.textproto included"));
+  }
   std::vector<v1::BundleFile> files(request->files().begin(),
                                     request->files().end());
   return Answer(context, catalog_->Upload(std::move(files)), response);
@@ -41,6 +54,9 @@ grpc::ServerUnaryReactor* BundleServiceImpl::ListBundles(
 grpc::ServerUnaryReactor* BundleServiceImpl::GetBundle(
     grpc::CallbackServerContext* context, const v1::GetBundleRequest* request,
     v1::GetBundleResponse* response) {
+  if (request->bundle_id().empty() && request->name_version().empty()) {
+    return Refuse(context, RequiredFieldError("bundle_id or name_version"));
+  }
   return Answer(context, catalog_->Get(*request), response);
 }
 

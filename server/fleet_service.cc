@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/grpc_status.h"
+#include "common/required_field.h"
 #include "server/stream_writer.h"
 
 namespace ecliptix::server {
@@ -75,6 +76,12 @@ grpc::ServerUnaryReactor* FleetServiceImpl::GetDatabase(
     grpc::CallbackServerContext* context, const v1::GetDatabaseRequest* request,
     v1::Database* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->database_id().empty()) {
+    reactor->Finish(ToGrpcStatus(RequiredFieldError(
+        "database_id",
+        "the database's id, as `ecliptixctl fleet list` shows")));
+    return reactor;
+  }
   absl::StatusOr<v1::Database> result =
       registry_->GetDatabase(request->database_id());
   if (result.ok()) *response = *std::move(result);

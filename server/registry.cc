@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
+#include "common/required_field.h"
 #include "common/version.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -33,23 +34,28 @@ google::protobuf::Duration ToDurationProto(absl::Duration duration) {
 }
 
 absl::Status ValidateHello(const v1::Hello& hello) {
+  if (hello.database_id().empty()) {
+    return RequiredFieldError("hello.database_id", "the database's stable id");
+  }
   if (absl::Status status = ValidateDatabaseId(hello.database_id());
       !status.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("hello.database_id: ", status.message()));
   }
-  if (hello.engine() == v1::ENGINE_UNSPECIFIED ||
-      !v1::Engine_IsValid(hello.engine())) {
+  if (hello.engine() == v1::ENGINE_UNSPECIFIED) {
+    return RequiredFieldError(
+        "hello.engine", "ENGINE_SQLITE, ENGINE_POSTGRESQL or ENGINE_MSSQL");
+  }
+  if (!v1::Engine_IsValid(hello.engine())) {
     return absl::InvalidArgumentError(
         "hello.engine: must be ENGINE_SQLITE, ENGINE_POSTGRESQL or "
         "ENGINE_MSSQL");
   }
   if (hello.engine_version().empty()) {
-    return absl::InvalidArgumentError(
-        "hello.engine_version: must not be empty");
+    return RequiredFieldError("hello.engine_version");
   }
   if (hello.agent_version().empty()) {
-    return absl::InvalidArgumentError("hello.agent_version: must not be empty");
+    return RequiredFieldError("hello.agent_version");
   }
   if (!v1::Connector_IsValid(hello.connector())) {
     return absl::InvalidArgumentError("hello.connector: unknown value");

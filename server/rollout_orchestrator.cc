@@ -428,6 +428,10 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
                      page->databases().end());
     list.set_page_token(page->next_page_token());
   } while (!list.page_token().empty());
+  if (databases.empty() && request.all_databases()) {
+    return absl::FailedPreconditionError(
+        "the fleet has no databases yet: start an agent per database first");
+  }
   if (databases.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("selector \"", request.selector(),
@@ -1379,10 +1383,6 @@ void RolloutOrchestrator::Attest(v1::AttestGateRequest request,
       std::move(rollout_id), std::move(done),
       [this, request = std::move(request)](Active& active,
                                            const Callback<v1::Rollout>& done) {
-        if (request.attested_by().empty()) {
-          return done(absl::InvalidArgumentError(
-              "attested_by is required: who vouches for the gate"));
-        }
         v1::GateStatus* gate = nullptr;
         for (v1::GateStatus& candidate : *active.rollout.mutable_gates()) {
           if (candidate.kind() == request.gate()) gate = &candidate;

@@ -3,7 +3,9 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "common/grpc_status.h"
+#include "common/required_field.h"
 #include "server/stream_writer.h"
 
 namespace ecliptix::server {
@@ -33,6 +35,58 @@ Request WithActor(grpc::CallbackServerContext* context,
   return copy;
 }
 
+// Finishes the RPC with `status` unless it is OK; true when it did.
+bool Refused(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  if (status.ok()) return false;
+  reactor->Finish(ToGrpcStatus(status));
+  return true;
+}
+
+absl::Status CheckRolloutId(const std::string& rollout_id) {
+  if (!rollout_id.empty()) return absl::OkStatus();
+  return RequiredFieldError(
+      "rollout_id",
+      "the rollout's id (r-N), as `ecliptixctl rollout list` "
+      "shows");
+}
+
+// A forgotten selector must never mean "deploy everywhere": every database
+// is asked for explicitly with all_databases.
+absl::Status CheckCreate(const v1::CreateRolloutRequest& request) {
+  if (absl::StripAsciiWhitespace(request.bundle()).empty()) {
+    return RequiredFieldError("bundle",
+                              "name@version, the bundle id (sha256:...) or a "
+                              "unique prefix of it");
+  }
+  const bool has_selector =
+      !absl::StripAsciiWhitespace(request.selector()).empty();
+  if (!has_selector && !request.all_databases()) {
+    return RequiredFieldError(
+        "selector",
+        "a label selector such as env=prod; set all_databases "
+        "(ecliptixctl: --all) to mean every database");
+  }
+  if (has_selector && request.all_databases()) {
+    return absl::InvalidArgumentError(
+        "selector and all_databases exclude each other: give a selector, or "
+        "set all_databases alone to mean every database");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttest(const v1::AttestGateRequest& request) {
+  if (absl::Status status = CheckRolloutId(request.rollout_id()); !status.ok())
+    return status;
+  if (request.gate() == v1::GATE_KIND_UNSPECIFIED) {
+    return RequiredFieldError(
+        "gate", "which checklist gate, e.g. GATE_KIND_TEAM_NOTIFIED");
+  }
+  if (request.attested_by().empty()) {
+    return RequiredFieldError("attested_by", "who vouches for the gate");
+  }
+  return absl::OkStatus();
+}
+
 class WatchSink : public RolloutEventSink {
  public:
   WatchSink(StreamWriter<v1::RolloutEvent>::StartWriteFn start_write,
@@ -59,6 +113,11 @@ class WatchRolloutReactor final
       : sink_(std::make_shared<WatchSink>(
             [this](const v1::RolloutEvent* event) { StartWrite(event); },
             [this](const grpc::Status& status) { Finish(status); })) {
+    if (absl::Status status = CheckRolloutId(request.rollout_id());
+        !status.ok()) {
+      sink_->writer().Finish(ToGrpcStatus(status));
+      return;
+    }
     orchestrator->Watch(request.rollout_id(), request.after_sequence(), sink_);
   }
   void OnWriteDone(bool ok) override { sink_->writer().OnWriteDone(ok); }
@@ -78,6 +137,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::CreateRollout(
     grpc::CallbackServerContext* context,
     const v1::CreateRolloutRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckCreate(*request))) return reactor;
   v1::CreateRolloutRequest copy = *request;
   if (copy.requested_by().empty()) copy.set_requested_by(context->peer());
   orchestrator_->Create(std::move(copy), Finisher(reactor, response));
@@ -88,6 +148,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::PlanRollout(
     grpc::CallbackServerContext* context,
     const v1::CreateRolloutRequest* request, v1::RolloutPlan* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckCreate(*request))) return reactor;
   orchestrator_->Plan(*request, Finisher(reactor, response));
   return reactor;
 }
@@ -96,6 +157,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::GetRollout(
     grpc::CallbackServerContext* context, const v1::GetRolloutRequest* request,
     v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Get(request->rollout_id(), Finisher(reactor, response));
   return reactor;
 }
@@ -119,6 +181,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::PauseRollout(
     grpc::CallbackServerContext* context,
     const v1::RolloutActionRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Pause(WithActor(context, *request),
                        Finisher(reactor, response));
   return reactor;
@@ -128,6 +191,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::ResumeRollout(
     grpc::CallbackServerContext* context,
     const v1::RolloutActionRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Resume(WithActor(context, *request),
                         Finisher(reactor, response));
   return reactor;
@@ -137,6 +201,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::AbortRollout(
     grpc::CallbackServerContext* context,
     const v1::RolloutActionRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Abort(WithActor(context, *request),
                        Finisher(reactor, response));
   return reactor;
@@ -146,6 +211,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::RollbackRollout(
     grpc::CallbackServerContext* context,
     const v1::RollbackRolloutRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Rollback(WithActor(context, *request),
                           Finisher(reactor, response));
   return reactor;
@@ -155,6 +221,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::AttestGate(
     grpc::CallbackServerContext* context, const v1::AttestGateRequest* request,
     v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckAttest(*request))) return reactor;
   orchestrator_->Attest(*request, Finisher(reactor, response));
   return reactor;
 }
@@ -163,6 +230,7 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::RetryFailed(
     grpc::CallbackServerContext* context,
     const v1::RolloutActionRequest* request, v1::Rollout* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(reactor, CheckRolloutId(request->rollout_id()))) return reactor;
   orchestrator_->Retry(WithActor(context, *request),
                        Finisher(reactor, response));
   return reactor;

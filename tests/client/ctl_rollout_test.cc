@@ -50,6 +50,7 @@ TEST(RolloutFlagsTest, Defaults) {
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_EQ(request->bundle(), "ecliptix@1.2.0");
   EXPECT_EQ(request->selector(), "");
+  EXPECT_FALSE(request->all_databases());
   EXPECT_EQ(request->requested_by(), "erin@desk");
   EXPECT_EQ(request->strategy().DebugString(), "");
   EXPECT_THAT(request->gates(), IsEmpty());
@@ -110,11 +111,12 @@ TEST(RolloutFlagsTest, EveryFlag) {
 }
 
 TEST(RolloutFlagsTest, OtherValues) {
-  absl::StatusOr<CreateRolloutRequest> request =
-      Request({"rollout", "plan", "ecliptix@1.2.0", "--auto_rollback=all",
-               "--offline=fail", "--backup", "--pause=0s", "--failure_budget=2",
-               "--gate=window,window", "--window=22:00-02:00"});
+  absl::StatusOr<CreateRolloutRequest> request = Request(
+      {"rollout", "plan", "ecliptix@1.2.0", "--all", "--auto_rollback=all",
+       "--offline=fail", "--backup", "--pause=0s", "--failure_budget=2",
+       "--gate=window,window", "--window=22:00-02:00"});
   ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(request->all_databases());
   EXPECT_EQ(request->strategy().auto_rollback(),
             fleet::v1::AUTO_ROLLBACK_ROLLOUT);
   EXPECT_EQ(request->strategy().offline_policy(),

@@ -369,6 +369,7 @@ TEST_F(RolloutTest, CanaryFailureStopsBeforeWaveTwoAndKeepsTheCanarysRows) {
       Push(MakeBundle("1.0.0", "INSERT INTO no_such_table VALUES (1);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->add_waves("1");
   request.mutable_strategy()->add_waves("100%");
   request.mutable_strategy()->set_auto_rollback(
@@ -419,6 +420,7 @@ TEST_F(RolloutTest, ApprovalPauseAndResume) {
       Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->add_waves("2");
   request.mutable_strategy()->add_waves("100%");
   request.mutable_strategy()->set_approval_required(true);
@@ -523,6 +525,7 @@ TEST_F(RolloutTest, AbortMidWaveLeavesNoDatabaseHalfApplied) {
       Push(MakeBundle("1.0.0", Busy(3000000) + "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->set_max_parallel(3);
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
@@ -571,6 +574,7 @@ TEST_F(RolloutTest, ServerKilledMidRolloutResumesWithoutRunningAStepTwice) {
       Push(MakeBundle("1.0.0", Busy(1500000) + "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->set_max_parallel(2);
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
@@ -602,6 +606,7 @@ TEST_F(RolloutTest, AgentKilledMidWaveHasItsOutcomeRecovered) {
       Push(MakeBundle("1.0.0", Busy(2000000) + "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->set_max_parallel(10);
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
@@ -627,6 +632,7 @@ TEST_F(RolloutTest, WatcherResumesWithoutLosingOrRepeatingEvents) {
       Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->add_waves("1");
   request.mutable_strategy()->add_waves("100%");
   v1::Rollout rollout;
@@ -659,6 +665,7 @@ TEST_F(RolloutTest, PlanShowsWavesAndPendingStepsWithoutChangingAnything) {
       Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->add_waves("1");
   request.mutable_strategy()->add_waves("100%");
   grpc::ClientContext context;
@@ -689,6 +696,7 @@ TEST_F(RolloutTest, PartialAndEmergencyRollback) {
       Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
   ASSERT_TRUE(WaitForState(rollout.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
@@ -749,6 +757,7 @@ TEST_F(RolloutTest, RetryRunsWhatFailedAndSkipsWhatIsApplied) {
       Push(MakeBundle("1.0.0", "INSERT INTO prerequisite VALUES (1);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   request.mutable_strategy()->set_failure_budget("100%");
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
@@ -781,6 +790,7 @@ TEST_F(RolloutTest, RollbackRevertsOnlyWhatThisRolloutApplied) {
       Push(MakeBundle("1.0.0", "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(good);
+  request.set_all_databases(true);
   v1::Rollout first;
   ASSERT_TRUE(Create(request, &first).ok());
   ASSERT_TRUE(WaitForState(first.rollout_id(), v1::ROLLOUT_STATE_SUCCEEDED));
@@ -852,6 +862,7 @@ TEST_F(RolloutTest, DisconnectedAgentHasItsOutcomeRecoveredOnReconnect) {
       Push(MakeBundle("1.0.0", Busy(1500000) + "CREATE TABLE work (x);\n"));
   v1::CreateRolloutRequest request;
   request.set_bundle(bundle);
+  request.set_all_databases(true);
   v1::Rollout rollout;
   ASSERT_TRUE(Create(request, &rollout).ok());
   const std::string victim = "db-03";
@@ -894,12 +905,13 @@ TEST_F(RolloutTest, EcliptixctlCreateAndWatch) {
 
   const std::string bad = Push(MakeBundle(
       "1.0.0", "INSERT INTO no_such_table VALUES (1);\n", "bad-bundle"));
-  auto failed = ctl({"rollout", "create", bad, "--waves=1,100%", "--watch"});
+  auto failed =
+      ctl({"rollout", "create", bad, "--all", "--waves=1,100%", "--watch"});
   EXPECT_EQ(failed.exit_code, 1) << failed.output;
   EXPECT_THAT(failed.output, HasSubstr("no such table: no_such_table"));
   EXPECT_THAT(failed.output, HasSubstr("exceed the budget"));
 
-  auto refused = ctl({"rollout", "create", good, "--waves=150%"});
+  auto refused = ctl({"rollout", "create", good, "--all", "--waves=150%"});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_THAT(refused.output, HasSubstr("150%"));
 }
@@ -911,16 +923,19 @@ TEST_F(RolloutTest, BadRequestsAreRefusedWithHowToFix) {
   v1::Rollout rollout;
   v1::CreateRolloutRequest request;
   request.set_bundle("nope@1.0.0");
+  request.set_all_databases(true);
   grpc::Status status = Create(request, &rollout);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
 
   request.set_bundle(bundle);
+  request.set_all_databases(false);
   request.set_selector("env=nowhere");
   status = Create(request, &rollout);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("matches no database"));
 
   request.set_selector("");
+  request.set_all_databases(true);
   for (const std::string wave : {"0%", "150%", "0", "abc"}) {
     request.mutable_strategy()->clear_waves();
     request.mutable_strategy()->add_waves(wave);
@@ -940,6 +955,7 @@ TEST_F(RolloutTest, BadRequestsAreRefusedWithHowToFix) {
   ASSERT_TRUE(Create(request, &rollout).ok());
   v1::CreateRolloutRequest second;
   second.set_bundle(bundle);
+  second.set_all_databases(true);
   v1::Rollout other;
   status = Create(second, &other);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
