@@ -1,6 +1,7 @@
 #include "common/sql/session.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -39,10 +40,17 @@ std::string DatabaseMessage(const std::exception& error) {
     return message;
   }
   if (const auto* odbc = dynamic_cast<const soci::odbc_soci_error*>(&error)) {
-    return absl::StrCat(
-        OneLine(reinterpret_cast<const char*>(odbc->odbc_error_message())),
-        " (SQLSTATE ", reinterpret_cast<const char*>(odbc->odbc_error_code()),
-        ")");
+    // PostgreSQL's ODBC driver passes its DETAIL lines on, quoted rows and all.
+    std::vector<absl::string_view> lines;
+    for (absl::string_view line : absl::StrSplit(
+             reinterpret_cast<const char*>(odbc->odbc_error_message()), '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!line.empty() && !absl::StartsWith(line, "DETAIL:"))
+        lines.push_back(line);
+    }
+    return absl::StrCat(absl::StrJoin(lines, "; "), " (SQLSTATE ",
+                        reinterpret_cast<const char*>(odbc->odbc_error_code()),
+                        ")");
   }
   if (const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error)) {
     // what() adds "while executing \"...\" with :name=\"value\"".

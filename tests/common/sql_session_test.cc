@@ -60,7 +60,7 @@ TEST(GuardTest, FailedStatementReportsTheDatabaseButNoBoundValue) {
           soci::use(secret, "k");
     });
     ASSERT_FALSE(status.ok());
-    EXPECT_THAT(status.message(), Not(HasSubstr(secret)));
+    EXPECT_THAT(std::string(status.message()), Not(HasSubstr(secret)));
     EXPECT_THAT(status.message(), HasSubstr("save the secret: "));
     EXPECT_THAT(absl::AsciiStrToLower(status.message()),
                 HasSubstr("check constraint"));
