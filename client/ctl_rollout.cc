@@ -495,8 +495,8 @@ std::vector<FlagSpec> StrategyFlags(bool with_watch) {
        absl::StrCat("a checklist gate that must hold before the rollout "
                     "starts: ",
                     GateNames(),
-                    "; comma list; backup implies --backup, window needs "
-                    "--window"),
+                    "; comma list; backup holds with --backup or, for "
+                    "ODBC databases, an attestation; window needs --window"),
        /*repeated=*/true},
       {"window", Kind::kString, "[ZONE,]HH:MM-HH:MM[,DAYS]",
        "maintenance window, e.g. Europe/Berlin,02:00-04:00,mon-fri (implies "
@@ -741,9 +741,6 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
         "flag --gate=window needs --window=[ZONE,]HH:MM-HH:MM[,DAYS], e.g. "
         "--window=Europe/Berlin,02:00-04:00,mon-fri");
   }
-  // The backup gate's evidence is the backup each database takes first.
-  if (seen.count(v1::GATE_KIND_BACKUP_COMPLETED))
-    strategy.set_backup_first(true);
   for (v1::GateKind kind : gates) {
     v1::GateSpec* gate = request.add_gates();
     gate->set_kind(kind);

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/backup_rule.h"
 #include "common/bundle/bundle.h"
 #include "common/logging.h"
 #include "common/proto_status.h"
@@ -438,6 +439,18 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
                      "\" matches no database; `ecliptixctl fleet list "
                      "--selector=...` shows what it matches"));
   }
+  if (request.strategy().backup_first()) {
+    std::vector<std::string> odbc;
+    for (const v1::Database& database : databases) {
+      if (database.connector() == v1::CONNECTOR_ODBC)
+        odbc.push_back(database.database_id());
+    }
+    if (!odbc.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("backup_first cannot be met on ",
+                       absl::StrJoin(odbc, ", "), ": ", kOdbcBackupRule));
+    }
+  }
   const int wanted_dialects = info->manifest().dialects_size();
   for (const v1::Database& database : databases) {
     const v1::Dialect dialect = bundle::DialectForEngine(database.engine());
@@ -541,11 +554,20 @@ bool RolloutOrchestrator::EvaluateGates(Active& active) {
     const bool attested = !gate.attested_by().empty();
     switch (gate.kind()) {
       case v1::GATE_KIND_BACKUP_COMPLETED:
-        satisfied = rollout.strategy().backup_first();
-        detail = satisfied
-                     ? "each database takes a backup before its first step"
-                     : "the strategy does not take backups: set backup_first "
-                       "(--backup)";
+        // Evidence (backup_first), or a named person's word for backups taken
+        // with the engine's own tools (ODBC targets: see BuildRollout).
+        satisfied = rollout.strategy().backup_first() || attested;
+        detail =
+            rollout.strategy().backup_first()
+                ? "each database takes a backup before its first step"
+            : attested
+                ? absl::StrCat("attested by ", gate.attested_by())
+                : absl::StrCat(
+                      "no backup yet: set backup_first (--backup); for "
+                      "backups taken with the engine's own tools, a "
+                      "named person attests the gate (`ecliptixctl "
+                      "rollout attest ",
+                      rollout.rollout_id(), " backup-completed --by=NAME`)");
         break;
       case v1::GATE_KIND_STAGING_TESTED: {
         for (const auto& [id, other] : rollouts_) {
@@ -1392,8 +1414,7 @@ void RolloutOrchestrator::Attest(v1::AttestGateRequest request,
               absl::StrCat("rollout ", request.rollout_id(), " has no ",
                            GateName(request.gate()), " gate")));
         }
-        if (request.gate() == v1::GATE_KIND_BACKUP_COMPLETED ||
-            request.gate() == v1::GATE_KIND_STAGING_TESTED ||
+        if (request.gate() == v1::GATE_KIND_STAGING_TESTED ||
             request.gate() == v1::GATE_KIND_MAINTENANCE_WINDOW) {
           return done(absl::FailedPreconditionError(absl::StrCat(
               "the ", GateName(request.gate()),

@@ -31,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/backup_rule.h"
 #include "common/sql/session.h"
 #include "common/status_macros.h"
 
@@ -49,11 +50,6 @@ constexpr char kPgDumpSuffix[] = ".pgdump";
 constexpr char kIdTimeFormat[] = "%Y%m%dT%H%M%SZ";
 // How much of a tool's stderr is kept for the error message.
 constexpr size_t kMaxStderr = 64 * 1024;
-
-constexpr char kOdbcUnsupported[] =
-    "backups through ODBC are not supported: take the backup with the "
-    "engine's own tools (for SQL Server: BACKUP DATABASE, SQL Server Agent or "
-    "your backup software) and attest the \"backup completed\" gate";
 
 std::string NewBackupId(absl::Time now) {
   absl::BitGen gen;
@@ -550,7 +546,7 @@ absl::Status CheckSupported(TargetDatabase& database) {
       return absl::OkStatus();
     case v1::CONNECTOR_ODBC:
       return absl::FailedPreconditionError(
-          absl::StrCat(database.redacted_url(), ": ", kOdbcUnsupported));
+          absl::StrCat(database.redacted_url(), ": ", kOdbcBackupRule));
     default:
       return absl::FailedPreconditionError(absl::StrCat(
           database.redacted_url(), ": no backup method for connector ",

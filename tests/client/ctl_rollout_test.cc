@@ -135,8 +135,8 @@ TEST(RolloutFlagsTest, OtherValues) {
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_EQ(request->strategy().auto_rollback(),
             fleet::v1::AUTO_ROLLBACK_UNSPECIFIED);
-  // The backup gate's evidence needs the backups.
-  EXPECT_TRUE(request->strategy().backup_first());
+  // The gate alone takes no backups: --backup, or an attestation (ODBC).
+  EXPECT_FALSE(request->strategy().backup_first());
   EXPECT_EQ(request->gates(0).kind(), fleet::v1::GATE_KIND_BACKUP_COMPLETED);
 }
 

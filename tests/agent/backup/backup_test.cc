@@ -487,8 +487,10 @@ TEST_F(PostgresBackupTest, OdbcTargetsAreNotBackedUp) {
       TakeBackup(*database, TestDir("backups"));
   EXPECT_EQ(backup.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(backup.status().message(),
-              HasSubstr("backups through ODBC are not supported: take the "
-                        "backup with the engine's own tools"));
+              HasSubstr("not databases reached through ODBC (SQL Server): "
+                        "take their backup with the engine's own tools"));
+  EXPECT_THAT(backup.status().message(),
+              HasSubstr("attest GATE_KIND_BACKUP_COMPLETED"));
   EXPECT_EQ(
       RestoreBackup(*database, TestDir("backups"), "20200101T000000Z-deadbeef")
           .code(),
