@@ -159,8 +159,8 @@ phases {
 
   auto none = client_->UploadBundle({});
   EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(none.status().message(),
-              HasSubstr("manifest.textproto: missing"));
+  EXPECT_THAT(none.status().message(), HasSubstr("files is required"));
+  EXPECT_THAT(none.status().message(), HasSubstr("manifest.textproto"));
 
   EXPECT_EQ(Ctl({"bundle", "show", "nope@1"}).exit_code, 1);
   auto list = Ctl({"bundle", "list"});
