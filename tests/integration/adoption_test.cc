@@ -77,10 +77,7 @@ class AdoptionTest : public ::testing::TestWithParam<Engine> {
     } else {
       url_ = absl::StrCat("sqlite://", dir_, "/ecliptix.db");
     }
-    // Bundles are plain directories (Bazel's runfiles are symbolic links).
-    v1_dir_ = absl::StrCat(dir_, "/bundle-v1");
-    fs::copy(RunfilePath("bundles/ecliptix"), v1_dir_,
-             fs::copy_options::recursive);
+    v1_dir_ = testing::PlainRunfilesCopy("bundles/ecliptix", "bundle-v1");
   }
 
   void TearDown() override {

@@ -30,16 +30,9 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using testing::RunfilePath;
 
-// The bundle as a plain directory: Bazel's runfiles are symbolic links, which
-// bundles refuse.
 std::string BundleDir() {
-  const std::string copy =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/bundle-ecliptix-detect");
-  if (!std::filesystem::exists(copy)) {
-    std::filesystem::copy(RunfilePath("bundles/ecliptix"), copy,
-                          std::filesystem::copy_options::recursive);
-  }
-  return copy;
+  return testing::PlainRunfilesCopy("bundles/ecliptix",
+                                    "bundle-ecliptix-detect");
 }
 
 std::string CellText(const soci::row& row, size_t i) {

@@ -27,16 +27,8 @@ struct Engine {
   std::string ten_minutes_ago;  // The dialect's date arithmetic.
 };
 
-// The bundle as a plain directory: Bazel's runfiles are symbolic links, which
-// bundles refuse.
 std::string BundleDir() {
-  const std::string copy =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/bundle-ecliptix");
-  if (!std::filesystem::exists(copy)) {
-    std::filesystem::copy(RunfilePath("bundles/ecliptix"), copy,
-                          std::filesystem::copy_options::recursive);
-  }
-  return copy;
+  return testing::PlainRunfilesCopy("bundles/ecliptix", "bundle-ecliptix");
 }
 
 testing::CommandResult Agent(std::vector<std::string> args) {

@@ -29,16 +29,9 @@ using ::testing::HasSubstr;
 using testing::RunCommand;
 using testing::RunfilePath;
 
-// The bundle as a plain directory: Bazel's runfiles are symbolic links, which
-// bundles refuse.
 std::string BundleDir() {
-  const std::string copy =
-      absl::StrCat(std::getenv("TEST_TMPDIR"), "/bundle-ecliptix-snippets");
-  if (!std::filesystem::exists(copy)) {
-    std::filesystem::copy(RunfilePath("bundles/ecliptix"), copy,
-                          std::filesystem::copy_options::recursive);
-  }
-  return copy;
+  return testing::PlainRunfilesCopy("bundles/ecliptix",
+                                    "bundle-ecliptix-snippets");
 }
 
 // What `ecliptix-agent call` printed: the header, the rows (cells are

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -23,6 +24,18 @@ std::string RunfilePath(const std::string& workspace_relative_path) {
   return absl::StrCat(srcdir, "/",
                       workspace != nullptr ? workspace : "ecliptix_fleet", "/",
                       workspace_relative_path);
+}
+
+std::string PlainRunfilesCopy(const std::string& workspace_relative_path,
+                              const std::string& leaf) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string copy =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", leaf);
+  if (!std::filesystem::exists(copy)) {
+    std::filesystem::copy(RunfilePath(workspace_relative_path), copy,
+                          std::filesystem::copy_options::recursive);
+  }
+  return copy;
 }
 
 absl::StatusOr<ChildProcess> ChildProcess::Start(

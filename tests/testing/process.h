@@ -19,6 +19,12 @@ namespace ecliptix::testing {
 // "agent/ecliptix-agent".
 std::string RunfilePath(const std::string& workspace_relative_path);
 
+// A plain copy of a runfiles directory (e.g. "bundles/ecliptix") at
+// TEST_TMPDIR/`leaf`, made once: Bazel's runfiles are symbolic links, which
+// bundles refuse.
+std::string PlainRunfilesCopy(const std::string& workspace_relative_path,
+                              const std::string& leaf);
+
 class ChildProcess {
  public:
   // Starts `argv[0]` with stdout and stderr appended to `output_path`.
