@@ -1,0 +1,444 @@
+// Measures a rollout across many databases on a real ecliptix-server with
+// simulated agents that answer every command at once (a no-op deployment:
+// each step reported applied, then the command finished), so what is timed is
+// the control plane alone: time until the rollout settles, bytes the server
+// writes, its peak memory, how fast events reach a watcher, and how long
+// `GetRollout` takes while the rollout runs. The same measurement at a quarter
+// of the size, in the same run, is the baseline: growing linearly, time and
+// bytes grow 4x.
+//
+//   bazel run -c opt //tools/bench:rollout_load -- --targets=2000 --steps=1
+//
+// Only loopback addresses are used; the server is killed when this ends.
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/bundle.grpc.pb.h"
+#include "ecliptix/fleet/v1/rollout.grpc.pb.h"
+
+ABSL_FLAG(int, targets, 1000, "databases in the rollout (the baseline: 1/4)");
+ABSL_FLAG(int, steps, 1, "steps of the bundle's one phase");
+ABSL_FLAG(int, channels, 32, "connections the agent streams are spread over");
+ABSL_FLAG(absl::Duration, timeout, absl::Minutes(10),
+          "give up on a rollout after this long");
+ABSL_FLAG(std::string, server_binary, "server/ecliptix-server",
+          "path of ecliptix-server");
+
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool Listening(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  const bool ok =
+      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  close(fd);
+  return ok;
+}
+
+pid_t StartServer(const std::string& dir, int port) {
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    FILE* out = std::freopen((dir + "/server.log").c_str(), "w", stdout);
+    (void)out;
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    const std::string binary = absl::GetFlag(FLAGS_server_binary);
+    const std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
+    const std::string store =
+        absl::StrCat("--store=sqlite://", dir, "/state.db");
+    execl(binary.c_str(), binary.c_str(), listen.c_str(), store.c_str(),
+          "--heartbeat_interval=60s", "--heartbeat_timeout=600s",
+          "--log_level=warn", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline && !Listening(port)) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return Listening(port) ? pid : -1;
+}
+
+// From /proc/PID/io: bytes the process asked to write (wchar) and bytes that
+// reached storage (write_bytes).
+struct WriteCounters {
+  long long wchar = 0;
+  long long write_bytes = 0;
+};
+
+WriteCounters Writes(pid_t pid) {
+  WriteCounters counters;
+  std::ifstream io(absl::StrCat("/proc/", pid, "/io"));
+  std::string key;
+  long long value = 0;
+  while (io >> key >> value) {
+    if (key == "wchar:") counters.wchar = value;
+    if (key == "write_bytes:") counters.write_bytes = value;
+  }
+  return counters;
+}
+
+long RssKb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+// A simulated agent: Hello, then every command answered at once: acked, each
+// step of the phase reported applied, finished OK. One write in flight.
+class FakeAgent
+    : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ServerMessage> {
+ public:
+  FakeAgent(v1::AgentService::Stub* stub, int index, int steps,
+            std::atomic<int>* welcomed)
+      : steps_(steps), welcomed_(welcomed) {
+    v1::AgentMessage hello;
+    v1::Hello* body = hello.mutable_hello();
+    body->set_database_id(absl::StrFormat("bench-%06d", index));
+    body->set_engine(v1::ENGINE_SQLITE);
+    body->set_engine_version("3.40.1");
+    body->set_agent_version("bench");
+    (*body->mutable_labels())["env"] = "bench";
+    stub->async()->Connect(&context_, this);
+    Send(std::move(hello));
+    StartRead(&reply_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (reply_.has_welcome()) {
+      welcomed_->fetch_add(1);
+    } else if (reply_.has_command()) {
+      Answer(reply_.command());
+    }
+    StartRead(&reply_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mutex_);
+    queue_.pop_front();
+    writing_ = ok && !queue_.empty();
+    if (writing_) StartWrite(&queue_.front());
+  }
+
+  void OnDone(const grpc::Status&) override {}
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  void Answer(const v1::Command& command) {
+    const std::string& id = command.command_id();
+    v1::AgentMessage ack;
+    ack.mutable_command_ack()->set_command_id(id);
+    Send(std::move(ack));
+    if (command.has_run_phase()) {
+      for (int i = 0; i < steps_; ++i) {
+        v1::AgentMessage event;
+        event.mutable_command_event()->set_command_id(id);
+        v1::DeploymentEvent* deployment =
+            event.mutable_command_event()->mutable_deployment();
+        deployment->set_bundle_id(command.run_phase().bundle_id());
+        deployment->set_phase(command.run_phase().phase());
+        deployment->set_step(absl::StrCat("step-", i));
+        deployment->mutable_step_finished()->set_outcome(
+            v1::STEP_OUTCOME_APPLIED);
+        Send(std::move(event));
+      }
+    }
+    v1::AgentMessage finished;
+    finished.mutable_command_event()->set_command_id(id);
+    finished.mutable_command_event()->mutable_finished();
+    Send(std::move(finished));
+  }
+
+  void Send(v1::AgentMessage message) {
+    absl::MutexLock lock(&mutex_);
+    message.set_sequence(++sequence_);
+    queue_.push_back(std::move(message));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&queue_.front());
+    }
+  }
+
+  const int steps_;
+  std::atomic<int>* welcomed_;
+  grpc::ClientContext context_;
+  v1::ServerMessage reply_;
+  absl::Mutex mutex_;
+  std::deque<v1::AgentMessage> queue_ ABSL_GUARDED_BY(mutex_);
+  bool writing_ ABSL_GUARDED_BY(mutex_) = false;
+  uint64_t sequence_ ABSL_GUARDED_BY(mutex_) = 0;
+};
+
+std::vector<v1::BundleFile> MakeBundle(int steps) {
+  std::string manifest =
+      "name: \"bench\"\nversion: \"1.0.0\"\ndialects: DIALECT_SQLITE\n"
+      "phases {\n  name: \"one\"\n";
+  std::vector<v1::BundleFile> files;
+  for (int i = 0; i < steps; ++i) {
+    const std::string path = absl::StrCat("sqlite/step-", i, ".sql");
+    absl::StrAppend(&manifest, "  steps { name: \"step-", i,
+                    "\" kind: STEP_KIND_VERSIONED sql { sqlite: \"", path,
+                    "\" } }\n");
+    v1::BundleFile file;
+    file.set_path(path);
+    file.set_content(absl::StrCat("SELECT ", i, ";\n"));
+    files.push_back(std::move(file));
+  }
+  manifest += "}\n";
+  v1::BundleFile file;
+  file.set_path("manifest.textproto");
+  file.set_content(manifest);
+  files.push_back(std::move(file));
+  return files;
+}
+
+struct Figures {
+  bool ok = false;
+  double settle_seconds = 0;
+  double written_mb = 0;  // wchar
+  double stored_mb = 0;   // write_bytes
+  double peak_rss_mb = 0;
+  double events_per_second = 0;
+  long long events = 0;
+  double get_max_ms = 0;
+  double get_median_ms = 0;
+  std::string error;
+};
+
+Figures Measure(int targets, int steps) {
+  Figures figures;
+  const std::string dir =
+      absl::StrCat("/tmp/ecliptix-rollout-bench-", getpid(), "-", targets);
+  std::system(absl::StrCat("rm -rf ", dir, " && mkdir -p ", dir).c_str());
+  const int port = FreePort();
+  const pid_t server = StartServer(dir, port);
+  if (server < 0) {
+    figures.error = absl::StrCat("the server did not start (see ", dir, ")");
+    return figures;
+  }
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  std::vector<std::unique_ptr<v1::AgentService::Stub>> stubs;
+  for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.channel_id", i);
+    stubs.push_back(v1::AgentService::NewStub(grpc::CreateCustomChannel(
+        address, grpc::InsecureChannelCredentials(), args)));
+  }
+  std::atomic<int> welcomed{0};
+  std::vector<std::unique_ptr<FakeAgent>> agents;
+  for (int i = 0; i < targets; ++i) {
+    agents.push_back(std::make_unique<FakeAgent>(stubs[i % stubs.size()].get(),
+                                                 i, steps, &welcomed));
+  }
+  const absl::Time connect_deadline = absl::Now() + absl::Seconds(120);
+  while (welcomed.load() < targets && absl::Now() < connect_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto bundles = v1::BundleService::NewStub(channel);
+  auto rollouts = v1::RolloutService::NewStub(channel);
+  v1::BundleInfo bundle;
+  {
+    grpc::ClientContext context;
+    v1::UploadBundleRequest request;
+    for (auto& file : MakeBundle(steps)) *request.add_files() = file;
+    grpc::Status status = bundles->UploadBundle(&context, request, &bundle);
+    if (!status.ok()) figures.error = status.error_message();
+  }
+  absl::SleepFor(absl::Seconds(1));  // Registry writes settle.
+  const WriteCounters before = Writes(server);
+  const absl::Time start = absl::Now();
+  v1::Rollout rollout;
+  if (figures.error.empty()) {
+    grpc::ClientContext context;
+    v1::CreateRolloutRequest request;
+    request.set_bundle(bundle.bundle_id());
+    request.set_selector("env=bench");
+    grpc::Status status = rollouts->CreateRollout(&context, request, &rollout);
+    if (!status.ok()) figures.error = status.error_message();
+  }
+  // A watcher counting events until the rollout ends.
+  std::atomic<long long> events{0};
+  std::atomic<bool> watch_done{false};
+  std::atomic<int64_t> last_event_ns{absl::ToUnixNanos(start)};
+  const bool created = figures.error.empty();
+  std::thread watcher([&] {
+    if (!created) {
+      watch_done = true;
+      return;
+    }
+    grpc::ClientContext context;
+    v1::WatchRolloutRequest request;
+    request.set_rollout_id(rollout.rollout_id());
+    auto reader = rollouts->WatchRollout(&context, request);
+    v1::RolloutEvent event;
+    while (reader->Read(&event)) {
+      events.fetch_add(1);
+      last_event_ns = absl::ToUnixNanos(absl::Now());
+    }
+    reader->Finish();
+    watch_done = true;
+  });
+  std::vector<double> get_ms;
+  long peak_rss = RssKb(server);
+  const absl::Time deadline = start + absl::GetFlag(FLAGS_timeout);
+  while (figures.error.empty() && absl::Now() < deadline) {
+    grpc::ClientContext context;
+    v1::GetRolloutRequest request;
+    request.set_rollout_id(rollout.rollout_id());
+    v1::Rollout current;
+    const absl::Time asked = absl::Now();
+    grpc::Status status = rollouts->GetRollout(&context, request, &current);
+    get_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - asked));
+    peak_rss = std::max(peak_rss, RssKb(server));
+    if (!status.ok()) {
+      figures.error = status.error_message();
+      break;
+    }
+    if (current.state() == v1::ROLLOUT_STATE_SUCCEEDED) {
+      figures.settle_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      figures.ok = true;
+      break;
+    }
+    if (current.state() == v1::ROLLOUT_STATE_FAILED) {
+      figures.error = "the rollout failed: " + current.waiting_reason();
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (!figures.ok && figures.error.empty()) figures.error = "timed out";
+  // The watch ends with the rollout; its rate is over the time events came.
+  const absl::Time watch_deadline = absl::Now() + absl::Seconds(60);
+  while (!watch_done.load() && absl::Now() < watch_deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  const WriteCounters after = Writes(server);
+  figures.written_mb = (after.wchar - before.wchar) / 1e6;
+  figures.stored_mb = (after.write_bytes - before.write_bytes) / 1e6;
+  figures.peak_rss_mb = peak_rss / 1024.0;
+  figures.events = events.load();
+  const double watch_seconds =
+      absl::ToDoubleSeconds(absl::FromUnixNanos(last_event_ns.load()) - start);
+  figures.events_per_second =
+      watch_seconds > 0 ? figures.events / watch_seconds : 0;
+  std::sort(get_ms.begin(), get_ms.end());
+  if (!get_ms.empty()) {
+    figures.get_max_ms = get_ms.back();
+    figures.get_median_ms = get_ms[get_ms.size() / 2];
+  }
+  kill(server, SIGKILL);
+  waitpid(server, nullptr, 0);
+  if (watch_done.load()) {
+    watcher.join();
+  } else {
+    watcher.detach();  // The server is gone: its stream ends soon.
+  }
+  for (auto& agent : agents) agent->Cancel();
+  absl::SleepFor(absl::Milliseconds(300));
+  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  return figures;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const int targets = absl::GetFlag(FLAGS_targets);
+  const int steps = absl::GetFlag(FLAGS_steps);
+  const int quarter = std::max(1, targets / 4);
+  std::printf(
+      "one rollout, %d step%s per database, simulated agents answering at "
+      "once; baseline: %d databases\n",
+      steps, steps == 1 ? "" : "s", quarter);
+  const Figures base = Measure(quarter, steps);
+  const Figures full = Measure(targets, steps);
+  for (const Figures* figures : {&base, &full}) {
+    if (!figures->error.empty()) {
+      std::fprintf(stderr, "rollout_load: %s\n", figures->error.c_str());
+    }
+  }
+  auto ratio = [](double a, double b) {
+    return b > 0 ? absl::StrFormat("%8.2f", a / b) : std::string("     n/a");
+  };
+  const std::string small = absl::StrCat(quarter, " dbs");
+  const std::string large = absl::StrCat(targets, " dbs");
+  std::printf("\n%-34s %14s %14s %8s\n", "metric", small.c_str(), large.c_str(),
+              "ratio");
+  auto row = [&](const char* name, double a, double b, const char* format) {
+    std::printf("%-34s %14s %14s %s\n", name,
+                absl::StrFormat(format, a).c_str(),
+                absl::StrFormat(format, b).c_str(), ratio(b, a).c_str());
+  };
+  row("settle time (s)", base.settle_seconds, full.settle_seconds, "%.2f");
+  row("server writes, wchar (MB)", base.written_mb, full.written_mb, "%.1f");
+  row("server writes to storage (MB)", base.stored_mb, full.stored_mb, "%.1f");
+  row("server peak RSS (MB)", base.peak_rss_mb, full.peak_rss_mb, "%.0f");
+  row("events to a watcher", static_cast<double>(base.events),
+      static_cast<double>(full.events), "%.0f");
+  row("events per second to a watcher", base.events_per_second,
+      full.events_per_second, "%.0f");
+  row("GetRollout while running, median (ms)", base.get_median_ms,
+      full.get_median_ms, "%.1f");
+  row("GetRollout while running, max (ms)", base.get_max_ms, full.get_max_ms,
+      "%.1f");
+  std::printf("(ratio: %d dbs / %d dbs; linear growth is %.2f)\n", targets,
+              quarter, static_cast<double>(targets) / quarter);
+  return base.ok && full.ok ? 0 : 1;
+}
