@@ -1,9 +1,12 @@
 #include "client/ctl_args.h"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
+#include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -33,18 +36,6 @@ const FlagSpec* FindFlag(const std::vector<FlagSpec>& flags,
                          absl::string_view name) {
   for (const FlagSpec& flag : flags) {
     if (flag.name == name) return &flag;
-  }
-  return nullptr;
-}
-
-// The kind of a command flag, from any verb that declares it (see
-// CommandTable).
-const FlagSpec* FindAnyCommandFlag(const CommandTable& table,
-                                   absl::string_view name) {
-  for (const NounSpec& noun : table) {
-    for (const VerbSpec& verb : noun.verbs) {
-      if (const FlagSpec* flag = FindFlag(verb.flags, name)) return flag;
-    }
   }
   return nullptr;
 }
@@ -126,15 +117,145 @@ absl::Status UsageError(absl::string_view message) {
   return absl::InvalidArgumentError(message);
 }
 
-// One flag as written on the command line, before the verb is known.
+absl::Status UnknownShortFlag(absl::string_view token) {
+  return UsageError(
+      absl::StrCat("unknown flag ", token,
+                   "; short flags are -o (--output) and -h (--help)"));
+}
+
+// One flag as written on the command line.
 struct RawFlag {
-  std::string name;     // normalized: "page_size"
-  std::string spelled;  // as typed, for messages: "--page-size"
-  std::optional<std::string> value;
+  const FlagSpec* spec = nullptr;  // null for an unknown flag
+  std::string spelled;             // as typed, for messages: "--page-size"
+  std::string value;               // "true" for a bool flag given bare
+};
+
+// ecliptixctl's command line as a CLI11 app: a subcommand per noun and per
+// verb, each verb with its flags, and the global flags on the root. Every
+// command flag is on the root too, so that it may come before the verb, as
+// global flags may come after it (subcommands fall through to the root). CLI11
+// reads the words and flags; ParseCommandLine then checks them against the
+// table, in the order and with the messages of ecliptixctl.
+class CommandApp {
+ public:
+  explicit CommandApp(const CommandTable& table) {
+    root_.set_help_flag();  // --help is an ordinary flag here; see HelpFor
+    root_.allow_extras();   // unknown flags: reported once the verb is known
+    root_.require_subcommand(0, 1);
+    for (const FlagSpec& flag : GlobalFlags()) AddFlag(root_, flag);
+    for (const NounSpec& noun : table) {
+      for (const VerbSpec& verb : noun.verbs) {
+        for (const FlagSpec& flag : verb.flags) {
+          if (Spec("--" + flag.name) == nullptr) AddFlag(root_, flag);
+        }
+      }
+    }
+    AddWords(root_);
+    for (const NounSpec& noun : table) {
+      CLI::App* noun_app = root_.add_subcommand(noun.name);
+      noun_app->fallthrough()->require_subcommand(0, 1);
+      AddWords(*noun_app);
+      if (noun.standalone()) {
+        for (const FlagSpec& flag : noun.verbs[0].flags) {
+          AddFlag(*noun_app, flag);
+        }
+        continue;
+      }
+      for (const VerbSpec& verb : noun.verbs) {
+        CLI::App* verb_app = noun_app->add_subcommand(verb.name);
+        verb_app->fallthrough();
+        for (const FlagSpec& flag : verb.flags) AddFlag(*verb_app, flag);
+        AddWords(*verb_app);
+      }
+    }
+  }
+
+  // The flag that a spelling names ("--page-size", "-o"), on the root.
+  const FlagSpec* Spec(const std::string& spelled) const {
+    auto it = flags_.find(root_.get_option_no_throw(spelled));
+    return it == flags_.end() ? nullptr : it->second.first;
+  }
+
+  // Parses `args`, the command line before "--". A flag that is missing its
+  // value ends the line, so what came before it is read when this fails.
+  absl::Status Parse(std::vector<std::string> args) {
+    std::reverse(args.begin(), args.end());  // what CLI11 wants
+    try {
+      root_.parse(args);
+    } catch (const CLI::ArgumentMismatch& error) {
+      return absl::OutOfRangeError(error.what());  // a value is missing
+    } catch (const CLI::ParseError& error) {
+      return UsageError(error.what());
+    }
+    return absl::OkStatus();
+  }
+
+  // The apps given on the command line, outermost first: the root, then the
+  // noun and the verb when they were given.
+  std::vector<const CLI::App*> Apps() const {
+    std::vector<const CLI::App*> apps = {&root_};
+    while (!apps.back()->get_subcommands().empty()) {
+      apps.push_back(apps.back()->get_subcommands()[0]);
+    }
+    return apps;
+  }
+
+  // The words (not flags) that `app` took, in order.
+  static std::vector<std::string> Words(const CLI::App* app) {
+    return app->get_option("words")->results();
+  }
+
+  // The known flags that `app` took, in order.
+  std::vector<RawFlag> Flags(const CLI::App* app) const {
+    std::vector<RawFlag> flags;
+    std::map<const CLI::Option*, size_t> taken;
+    for (const CLI::Option* option : app->parse_order()) {
+      auto it = flags_.find(option);
+      if (it == flags_.end()) continue;  // words
+      RawFlag flag{it->second.first, it->second.second,
+                   option->results()[taken[option]++]};
+      // CLI11 keeps the "=" of "-o=json".
+      if (flag.spelled == "-o") {
+        flag.value = std::string(absl::StripPrefix(flag.value, "="));
+      }
+      flags.push_back(std::move(flag));
+    }
+    return flags;
+  }
+
+  // Flags CLI11 did not know, in order: they all fall through to the root.
+  std::vector<std::string> Unknown() const { return root_.remaining(); }
+
+ private:
+  // "--page_size" is also "--page-size"; --output is also -o, --help -h. Each
+  // spelling is an option of its own, so that messages name the one typed.
+  void AddFlag(CLI::App& app, const FlagSpec& flag) {
+    std::vector<std::string> spellings = {"--" + flag.name};
+    const std::string dashed = absl::StrReplaceAll(flag.name, {{"_", "-"}});
+    if (dashed != flag.name) spellings.push_back("--" + dashed);
+    if (flag.name == "output") spellings.push_back("-o");
+    if (flag.name == "help") spellings.push_back("-h");
+    for (const std::string& spelled : spellings) {
+      CLI::Option* option = flag.kind == Kind::kBool ? app.add_flag(spelled)
+                                                     : app.add_option(spelled);
+      option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      flags_[option] = {&flag, spelled};
+    }
+  }
+
+  // Every word, as typed: no limit (checked against the verb's arguments
+  // later), and no CLI11 list syntax ("[a,b]").
+  static void AddWords(CLI::App& app) {
+    app.add_option("words")->expected(1 << 28)->multi_option_policy(
+        CLI::MultiOptionPolicy::TakeAll);
+  }
+
+  CLI::App root_{"", kProgram};
+  std::map<const CLI::Option*, std::pair<const FlagSpec*, std::string>> flags_;
 };
 
 absl::Status CheckValue(const FlagSpec& spec, const RawFlag& flag) {
-  const std::string& value = *flag.value;
+  const std::string& value = flag.value;
   switch (spec.kind) {
     case Kind::kString:
       return absl::OkStatus();
@@ -216,81 +337,72 @@ std::string Invocation::CommandName() const {
 absl::StatusOr<Invocation> ParseCommandLine(
     const CommandTable& table, const std::vector<std::string>& args,
     absl::string_view env_server) {
-  // Pass 1: split words from flags. Flags may come anywhere, so a flag's kind
-  // (does it take the next word?) comes from its name alone.
+  CommandApp app(table);
+  // After "--" everything is a word, even what looks like a flag.
+  const auto dashes = std::find(args.begin(), args.end(), "--");
+  std::vector<std::string> line;
+  for (auto it = args.begin(); it != dashes; ++it) {
+    const std::string& token = *it;
+    if (token.size() > 2 && token[0] == '-' && token[1] == 'h') {
+      return UnknownShortFlag(token);  // CLI11 would read "-hx" as "-h -x"
+    }
+    // CLI11 reads "--name=" as "--name", which takes the next word.
+    if (absl::StartsWith(token, "--") && absl::EndsWith(token, "=")) {
+      std::string name = token.substr(0, token.size() - 1);
+      if (const FlagSpec* spec = app.Spec(name)) {
+        if (spec->kind == Kind::kBool) {
+          return CheckValue(*spec, {spec, std::move(name), ""});
+        }
+        line.push_back(std::move(name));
+        line.emplace_back();
+        continue;
+      }
+    }
+    line.push_back(token);
+  }
+  const absl::Status parsed = app.Parse(line);
+  if (!parsed.ok() && !absl::IsOutOfRange(parsed)) return parsed;
+
+  // Pass 1: the words, the flags, and the flags no command knows.
   std::vector<std::string> words;
   std::vector<RawFlag> raw_flags;
-  bool only_words = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& token = args[i];
-    if (only_words || token.size() < 2 || token[0] != '-') {
-      words.push_back(token);
-      continue;
+  std::vector<std::string> unknown = app.Unknown();
+  for (const CLI::App* given : app.Apps()) {
+    if (given != app.Apps().front()) words.push_back(given->get_name());
+    for (std::string& word : CommandApp::Words(given)) {
+      // "-1", "---x": not flags to CLI11, but ecliptixctl has always said so.
+      (word.size() > 1 && word[0] == '-' ? unknown : words)
+          .push_back(std::move(word));
     }
-    if (token == "--") {
-      only_words = true;
-      continue;
-    }
+    std::vector<RawFlag> flags = app.Flags(given);
+    raw_flags.insert(raw_flags.end(), flags.begin(), flags.end());
+  }
+  if (dashes != args.end()) words.insert(words.end(), dashes + 1, args.end());
+  for (const std::string& token : unknown) {
+    if (token[1] != '-') return UnknownShortFlag(token);
     RawFlag flag;
-    if (token[1] == '-') {
-      absl::string_view body = absl::string_view(token).substr(2);
-      const size_t equals = body.find('=');
-      flag.name = std::string(body.substr(0, equals));
-      if (equals != absl::string_view::npos) {
-        flag.value = std::string(body.substr(equals + 1));
-      }
-      flag.spelled = absl::StrCat("--", flag.name);
-      absl::StrReplaceAll({{"-", "_"}}, &flag.name);
-    } else {
-      // Short forms: -o json, -o=json, -ojson, -h.
-      const char letter = token[1];
-      absl::string_view rest = absl::string_view(token).substr(2);
-      if (letter == 'o') {
-        flag.name = "output";
-      } else if (letter == 'h' && rest.empty()) {
-        flag.name = "help";
-      } else {
-        return UsageError(
-            absl::StrCat("unknown flag ", token,
-                         "; short flags are -o (--output) and -h (--help)"));
-      }
-      flag.spelled = absl::StrCat("-", std::string(1, letter));
-      if (!rest.empty()) {
-        absl::ConsumePrefix(&rest, "=");
-        flag.value = std::string(rest);
-      }
-    }
-    if (flag.name.empty()) {
+    flag.spelled = token.substr(0, token.find('='));
+    if (flag.spelled.size() == 2) {
       return UsageError(absl::StrCat("malformed flag \"", token, "\""));
     }
-    const FlagSpec* spec = FindFlag(GlobalFlags(), flag.name);
-    if (spec == nullptr) spec = FindAnyCommandFlag(table, flag.name);
-    // Unknown flags are reported once the verb is known, with its valid flags.
-    if (spec != nullptr && spec->kind != Kind::kBool && !flag.value) {
-      if (i + 1 >= args.size()) {
-        return UsageError(absl::StrCat(
-            "flag ", flag.spelled, " needs a value (", FlagUsage(*spec), ")"));
-      }
-      flag.value = args[++i];
-    }
-    raw_flags.push_back(std::move(flag));
+    raw_flags.insert(raw_flags.begin(), std::move(flag));
+  }
+  if (!parsed.ok()) {
+    // Only the last word can be a flag that is missing its value.
+    const FlagSpec* spec = app.Spec(line.back());
+    if (spec == nullptr) return UsageError(parsed.message());
+    return UsageError(absl::StrCat("flag ", line.back(), " needs a value (",
+                                   FlagUsage(*spec), ")"));
   }
 
   Invocation invocation;
   bool help = false;
   for (const RawFlag& flag : raw_flags) {
-    if (flag.name != "help") continue;
-    const FlagSpec* spec = FindFlag(GlobalFlags(), "help");
-    if (flag.value) {
-      if (absl::Status status = CheckValue(*spec, flag); !status.ok()) {
-        return status;
-      }
-      bool value = false;
-      absl::SimpleAtob(*flag.value, &value);
-      help = value;
-    } else {
-      help = true;
+    if (flag.spec == nullptr || flag.spec->name != "help") continue;
+    if (absl::Status status = CheckValue(*flag.spec, flag); !status.ok()) {
+      return status;
     }
+    absl::SimpleAtob(flag.value, &help);
   }
 
   // Pass 2: the command.
@@ -355,43 +467,42 @@ absl::StatusOr<Invocation> ParseCommandLine(
   std::string server(env_server);
   if (server.empty()) server = kDefaultServer;
   for (const RawFlag& flag : raw_flags) {
-    if (flag.name == "help") continue;
-    if (flag.name == "server") {
-      if (flag.value->empty()) {
+    const std::string name = flag.spec ? flag.spec->name : "";
+    if (name == "help") continue;
+    if (name == "server") {
+      if (flag.value.empty()) {
         return UsageError("flag --server is empty: use --server=HOST:PORT");
       }
-      server = *flag.value;
-    } else if (flag.name == "output") {
-      const std::string format = absl::AsciiStrToLower(*flag.value);
+      server = flag.value;
+    } else if (name == "output") {
+      const std::string format = absl::AsciiStrToLower(flag.value);
       if (format == "table") {
         invocation.output = OutputFormat::kTable;
       } else if (format == "json") {
         invocation.output = OutputFormat::kJson;
       } else {
-        return UsageError(absl::StrCat("unknown output format \"", *flag.value,
+        return UsageError(absl::StrCat("unknown output format \"", flag.value,
                                        "\"; use table or json"));
       }
-    } else if (flag.name == "timeout") {
+    } else if (name == "timeout") {
       absl::Duration timeout;
-      if (!absl::ParseDuration(*flag.value, &timeout) ||
+      if (!absl::ParseDuration(flag.value, &timeout) ||
           timeout <= absl::ZeroDuration()) {
         return UsageError(absl::StrCat(
             "flag --timeout wants a positive duration such as 10s or 500ms, "
             "got \"",
-            *flag.value, "\""));
+            flag.value, "\""));
       }
       invocation.timeout = timeout;
-    } else if (const FlagSpec* spec = FindFlag(verb->flags, flag.name)) {
-      RawFlag checked = flag;
-      if (!checked.value) checked.value = "true";  // a bool flag given bare
-      if (absl::Status status = CheckValue(*spec, checked); !status.ok()) {
+    } else if (const FlagSpec* spec = FindFlag(verb->flags, name)) {
+      if (absl::Status status = CheckValue(*spec, flag); !status.ok()) {
         return status;
       }
       std::string& value = invocation.flags[spec->name];
       if (spec->repeated && !value.empty()) {
-        absl::StrAppend(&value, ",", *checked.value);
+        absl::StrAppend(&value, ",", flag.value);
       } else {
-        value = *checked.value;
+        value = flag.value;
       }
     } else {
       return UsageError(absl::StrCat(

@@ -1,5 +1,6 @@
 // ecliptixctl's command line: the table that describes every noun, verb and
-// flag (with its help text), the parser that turns argv into an Invocation, and
+// flag (with its help text), the parser that turns argv into an Invocation (a
+// CLI11 app made from the table, with ecliptixctl's checks and messages), and
 // the help texts made from the table. Knows nothing of gRPC, so it is tested
 // without a server.
 #ifndef ECLIPTIX_CLIENT_CTL_ARGS_H_
@@ -68,8 +69,8 @@ struct NounSpec {
 
 // Adding a noun (bundle, rollout, job, ...) means adding an entry here; parser
 // and help follow. A flag name must have the same kind in every verb that
-// declares it (the parser needs to know whether "--name value" takes the next
-// word before it knows the verb).
+// declares it: a command flag may come before its verb, where the parser must
+// know whether "--name value" takes the next word before it knows the verb.
 using CommandTable = std::vector<NounSpec>;
 
 // What the command line asks for.

@@ -99,6 +99,51 @@ TEST(CtlArgsTest, PositionalArguments) {
   EXPECT_THAT(invocation->args, ElementsAre("-odd-id"));
 }
 
+// The command line reads as it always has where CLI11 alone would read it
+// otherwise.
+TEST(CtlArgsTest, EdgesOfTheCommandLine) {
+  // A word that looks like CLI11's list syntax stays one word.
+  EXPECT_THAT(Parse({"fleet", "get", "[a,b]"})->args, ElementsAre("[a,b]"));
+  // A verb's name after the verb is an argument, not a second verb.
+  EXPECT_THAT(Parse({"fleet", "get", "list"})->args, ElementsAre("list"));
+  // "--" may come before the command too.
+  absl::StatusOr<Invocation> invocation =
+      Parse({"-o", "json", "--", "fleet", "get", "-1"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->CommandName(), "fleet get");
+  EXPECT_THAT(invocation->args, ElementsAre("-1"));
+  // An empty value is a value, not a request for the next word.
+  invocation = Parse({"fleet", "list", "--selector=", "--page-size=2"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->flags.at("selector"), "");
+  EXPECT_EQ(invocation->CountFlag("page_size", 0), 2);
+  EXPECT_THAT(UsageError({"rollout", "create", "b", "--all="}),
+              HasSubstr("flag --all wants true or false, got \"\""));
+  // Messages name the spelling typed.
+  EXPECT_THAT(UsageError({"fleet", "list", "--page-size=x"}),
+              HasSubstr("flag --page-size wants a whole number"));
+  EXPECT_THAT(UsageError({"fleet", "list", "--page-size"}),
+              HasSubstr("flag --page-size needs a value (--page_size=N)"));
+  // A repeated flag gathers its values, before and after the verb.
+  invocation = Parse({"--gate=a", "rollout", "create", "b", "--gate", "c"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_EQ(invocation->Flag("gate"), "a,c");
+  // Words before the noun or the verb are not skipped.
+  EXPECT_THAT(UsageError({"x", "fleet", "list"}),
+              HasSubstr("unknown command \"x\""));
+  EXPECT_THAT(UsageError({"fleet", "x", "list"}),
+              HasSubstr("unknown verb \"x\""));
+  // Whatever starts with "-" is a flag.
+  EXPECT_THAT(UsageError({"fleet", "get", "-1"}),
+              HasSubstr("unknown flag -1; short flags are -o"));
+  EXPECT_THAT(UsageError({"fleet", "list", "-hx"}),
+              HasSubstr("unknown flag -hx; short flags are -o"));
+  EXPECT_THAT(UsageError({"fleet", "list", "---x"}),
+              HasSubstr("unknown flag ---x for \"fleet list\""));
+  EXPECT_THAT(UsageError({"fleet", "list", "--=x"}),
+              HasSubstr("malformed flag \"--=x\""));
+}
+
 TEST(CtlArgsTest, TimeoutFlag) {
   EXPECT_EQ(Parse({"--timeout=500ms", "version"})->timeout,
             absl::Milliseconds(500));
