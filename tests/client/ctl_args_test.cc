@@ -103,12 +103,15 @@ TEST(CtlArgsTest, PositionalArguments) {
 // otherwise.
 TEST(CtlArgsTest, EdgesOfTheCommandLine) {
   // A word that looks like CLI11's list syntax stays one word.
-  EXPECT_THAT(Parse({"fleet", "get", "[a,b]"})->args, ElementsAre("[a,b]"));
+  absl::StatusOr<Invocation> invocation = Parse({"fleet", "get", "[a,b]"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_THAT(invocation->args, ElementsAre("[a,b]"));
   // A verb's name after the verb is an argument, not a second verb.
-  EXPECT_THAT(Parse({"fleet", "get", "list"})->args, ElementsAre("list"));
+  invocation = Parse({"fleet", "get", "list"});
+  ASSERT_TRUE(invocation.ok()) << invocation.status();
+  EXPECT_THAT(invocation->args, ElementsAre("list"));
   // "--" may come before the command too.
-  absl::StatusOr<Invocation> invocation =
-      Parse({"-o", "json", "--", "fleet", "get", "-1"});
+  invocation = Parse({"-o", "json", "--", "fleet", "get", "-1"});
   ASSERT_TRUE(invocation.ok()) << invocation.status();
   EXPECT_EQ(invocation->CommandName(), "fleet get");
   EXPECT_THAT(invocation->args, ElementsAre("-1"));
