@@ -363,19 +363,22 @@ absl::StatusOr<Invocation> ParseCommandLine(
   const absl::Status parsed = app.Parse(line);
   if (!parsed.ok() && !absl::IsOutOfRange(parsed)) return parsed;
 
-  // Pass 1: the words, the flags, and the flags no command knows.
+  // Pass 1: the words, the flags, and the flags no command knows (first, so
+  // that they are reported before the others).
   std::vector<std::string> words;
-  std::vector<RawFlag> raw_flags;
   std::vector<std::string> unknown = app.Unknown();
-  for (const CLI::App* given : app.Apps()) {
-    if (given != app.Apps().front()) words.push_back(given->get_name());
+  std::vector<RawFlag> raw_flags;
+  const std::vector<const CLI::App*> apps = app.Apps();
+  for (const CLI::App* given : apps) {
+    if (given != apps.front()) words.push_back(given->get_name());
     for (std::string& word : CommandApp::Words(given)) {
       // "-1", "---x": not flags to CLI11, but ecliptixctl has always said so.
-      (word.size() > 1 && word[0] == '-' ? unknown : words)
-          .push_back(std::move(word));
+      if (word.size() > 1 && word[0] == '-') {
+        unknown.push_back(std::move(word));
+      } else {
+        words.push_back(std::move(word));
+      }
     }
-    std::vector<RawFlag> flags = app.Flags(given);
-    raw_flags.insert(raw_flags.end(), flags.begin(), flags.end());
   }
   if (dashes != args.end()) words.insert(words.end(), dashes + 1, args.end());
   for (const std::string& token : unknown) {
@@ -385,7 +388,11 @@ absl::StatusOr<Invocation> ParseCommandLine(
     if (flag.spelled.size() == 2) {
       return UsageError(absl::StrCat("malformed flag \"", token, "\""));
     }
-    raw_flags.insert(raw_flags.begin(), std::move(flag));
+    raw_flags.push_back(std::move(flag));
+  }
+  for (const CLI::App* given : apps) {
+    std::vector<RawFlag> flags = app.Flags(given);
+    raw_flags.insert(raw_flags.end(), flags.begin(), flags.end());
   }
   if (!parsed.ok()) {
     // Only the last word can be a flag that is missing its value.

@@ -143,6 +143,8 @@ TEST(CtlArgsTest, EdgesOfTheCommandLine) {
               HasSubstr("unknown flag -hx; short flags are -o"));
   EXPECT_THAT(UsageError({"fleet", "list", "---x"}),
               HasSubstr("unknown flag ---x for \"fleet list\""));
+  EXPECT_THAT(UsageError({"--a", "fleet", "list", "--b"}),
+              HasSubstr("unknown flag --a for"));
   EXPECT_THAT(UsageError({"fleet", "list", "--=x"}),
               HasSubstr("malformed flag \"--=x\""));
 }
