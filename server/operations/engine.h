@@ -1,0 +1,194 @@
+// The wave engine of fleet operations: one operation (a rollout) as a pure
+// state machine. It owns waves, max parallel, the failure budget, gates,
+// pause / approval / resume, abort, retry, rollback (whole, by phase, by wave,
+// by restore), offline deadlines and resumption from saved state; the work on
+// each database is a TargetAction (deploying a bundle: DeployBundleAction).
+//
+// ---------------------------------------------------------------------------
+// How to drive it (the shell: queue, persistence, dispatch, watchers)
+//
+// State. OperationState: the Rollout message (header and targets, as the API
+// shows it) plus the two header fields the API does not show. It is plain
+// data: save it, load it, hand it to a new Engine, and the engine goes on as
+// if it had never stopped. The engine also knows which agents are connected;
+// that is not saved (the shell tells it, see Load and OnConnection).
+//
+// Inputs, each with `now` (the engine never reads a clock):
+//   Start                    a created rollout (state PENDING) begins
+//   Pause / Resume / Abort / Retry / Rollback / Attest
+//                            a person's request; Output.status says whether
+//                            it was accepted (the same codes and messages as
+//                            RolloutService documents)
+//   OnAgentMessage           an ack or event for a command (the shell routes
+//                            by command id: ids start with "<rollout_id>/")
+//   OnConnection             an agent came or went
+//   Tick                     time passed: deadlines, timed pauses, windows
+//   Restarted                the server process restarted: every waiting
+//                            target's offline clock starts again now
+//
+// Outputs (Output, one per input):
+//   events           RolloutEvents numbered from rollout.last_event_sequence,
+//                    gap-free, stamped `now`: append them to the event log
+//                    and hand them to watchers, in order
+//   commands         (database, Command) to send now; ids are derived from
+//                    saved state only (rollout/database/verb/unit/attempt),
+//                    so a command is re-sent, never re-issued under a new id
+//   changed_targets  indexes into rollout.targets that changed: save those
+//                    rows (and the header when header_changed); a change
+//                    saves O(changed) rows, not the whole rollout
+//   finished         the rollout ended and no command runs: end watchers
+//
+// Invariants (checked by tests/server/operations/engine_test.cc):
+//   - a target runs only when its wave has started; a wave starts only after
+//     the previous one is final, its pause is over or approved, and the gates
+//     hold; at most strategy.max_parallel targets of a wave are busy;
+//   - failures > failure_budget starts nothing more: pending targets are
+//     skipped once nothing runs, then the rollout fails (or rolls back, with
+//     AUTO_ROLLBACK_ROLLOUT);
+//   - a command goes to a connected agent only; a busy target whose agent
+//     comes back gets its current command again, same id;
+//   - the same inputs give the same outputs, whether or not the state was
+//     saved and loaded between two of them.
+// ---------------------------------------------------------------------------
+#ifndef ECLIPTIX_SERVER_OPERATIONS_ENGINE_H_
+#define ECLIPTIX_SERVER_OPERATIONS_ENGINE_H_
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "ecliptix/fleet/v1/agent_service.pb.h"
+#include "ecliptix/fleet/v1/rollout.pb.h"
+#include "server/operations/target_action.h"
+
+namespace ecliptix::server::operations {
+
+// Everything the engine needs to resume an operation.
+struct OperationState {
+  // The rollout as the API shows it, with every target.
+  fleet::v1::Rollout rollout;
+  // The last wave whose end was told (WaveEvent started=false), so that it is
+  // told once.
+  int waves_ended = 0;
+  // A rollback was asked for and waits for running commands to stop.
+  bool rollback_pending = false;
+};
+
+// Evidence the engine cannot see by itself (other rollouts, for the staging
+// gate). Consulted on every gate evaluation.
+class GateEvidence {
+ public:
+  virtual ~GateEvidence() = default;
+  // nullopt for gates it knows nothing of.
+  virtual std::optional<GateCheck> Check(
+      const fleet::v1::Rollout& rollout,
+      const fleet::v1::GateStatus& gate) const = 0;
+};
+
+// The staging gate's evidence: a succeeded rollout of the same bundle whose
+// targets are all labelled env=staging, among `others`.
+GateCheck CheckStagingTested(const fleet::v1::Rollout& rollout,
+                             const std::vector<fleet::v1::Rollout>& others);
+
+// A command for one database.
+struct OutboundCommand {
+  std::string database_id;
+  fleet::v1::Command command;
+};
+
+struct Output {
+  // OK, or why a request was refused (then nothing changed).
+  absl::Status status;
+  std::vector<fleet::v1::RolloutEvent> events;
+  std::vector<OutboundCommand> commands;
+  // Indexes into rollout.targets, ascending.
+  std::set<int> changed_targets;
+  // Header fields (everything but targets) changed.
+  bool header_changed = false;
+  // The rollout is over and nothing runs any more.
+  bool finished = false;
+};
+
+class Engine {
+ public:
+  // `action` and `evidence` are not owned and must outlive the engine;
+  // `evidence` may be null. No agent is connected until told (OnConnection).
+  Engine(OperationState state, const TargetAction* action,
+         const GateEvidence* evidence);
+
+  // An engine over saved state with `connected` agents. Emits nothing: the
+  // engine goes on exactly where the saved one stood.
+  static Engine Load(OperationState state,
+                     const std::set<std::string>& connected,
+                     const TargetAction* action, const GateEvidence* evidence);
+
+  const OperationState& state() const { return state_; }
+  const fleet::v1::Rollout& rollout() const { return state_.rollout; }
+  // The rollout ended and no command of it runs any more.
+  bool Finished() const;
+
+  // The rollout was created (PENDING, targets assigned to waves, no event
+  // yet): tells it and advances.
+  Output Start(const std::string& actor, absl::Time now);
+  Output Pause(const fleet::v1::RolloutActionRequest& request, absl::Time now);
+  Output Resume(const fleet::v1::RolloutActionRequest& request, absl::Time now);
+  Output Abort(const fleet::v1::RolloutActionRequest& request, absl::Time now);
+  Output Retry(const fleet::v1::RolloutActionRequest& request, absl::Time now);
+  Output Rollback(const fleet::v1::RollbackRolloutRequest& request,
+                  absl::Time now);
+  Output Attest(const fleet::v1::AttestGateRequest& request, absl::Time now);
+
+  // A message from `database_id`'s agent. Messages for a command that is not
+  // the target's current one (late, repeated, unknown) change nothing.
+  Output OnAgentMessage(const std::string& database_id,
+                        const fleet::v1::AgentMessage& message, absl::Time now);
+  Output OnConnection(const std::string& database_id, bool connected,
+                      absl::Time now);
+  Output Tick(absl::Time now);
+  // After a process restart (every agent disconnected until it comes back):
+  // the offline deadline of every waiting target counts from now.
+  Output Restarted(absl::Time now);
+
+ private:
+  // One input being handled.
+  struct Step {
+    absl::Time now;
+    Output out;
+  };
+
+  bool IsConnected(const std::string& database_id) const;
+  int IndexOf(const std::string& database_id) const;
+  fleet::v1::RolloutTarget& Target(Step& step, int index);
+  Output Finish(Step& step);
+
+  void Emit(Step& step, fleet::v1::RolloutEvent event);
+  void SetState(Step& step, fleet::v1::RolloutState state,
+                const std::string& reason, const std::string& actor = "");
+  void SetTargetState(Step& step, int index, fleet::v1::TargetState state,
+                      const std::string& error = "");
+  void AssignCommand(Step& step, int index, const std::string& verb);
+  void SendCurrentCommand(Step& step, int index);
+  bool HasRunningTargets() const;
+
+  void Advance(Step& step);
+  bool EvaluateGates(Step& step);
+  void StartWave(Step& step, int wave);
+  void StartTarget(Step& step, int index);
+  void BeginTargetRollback(Step& step, int index);
+  void BeginRollback(Step& step);
+  void FinishRollout(Step& step);
+  void StopTargets(Step& step, const std::string& skip_reason);
+  void OnCommandFinished(Step& step, int index, const absl::Status& status);
+
+  OperationState state_;
+  const TargetAction* action_;
+  const GateEvidence* evidence_;
+  std::set<std::string> connected_;
+};
+
+}  // namespace ecliptix::server::operations
+
+#endif  // ECLIPTIX_SERVER_OPERATIONS_ENGINE_H_
