@@ -365,6 +365,11 @@ void Engine::FinishRollout(Step& step) {
 void Engine::Advance(Step& step) {
   v1::Rollout& rollout = state_.rollout;
   const absl::Time now = step.now;
+  // Nothing moves before Start.
+  if (rollout.state() == v1::ROLLOUT_STATE_PENDING &&
+      rollout.last_event_sequence() == 0) {
+    return;
+  }
 
   if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
     bool busy = false, failed = false;
