@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/sql/database_url.h"
+#include "common/sql/text.h"
 #include "soci/soci.h"
 
 namespace ecliptix::sql {
@@ -41,13 +42,6 @@ absl::Status Guard(absl::string_view what, Body&& body) {
     return SqlErrorToStatus(error, what);
   }
 }
-
-// The first line of a driver message, without surrounding whitespace.
-std::string FirstLine(absl::string_view message);
-
-// A driver message on one line: its lines joined with "; ", surrounding
-// whitespace removed.
-std::string OneLine(absl::string_view message);
 
 }  // namespace ecliptix::sql
 
