@@ -4,6 +4,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "agent/target/open_target.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
 #include "common/sql/database_url.h"
@@ -42,7 +43,7 @@ absl::Status ValidateOptions(const AgentOptions& options) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options, std::unique_ptr<TargetDatabase> database,
+Agent::Agent(AgentOptions options, std::unique_ptr<Target> database,
              std::string database_id)
     : options_(std::move(options)),
       database_(std::move(database)),
@@ -51,8 +52,8 @@ Agent::Agent(AgentOptions options, std::unique_ptr<TargetDatabase> database,
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
   // Everything the caller got wrong is reported before touching the database.
   RETURN_IF_ERROR(ValidateOptions(options));
-  ASSIGN_OR_RETURN(std::unique_ptr<TargetDatabase> database,
-                   TargetDatabase::Open(options.database_url));
+  ASSIGN_OR_RETURN(std::unique_ptr<Target> database,
+                   OpenTarget(options.database_url));
   ASSIGN_OR_RETURN(std::string database_id,
                    database->EnsureDatabaseId(options.database_id));
 

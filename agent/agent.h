@@ -19,7 +19,7 @@
 #include "agent/control_stream.h"
 #include "agent/deployment_handler.h"
 #include "agent/executor/executor.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 #include "common/labels.h"
 
 namespace ecliptix::agent {
@@ -63,15 +63,15 @@ class Agent {
   void Wait();
 
   const std::string& database_id() const { return database_id_; }
-  const TargetDatabase& database() const { return *database_; }
+  const Target& database() const { return *database_; }
   ControlStream& control_stream() { return *control_stream_; }
 
  private:
-  Agent(AgentOptions options, std::unique_ptr<TargetDatabase> database,
+  Agent(AgentOptions options, std::unique_ptr<Target> database,
         std::string database_id);
 
   const AgentOptions options_;
-  std::unique_ptr<TargetDatabase> database_;
+  std::unique_ptr<Target> database_;
   const std::string database_id_;
   // Declared in dependency order: destroyed from the control stream down to
   // the database.

@@ -1,9 +1,7 @@
 #include "agent/backup/backup.h"
 
 #include <fcntl.h>
-#include <libpq-fe.h>
 #include <spawn.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -20,7 +18,6 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -32,7 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/backup_rule.h"
-#include "common/sql/session.h"
+#include "common/sql/text.h"
 #include "common/status_macros.h"
 
 extern char** environ;
@@ -301,51 +298,19 @@ struct PostgresConnection {
   std::string password;
 };
 
-absl::StatusOr<PostgresConnection> DescribeConnection(
-    TargetDatabase& database) {
-  PGconn* connection = database.postgresql_connection();
-  if (connection == nullptr) {
-    return absl::InternalError(absl::StrCat(
-        database.redacted_url(), " has no libpq connection to back up"));
-  }
-  PQconninfoOption* options = PQconninfo(connection);
-  if (options == nullptr) {
-    return absl::ResourceExhaustedError(
-        "out of memory reading the connection's parameters");
-  }
-  // Values equal to libpq's defaults (which include the PG* environment the
-  // child inherits) are left out: a shorter command line, and no keyword an
-  // older pg_dump might not know.
-  absl::flat_hash_map<std::string, std::string> defaults;
-  if (PQconninfoOption* default_options = PQconndefaults()) {
-    for (PQconninfoOption* option = default_options; option->keyword != nullptr;
-         ++option) {
-      if (option->val != nullptr) defaults[option->keyword] = option->val;
-    }
-    PQconninfoFree(default_options);
-  }
+absl::StatusOr<PostgresConnection> DescribeConnection(Target& database) {
+  ASSIGN_OR_RETURN(ToolConnection tool, database.ConnectionForTools());
   PostgresConnection described;
   std::vector<std::string> parts;
-  for (PQconninfoOption* option = options; option->keyword != nullptr;
-       ++option) {
-    if (option->val == nullptr || option->val[0] == '\0') continue;
-    const absl::string_view keyword = option->keyword;
-    if (keyword == "password") {
-      described.password = option->val;
-      continue;
-    }
-    if (auto it = defaults.find(keyword);
-        it != defaults.end() && it->second == option->val) {
-      continue;
-    }
-    parts.push_back(absl::StrCat(keyword, "=", QuoteConnValue(option->val)));
+  for (const auto& [keyword, value] : tool.parameters) {
+    parts.push_back(absl::StrCat(keyword, "=", QuoteConnValue(value)));
   }
-  PQconninfoFree(options);
   described.conninfo = absl::StrJoin(parts, " ");
+  described.password = std::move(tool.password);
   return described;
 }
 
-absl::Status PgDump(TargetDatabase& database, const fs::path& file) {
+absl::Status PgDump(Target& database, const fs::path& file) {
   ASSIGN_OR_RETURN(std::string pg_dump, FindPostgresTool("pg_dump"));
   ASSIGN_OR_RETURN(PostgresConnection connection, DescribeConnection(database));
   ASSIGN_OR_RETURN(ToolResult result,
@@ -418,7 +383,7 @@ $ecliptix$;
 
 // The archive becomes a plain script (pg_restore, no connection), run by psql
 // after kDropEverything in one transaction: all of it or nothing.
-absl::Status PgRestore(TargetDatabase& database, const fs::path& file) {
+absl::Status PgRestore(Target& database, const fs::path& file) {
   ASSIGN_OR_RETURN(std::string pg_restore, FindPostgresTool("pg_restore"));
   ASSIGN_OR_RETURN(std::string psql, FindPostgresTool("psql"));
   ASSIGN_OR_RETURN(PostgresConnection connection, DescribeConnection(database));
@@ -473,73 +438,23 @@ std::string QuoteSqlString(absl::string_view text) {
   return out + "'";
 }
 
-absl::Status SqliteVacuumInto(TargetDatabase& database, const fs::path& file) {
+absl::Status SqliteVacuumInto(Target& database, const fs::path& file) {
   const std::string statement =
       absl::StrCat("VACUUM INTO ", QuoteSqlString(file.string()));
-  return sql::Guard(absl::StrCat("backing up ", database.redacted_url(),
-                                 " into ", file.string()),
-                    [&] { database.session() << statement; });
+  return WithContext(absl::StrCat("backing up ", database.redacted_url(),
+                                  " into ", file.string()),
+                     database.Execute(statement));
 }
 
-absl::Status SqliteRestore(TargetDatabase& database, const fs::path& file) {
+absl::Status SqliteRestore(Target& database, const fs::path& file) {
   const std::string what = absl::StrCat("restoring ", database.redacted_url(),
                                         " from ", file.string());
-  ::sqlite3* destination = database.sqlite_connection();
-  if (destination == nullptr) {
-    return absl::InternalError(
-        absl::StrCat(what, ": the target has no SQLite connection"));
-  }
-  ::sqlite3* source = nullptr;
-  int rc =
-      sqlite3_open_v2(file.c_str(), &source, SQLITE_OPEN_READONLY, nullptr);
-  if (rc != SQLITE_OK) {
-    const std::string message =
-        source != nullptr ? sqlite3_errmsg(source) : sqlite3_errstr(rc);
-    sqlite3_close(source);
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, ": cannot open the backup: ", message));
-  }
-  sqlite3_backup* backup =
-      sqlite3_backup_init(destination, "main", source, "main");
-  if (backup == nullptr) {
-    const std::string message = sqlite3_errmsg(destination);
-    sqlite3_close(source);
-    return absl::FailedPreconditionError(absl::StrCat(what, ": ", message));
-  }
-  // Another connection may hold a lock for a while: retry for about 30 s, as
-  // the agent's own busy timeout does.
-  int busy_retries = 0;
-  do {
-    rc = sqlite3_backup_step(backup, -1);
-    if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && busy_retries++ < 300) {
-      sqlite3_sleep(100);
-    } else if (rc != SQLITE_OK) {
-      break;
-    }
-  } while (true);
-  const int step_rc = rc;
-  rc = sqlite3_backup_finish(backup);
-  std::string message;
-  if (step_rc != SQLITE_DONE) {
-    message = sqlite3_errstr(step_rc);
-  } else if (rc != SQLITE_OK) {
-    message = sqlite3_errmsg(destination);
-  }
-  sqlite3_close(source);
-  if (!message.empty()) {
-    if (step_rc == SQLITE_BUSY || step_rc == SQLITE_LOCKED) {
-      return absl::UnavailableError(absl::StrCat(
-          what,
-          ": the database stayed locked by another connection: ", message));
-    }
-    return absl::InternalError(absl::StrCat(what, ": ", message));
-  }
-  return absl::OkStatus();
+  return WithContext(what, database.CopyFromFile(file.string()));
 }
 
 // ------------------------------------------------------------ the target ---
 
-absl::Status CheckSupported(TargetDatabase& database) {
+absl::Status CheckSupported(Target& database) {
   switch (database.connector()) {
     case v1::CONNECTOR_SQLITE:
     case v1::CONNECTOR_LIBPQ:
@@ -556,34 +471,14 @@ absl::Status CheckSupported(TargetDatabase& database) {
 
 // The id stored in the identity table, or empty when there is none (read
 // without creating the table).
-std::string CurrentDatabaseId(TargetDatabase& database) {
-  std::string id;
-  const absl::Status status = sql::Guard("reading the database id", [&] {
-    soci::session& session = database.session();
-    int exists = 0;
-    if (database.connector() == v1::CONNECTOR_SQLITE) {
-      session << "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                 "AND name = '"
-              << kIdentityTable << "'",
-          soci::into(exists);
-    } else {
-      session << "SELECT CASE WHEN to_regclass('" << kIdentityTable
-              << "') IS NULL THEN 0 ELSE 1 END",
-          soci::into(exists);
-    }
-    if (exists == 0) return;
-    soci::indicator indicator = soci::i_null;
-    session << "SELECT database_id FROM " << kIdentityTable
-            << " WHERE singleton = 1",
-        soci::into(id, indicator);
-    if (!session.got_data() || indicator != soci::i_ok) id.clear();
-  });
-  return status.ok() ? id : std::string();
+std::string CurrentDatabaseId(Target& database) {
+  absl::StatusOr<std::optional<std::string>> id = database.StoredDatabaseId();
+  return id.ok() && id->has_value() ? **id : std::string();
 }
 
 }  // namespace
 
-absl::StatusOr<BackupResult> TakeBackup(TargetDatabase& database,
+absl::StatusOr<BackupResult> TakeBackup(Target& database,
                                         const std::string& backup_dir) {
   RETURN_IF_ERROR(CheckSupported(database));
   const fs::path dir(backup_dir);
@@ -637,8 +532,7 @@ absl::StatusOr<BackupResult> TakeBackup(TargetDatabase& database,
   return backup;
 }
 
-absl::Status RestoreBackup(TargetDatabase& database,
-                           const std::string& backup_dir,
+absl::Status RestoreBackup(Target& database, const std::string& backup_dir,
                            const std::string& backup_id) {
   RETURN_IF_ERROR(CheckSupported(database));
   if (!IsValidBackupId(backup_id)) {

@@ -20,7 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 
 namespace ecliptix::agent {
 
@@ -42,9 +42,9 @@ struct BackupResult {
 // Takes a full backup of the target into `backup_dir` (created, mode 0700, if
 // missing; the backup's files are mode 0600). FAILED_PRECONDITION for an ODBC
 // target or a missing pg_dump; the tool's or the engine's error otherwise.
-// Blocks until the backup is complete. Uses the session: not concurrently
+// Blocks until the backup is complete. Uses the connection: not concurrently
 // with other users of `database`.
-absl::StatusOr<BackupResult> TakeBackup(TargetDatabase& database,
+absl::StatusOr<BackupResult> TakeBackup(Target& database,
                                         const std::string& backup_dir);
 
 // Replaces the database's content with the backup's, keeping `database`'s
@@ -55,8 +55,7 @@ absl::StatusOr<BackupResult> TakeBackup(TargetDatabase& database,
 // public's tables, views, sequences, routines and types; extensions stay) is
 // dropped and the backup's are created: the result is exactly the backup's
 // content, objects created after it included.
-absl::Status RestoreBackup(TargetDatabase& database,
-                           const std::string& backup_dir,
+absl::Status RestoreBackup(Target& database, const std::string& backup_dir,
                            const std::string& backup_id);
 
 // Backups in the directory, newest first; empty when the directory does not

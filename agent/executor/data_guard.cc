@@ -10,10 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "agent/executor/history.h"
-#include "agent/executor/row_text.h"
-#include "common/sql/session.h"
 #include "common/status_macros.h"
-#include "soci/soci.h"
 
 namespace ecliptix::agent {
 namespace {
@@ -55,30 +52,35 @@ std::string TableName::Quoted(v1::Dialect dialect) const {
                       QuoteIdentifier(name, dialect));
 }
 
-absl::StatusOr<std::set<TableName>> TablesHoldingRows(TargetDatabase& database,
+absl::StatusOr<std::set<TableName>> TablesHoldingRows(Target& database,
                                                       v1::Dialect dialect) {
   const char* list = kListSqlite;
   if (dialect == v1::DIALECT_POSTGRESQL) list = kListPostgresql;
   if (dialect == v1::DIALECT_MSSQL) list = kListMssql;
   std::vector<TableName> tables;
-  RETURN_IF_ERROR(::ecliptix::sql::Guard("listing tables", [&] {
-    soci::rowset<soci::row> rows = (database.session().prepare << list);
-    for (const soci::row& row : rows) {
-      std::vector<std::string> text = RowText(row);
-      TableName table{text.at(0), text.at(1)};
-      if (!IsAgentTable(table)) tables.push_back(std::move(table));
+  absl::StatusOr<QueryResult> listed = database.Query(list);
+  RETURN_IF_ERROR(WithContext("listing tables", listed.status()));
+  for (const SqlRow& row : listed->rows) {
+    if (row.values.size() < 2) {
+      return absl::InternalError(
+          "listing tables: the catalog query returned fewer than two columns");
     }
-  }));
+    TableName table{row.values[0], row.values[1]};
+    if (!IsAgentTable(table)) tables.push_back(std::move(table));
+  }
   std::set<TableName> holding;
   for (const TableName& table : tables) {
-    int has_rows = 0;
     const std::string query =
         absl::StrCat("SELECT CASE WHEN EXISTS (SELECT 1 FROM ",
                      table.Quoted(dialect), ") THEN 1 ELSE 0 END");
-    RETURN_IF_ERROR(::ecliptix::sql::Guard(
-        absl::StrCat("looking for rows in ", table.Display()),
-        [&] { database.session() << query, soci::into(has_rows); }));
-    if (has_rows != 0) holding.insert(table);
+    absl::StatusOr<QueryResult> has_rows = database.Query(query);
+    RETURN_IF_ERROR(
+        WithContext(absl::StrCat("looking for rows in ", table.Display()),
+                    has_rows.status()));
+    if (!has_rows->rows.empty() && !has_rows->rows[0].values.empty() &&
+        !has_rows->rows[0].nulls[0] && has_rows->rows[0].values[0] != "0") {
+      holding.insert(table);
+    }
   }
   return holding;
 }
@@ -91,19 +93,19 @@ std::vector<TableName> TablesLost(const std::set<TableName>& before,
   return lost;
 }
 
-absl::StatusOr<int64_t> CountRows(TargetDatabase& database, v1::Dialect dialect,
+absl::StatusOr<int64_t> CountRows(Target& database, v1::Dialect dialect,
                                   const TableName& table) {
   // Text, not an integer: COUNT(*) is a bigint on PostgreSQL and an int on
-  // SQL Server, and SOCI's conversions differ per backend.
-  std::string count;
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
-      absl::StrCat("counting the rows of ", table.Display()), [&] {
-        soci::row row;
-        database.session() << absl::StrCat("SELECT COUNT(*) FROM ",
-                                           table.Quoted(dialect)),
-            soci::into(row);
-        count = RowText(row).at(0);
-      }));
+  // SQL Server.
+  const std::string what =
+      absl::StrCat("counting the rows of ", table.Display());
+  absl::StatusOr<QueryResult> result = database.Query(
+      absl::StrCat("SELECT COUNT(*) FROM ", table.Quoted(dialect)));
+  RETURN_IF_ERROR(WithContext(what, result.status()));
+  if (result->rows.empty() || result->rows[0].values.empty()) {
+    return absl::InternalError(absl::StrCat(what, ": no row"));
+  }
+  const std::string count = result->rows[0].values[0];
   int64_t value = 0;
   if (!absl::SimpleAtoi(count, &value)) {
     return absl::InternalError(absl::StrCat("COUNT(*) of ", table.Display(),
@@ -135,27 +137,24 @@ bool MayDestroyRows(absl::string_view statement) {
   return false;
 }
 
-absl::StatusOr<Detection> Detect(TargetDatabase& database,
-                                 const std::string& query) {
+absl::StatusOr<Detection> Detect(Target& database, const std::string& query) {
   Detection detection;
   bool malformed = false;
+  absl::StatusOr<QueryResult> result = database.Query(query);
   RETURN_IF_ERROR(
-      ::ecliptix::sql::Guard("running the step's detect query", [&] {
-        soci::rowset<soci::row> rows = (database.session().prepare << query);
-        for (const soci::row& row : rows) {
-          if (row.size() != 2) {
-            malformed = true;
-            return;
-          }
-          std::vector<std::string> text = RowText(row);
-          const std::string present = absl::AsciiStrToLower(text[1]);
-          if (present == "1" || present == "t" || present == "true") {
-            detection.present.push_back(text[0]);
-          } else {
-            detection.missing.push_back(text[0]);
-          }
-        }
-      }));
+      WithContext("running the step's detect query", result.status()));
+  for (const SqlRow& row : result->rows) {
+    if (row.values.size() != 2) {
+      malformed = true;
+      break;
+    }
+    const std::string present = absl::AsciiStrToLower(row.values[1]);
+    if (present == "1" || present == "t" || present == "true") {
+      detection.present.push_back(row.values[0]);
+    } else {
+      detection.missing.push_back(row.values[0]);
+    }
+  }
   if (malformed) {
     return absl::InvalidArgumentError(
         "the detect query must return two columns: the object's name and 1 "

@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
 
 namespace ecliptix::agent {
@@ -39,18 +39,17 @@ struct TableName {
 };
 
 // The tables that hold at least one row, apart from the agent's own (history
-// and identity). Cheap: one EXISTS per table. Runs on the session, inside the
-// caller's transaction when one is open.
+// and identity). Cheap: one EXISTS per table. Runs on the connection, inside
+// the caller's transaction when one is open.
 absl::StatusOr<std::set<TableName>> TablesHoldingRows(
-    TargetDatabase& database, fleet::v1::Dialect dialect);
+    Target& database, fleet::v1::Dialect dialect);
 
 // The tables of `before` missing from `after`: dropped or emptied.
 std::vector<TableName> TablesLost(const std::set<TableName>& before,
                                   const std::set<TableName>& after);
 
 // SELECT COUNT(*) of one table.
-absl::StatusOr<int64_t> CountRows(TargetDatabase& database,
-                                  fleet::v1::Dialect dialect,
+absl::StatusOr<int64_t> CountRows(Target& database, fleet::v1::Dialect dialect,
                                   const TableName& table);
 
 // Whether a statement of a revert script that cannot run in a transaction
@@ -66,8 +65,7 @@ struct Detection {
 
 // Runs `query` (a step's detect query: rows of name, 1 present / 0 missing).
 // INVALID_ARGUMENT when it returns no rows or not two columns.
-absl::StatusOr<Detection> Detect(TargetDatabase& database,
-                                 const std::string& query);
+absl::StatusOr<Detection> Detect(Target& database, const std::string& query);
 
 }  // namespace ecliptix::agent
 

@@ -1,7 +1,5 @@
 #include "agent/executor/executor.h"
 
-#include <sqlite3.h>
-
 #include <deque>
 #include <filesystem>
 #include <optional>
@@ -16,9 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "agent/executor/data_guard.h"
-#include "agent/executor/row_text.h"
 #include "common/logging.h"
-#include "common/sql/session.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "google/protobuf/duration.pb.h"
@@ -28,8 +24,6 @@ namespace ecliptix::agent {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
-// ecliptix::sql (sessions, SOCI errors), not ecliptix::agent::sql (splitter).
-namespace common_sql = ::ecliptix::sql;
 
 v1::DeploymentEvent NewEvent(const bundle::Bundle& bundle,
                              const std::string& phase,
@@ -68,8 +62,7 @@ std::string WhenApplied(const HistoryRow& row) {
 bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
 
 // Whether `text` names the parameter `:name` (not "::name", a PostgreSQL cast,
-// nor ":names"). Only parameters a statement names are bound to it: SOCI
-// refuses a use element the statement does not have.
+// nor ":names"). Only parameters a statement names are bound to it.
 bool UsesParameter(absl::string_view text, absl::string_view name) {
   const std::string marker = absl::StrCat(":", name);
   for (size_t at = text.find(marker); at != absl::string_view::npos;
@@ -97,7 +90,7 @@ absl::Status WithoutValues(const absl::Status& status, const Values& values) {
 
 }  // namespace
 
-Executor::Executor(TargetDatabase* database, ExecutorOptions options)
+Executor::Executor(Target* database, ExecutorOptions options)
     : database_(database),
       options_(std::move(options)),
       history_(database),
@@ -425,24 +418,17 @@ absl::StatusOr<Executor::Script> Executor::LoadScript(
 }
 
 absl::Status Executor::Begin() {
-  return common_sql::Guard("beginning a transaction",
-                           [&] { database_->session().begin(); });
+  return WithContext("beginning a transaction", database_->Begin());
 }
 
 absl::Status Executor::Commit() {
-  return common_sql::Guard("committing",
-                           [&] { database_->session().commit(); });
+  return WithContext("committing", database_->Commit());
 }
 
 void Executor::Rollback() {
-  // SQLite rolls an interrupted transaction back by itself; a ROLLBACK then
-  // fails with "no transaction is active".
-  if (::sqlite3* connection = database_->sqlite_connection();
-      connection != nullptr && sqlite3_get_autocommit(connection) != 0) {
-    return;
-  }
-  absl::Status status = common_sql::Guard(
-      "rolling back", [&] { database_->session().rollback(); });
+  // A no-op on SQLite when the engine already rolled an interrupted
+  // transaction back.
+  absl::Status status = WithContext("rolling back", database_->Rollback());
   if (!status.ok())
     Logger("executor")->warn("{}", std::string(status.message()));
 }
@@ -1071,7 +1057,7 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
                      bundle::DialectName(dialect)));
   }
 
-  // Values typed as declared; a deque keeps their addresses stable for SOCI.
+  // Values typed as declared.
   struct Bound {
     std::string name;
     std::string type;
@@ -1141,35 +1127,38 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
   for (size_t i = 0; i < statements->size(); ++i) {
     const sql::Statement& statement = (*statements)[i];
     const bool last = i + 1 == statements->size();
-    absl::Status status = common_sql::Guard(
-        absl::StrCat("operation ", operation_name, ", statement ", i + 1), [&] {
-          soci::row row;
-          soci::statement query(database_->session());
-          for (Bound& value : bound) {
-            if (!UsesParameter(statement.text, value.name)) continue;
-            if (value.type == "int") {
-              query.exchange(soci::use(value.integer, value.name));
-            } else if (value.type == "bool") {
-              query.exchange(soci::use(value.boolean, value.name));
-            } else {
-              query.exchange(soci::use(value.text, value.name));
-            }
-          }
-          if (last) query.exchange(soci::into(row));
-          query.alloc();
-          query.prepare(statement.text);
-          query.define_and_bind();
-          bool got = query.execute(true);
-          if (last && row.size() > 0) {
-            result.columns = ColumnNames(row);
-            while (got) {
-              result.rows.push_back(RowText(row));
-              got = query.fetch();
-            }
-          } else {
-            result.rows_affected += std::max(0LL, query.get_affected_rows());
-          }
-        });
+    std::vector<SqlParam> params;
+    for (const Bound& value : bound) {
+      if (!UsesParameter(statement.text, value.name)) continue;
+      if (value.type == "int") {
+        params.push_back(SqlParam::Int(value.name, value.integer));
+      } else if (value.type == "bool") {
+        params.push_back(SqlParam::Bool(value.name, value.boolean != 0));
+      } else {
+        params.push_back(SqlParam::Text(value.name, value.text));
+      }
+    }
+    absl::Status status;
+    if (last) {
+      absl::StatusOr<QueryResult> rows =
+          database_->Query(statement.text, params);
+      status = rows.status();
+      if (rows.ok() && !rows->columns.empty()) {
+        result.columns = std::move(rows->columns);
+        for (SqlRow& row : rows->rows) {
+          result.rows.push_back(std::move(row.values));
+        }
+      } else if (rows.ok()) {
+        result.rows_affected += rows->rows_affected;
+      }
+    } else {
+      int64_t changed = 0;
+      status = database_->Execute(statement.text, params, &changed);
+      result.rows_affected += changed;
+    }
+    status = WithContext(
+        absl::StrCat("operation ", operation_name, ", statement ", i + 1),
+        status);
     if (!status.ok()) {
       Rollback();
       return WithoutValues(status, bound);

@@ -36,7 +36,7 @@
 #include "agent/executor/history.h"
 #include "agent/executor/sql_runner.h"
 #include "agent/sql/splitter.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 #include "common/bundle/bundle.h"
 #include "common/sql/database_url.h"
 #include "ecliptix/fleet/v1/deployment.pb.h"
@@ -62,7 +62,7 @@ class Executor {
  public:
   // `database` must outlive the executor. One operation at a time (the
   // session has one user); only Cancel() may be called from another thread.
-  Executor(TargetDatabase* database, ExecutorOptions options);
+  Executor(Target* database, ExecutorOptions options);
 
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -254,7 +254,7 @@ class Executor {
   // (the step's own failure is what matters).
   void Rollback();
 
-  TargetDatabase* const database_;
+  Target* const database_;
   const ExecutorOptions options_;
   History history_;
   SqlRunner runner_;

@@ -4,9 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/executor/row_text.h"
 #include "common/bundle/bundle.h"
-#include "common/sql/session.h"
 #include "common/status_macros.h"
 
 namespace ecliptix::agent {
@@ -110,8 +108,8 @@ int64_t ToInt(const std::string& text) {
   return value;
 }
 
-HistoryRow ToHistoryRow(const soci::row& row) {
-  std::vector<std::string> cells = RowText(row);
+HistoryRow ToHistoryRow(SqlRow row) {
+  std::vector<std::string> cells = std::move(row.values);
   cells.resize(16);
   HistoryRow result;
   result.id = ToInt(cells[0]);
@@ -165,7 +163,7 @@ bool IsInEffect(const std::string& outcome) {
   return outcome == kOutcomeApplied || outcome == kOutcomeBaselined;
 }
 
-History::History(TargetDatabase* database) : database_(database) {}
+History::History(Target* database) : database_(database) {}
 
 v1::Dialect History::dialect() const {
   return bundle::DialectForEngine(database_->engine());
@@ -175,11 +173,11 @@ absl::StatusOr<bool> History::Exists() {
   const char* query = kExistsSqlite;
   if (dialect() == v1::DIALECT_POSTGRESQL) query = kExistsPostgresql;
   if (dialect() == v1::DIALECT_MSSQL) query = kExistsMssql;
-  int exists = 0;
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
-      absl::StrCat("looking for table ", kHistoryTable),
-      [&] { database_->session() << query, soci::into(exists); }));
-  return exists != 0;
+  absl::StatusOr<QueryResult> result = database_->Query(query);
+  RETURN_IF_ERROR(WithContext(absl::StrCat("looking for table ", kHistoryTable),
+                              result.status()));
+  return !result->rows.empty() && !result->rows[0].values.empty() &&
+         !result->rows[0].nulls[0] && result->rows[0].values[0] != "0";
 }
 
 absl::Status History::Ensure() {
@@ -188,20 +186,15 @@ absl::Status History::Ensure() {
   const char* create = kCreateSqlite;
   if (dialect() == v1::DIALECT_POSTGRESQL) create = kCreatePostgresql;
   if (dialect() == v1::DIALECT_MSSQL) create = kCreateMssql;
-  soci::session& session = database_->session();
   // Table and index together, so no agent ever sees the table without its
   // guard.
-  absl::Status status = ::ecliptix::sql::Guard(
-      absl::StrCat("creating table ", kHistoryTable), [&] {
-        session.begin();
-        session << create;
-        session << kCreateIndex;
-        session.commit();
-      });
+  absl::Status status = database_->Begin();
+  if (status.ok()) status = database_->Execute(create);
+  if (status.ok()) status = database_->Execute(kCreateIndex);
+  if (status.ok()) status = database_->Commit();
+  status = WithContext(absl::StrCat("creating table ", kHistoryTable), status);
   if (!status.ok()) {
-    ::ecliptix::sql::Guard("rollback", [&] {
-      session.rollback();
-    }).IgnoreError();
+    database_->Rollback().IgnoreError();
     // Another agent may have created it meanwhile.
     ASSIGN_OR_RETURN(exists, Exists());
     if (exists) return absl::OkStatus();
@@ -217,17 +210,15 @@ absl::StatusOr<CurrentRows> History::LoadCurrent(
   const std::string query =
       absl::StrCat("SELECT ", kColumns, " FROM ", kHistoryTable,
                    " WHERE bundle_name = :bundle_name AND is_current = 1");
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
-      absl::StrCat("reading table ", kHistoryTable), [&] {
-        soci::rowset<soci::row> result =
-            (database_->session().prepare << query,
-             soci::use(bundle_name, "bundle_name"));
-        for (const soci::row& row : result) {
-          HistoryRow history_row = ToHistoryRow(row);
-          auto key = std::make_pair(history_row.phase, history_row.step);
-          rows[key] = std::move(history_row);
-        }
-      }));
+  absl::StatusOr<QueryResult> result =
+      database_->Query(query, {SqlParam::Text("bundle_name", bundle_name)});
+  RETURN_IF_ERROR(WithContext(absl::StrCat("reading table ", kHistoryTable),
+                              result.status()));
+  for (SqlRow& row : result->rows) {
+    HistoryRow history_row = ToHistoryRow(std::move(row));
+    auto key = std::make_pair(history_row.phase, history_row.step);
+    rows[key] = std::move(history_row);
+  }
   return rows;
 }
 
@@ -237,14 +228,10 @@ absl::StatusOr<std::vector<HistoryRow>> History::LoadAll() {
   if (!exists) return rows;
   const std::string query = absl::StrCat("SELECT ", kColumns, " FROM ",
                                          kHistoryTable, " ORDER BY id");
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
-      absl::StrCat("reading table ", kHistoryTable), [&] {
-        soci::rowset<soci::row> result =
-            (database_->session().prepare << query);
-        for (const soci::row& row : result) {
-          rows.push_back(ToHistoryRow(row));
-        }
-      }));
+  absl::StatusOr<QueryResult> result = database_->Query(query);
+  RETURN_IF_ERROR(WithContext(absl::StrCat("reading table ", kHistoryTable),
+                              result.status()));
+  for (SqlRow& row : result->rows) rows.push_back(ToHistoryRow(std::move(row)));
   return rows;
 }
 
@@ -258,54 +245,47 @@ absl::StatusOr<std::vector<HistoryRow>> History::LoadStep(
       "SELECT ", kColumns, " FROM ", kHistoryTable,
       " WHERE bundle_name = :bundle_name AND phase = :phase AND step = :step"
       " ORDER BY id");
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
-      absl::StrCat("reading table ", kHistoryTable), [&] {
-        soci::rowset<soci::row> result =
-            (database_->session().prepare << query,
-             soci::use(bundle_name, "bundle_name"), soci::use(phase, "phase"),
-             soci::use(step, "step"));
-        for (const soci::row& row : result) rows.push_back(ToHistoryRow(row));
-      }));
+  absl::StatusOr<QueryResult> result = database_->Query(
+      query, {SqlParam::Text("bundle_name", bundle_name),
+              SqlParam::Text("phase", phase), SqlParam::Text("step", step)});
+  RETURN_IF_ERROR(WithContext(absl::StrCat("reading table ", kHistoryTable),
+                              result.status()));
+  for (SqlRow& row : result->rows) rows.push_back(ToHistoryRow(std::move(row)));
   return rows;
 }
 
 absl::Status History::Insert(const HistoryRow& row, bool current) {
-  const std::string started_at = FormatHistoryTime(row.started_at);
   const std::string finished_at = FormatHistoryTime(row.finished_at);
-  soci::indicator finished_indicator =
-      finished_at.empty() ? soci::i_null : soci::i_ok;
-  long long duration_ms = row.duration_ms;
-  long long rows_affected = row.rows_affected;
-  int is_current = current ? 1 : 0;
-  return ::ecliptix::sql::Guard(
+  return WithContext(
       absl::StrCat("recording step ", row.phase, "/", row.step, " in ",
                    kHistoryTable),
-      [&] {
-        database_->session() << kInsert,
-            soci::use(row.bundle_name, "bundle_name"),
-            soci::use(row.bundle_version, "bundle_version"),
-            soci::use(row.bundle_id, "bundle_id"),
-            soci::use(row.phase, "phase"), soci::use(row.step, "step"),
-            soci::use(row.kind, "kind"), soci::use(row.checksum, "checksum"),
-            soci::use(row.outcome, "outcome"),
-            soci::use(started_at, "started_at"),
-            soci::use(finished_at, finished_indicator, "finished_at"),
-            soci::use(duration_ms, "duration_ms"),
-            soci::use(rows_affected, "rows_affected"),
-            soci::use(row.agent_version, "agent_version"),
-            soci::use(row.error, "error"), soci::use(is_current, "is_current");
-      });
+      database_->Execute(
+          kInsert,
+          {SqlParam::Text("bundle_name", row.bundle_name),
+           SqlParam::Text("bundle_version", row.bundle_version),
+           SqlParam::Text("bundle_id", row.bundle_id),
+           SqlParam::Text("phase", row.phase), SqlParam::Text("step", row.step),
+           SqlParam::Text("kind", row.kind),
+           SqlParam::Text("checksum", row.checksum),
+           SqlParam::Text("outcome", row.outcome),
+           SqlParam::Text("started_at", FormatHistoryTime(row.started_at)),
+           finished_at.empty() ? SqlParam::NullText("finished_at")
+                               : SqlParam::Text("finished_at", finished_at),
+           SqlParam::Int("duration_ms", row.duration_ms),
+           SqlParam::Int("rows_affected", row.rows_affected),
+           SqlParam::Text("agent_version", row.agent_version),
+           SqlParam::Text("error", row.error),
+           SqlParam::Bool("is_current", current)}));
 }
 
 absl::Status History::InsertCurrent(const HistoryRow& row) {
-  RETURN_IF_ERROR(::ecliptix::sql::Guard(
+  RETURN_IF_ERROR(WithContext(
       absl::StrCat("updating ", kHistoryTable, " for step ", row.phase, "/",
                    row.step),
-      [&] {
-        database_->session() << kUncurrent,
-            soci::use(row.bundle_name, "bundle_name"),
-            soci::use(row.phase, "phase"), soci::use(row.step, "step");
-      }));
+      database_->Execute(kUncurrent,
+                         {SqlParam::Text("bundle_name", row.bundle_name),
+                          SqlParam::Text("phase", row.phase),
+                          SqlParam::Text("step", row.step)})));
   return Insert(row, /*current=*/true);
 }
 
@@ -314,22 +294,19 @@ absl::Status History::InsertRecord(const HistoryRow& row) {
 }
 
 absl::Status History::FinishCurrent(const HistoryRow& row) {
-  const std::string finished_at = FormatHistoryTime(row.finished_at);
-  long long duration_ms = row.duration_ms;
-  long long rows_affected = row.rows_affected;
-  return ::ecliptix::sql::Guard(
+  return WithContext(
       absl::StrCat("updating ", kHistoryTable, " for step ", row.phase, "/",
                    row.step),
-      [&] {
-        database_->session() << kFinishCurrent,
-            soci::use(row.outcome, "outcome"),
-            soci::use(finished_at, "finished_at"),
-            soci::use(duration_ms, "duration_ms"),
-            soci::use(rows_affected, "rows_affected"),
-            soci::use(row.error, "error"),
-            soci::use(row.bundle_name, "bundle_name"),
-            soci::use(row.phase, "phase"), soci::use(row.step, "step");
-      });
+      database_->Execute(
+          kFinishCurrent,
+          {SqlParam::Text("outcome", row.outcome),
+           SqlParam::Text("finished_at", FormatHistoryTime(row.finished_at)),
+           SqlParam::Int("duration_ms", row.duration_ms),
+           SqlParam::Int("rows_affected", row.rows_affected),
+           SqlParam::Text("error", row.error),
+           SqlParam::Text("bundle_name", row.bundle_name),
+           SqlParam::Text("phase", row.phase),
+           SqlParam::Text("step", row.step)}));
 }
 
 absl::Status History::ClearCurrent(const HistoryRow& current,
@@ -340,14 +317,12 @@ absl::Status History::ClearCurrent(const HistoryRow& current,
   if (!note.empty()) {
     error = error.empty() ? note : absl::StrCat(error, "; ", note);
   }
-  long long id = current.id;
-  return ::ecliptix::sql::Guard(
+  return WithContext(
       absl::StrCat("updating ", kHistoryTable, " for step ", current.phase, "/",
                    current.step),
-      [&] {
-        database_->session() << kClear, soci::use(outcome, "outcome"),
-            soci::use(error, "error"), soci::use(id, "id");
-      });
+      database_->Execute(kClear, {SqlParam::Text("outcome", outcome),
+                                  SqlParam::Text("error", error),
+                                  SqlParam::Int("id", current.id)}));
 }
 
 }  // namespace ecliptix::agent

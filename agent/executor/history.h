@@ -31,7 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
 
 namespace ecliptix::agent {
@@ -75,8 +75,8 @@ using CurrentRows = std::map<std::pair<std::string, std::string>, HistoryRow>;
 
 class History {
  public:
-  // `database` must outlive the history; every call uses its session.
-  explicit History(TargetDatabase* database);
+  // `database` must outlive the history; every call uses its connection.
+  explicit History(Target* database);
 
   // Whether the table exists (reads never create it: a plan changes nothing).
   absl::StatusOr<bool> Exists();
@@ -110,7 +110,7 @@ class History {
   absl::Status Insert(const HistoryRow& row, bool current);
   fleet::v1::Dialect dialect() const;
 
-  TargetDatabase* database_;
+  Target* database_;
 };
 
 // "2024-08-24T10:00:00.123Z"; "" for InfinitePast.

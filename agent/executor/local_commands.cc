@@ -20,7 +20,7 @@
 #include "absl/time/time.h"
 #include "agent/executor/executor.h"
 #include "agent/executor/history.h"
-#include "agent/target_database.h"
+#include "agent/target/open_target.h"
 #include "common/bundle/bundle.h"
 #include "common/logging.h"
 #include "common/sql/database_url.h"
@@ -377,8 +377,7 @@ class LocalCommand {
       }
     }
 
-    absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-        TargetDatabase::Open(url_text);
+    absl::StatusOr<std::unique_ptr<Target>> database = OpenTarget(url_text);
     if (!database.ok()) return Failure(database.status().message());
     database_ = std::move(*database);
     ExecutorOptions options;
@@ -592,7 +591,7 @@ class LocalCommand {
   Flags flags_;
   std::FILE* out_;
   std::FILE* err_;
-  std::unique_ptr<TargetDatabase> database_;
+  std::unique_ptr<Target> database_;
 };
 
 }  // namespace

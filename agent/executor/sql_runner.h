@@ -1,8 +1,8 @@
 // SqlRunner: runs the statements of bundle steps on a target, one at a time,
 // with a deadline and cancellation, and reports failures with the engine's own
-// code and message. SQLite and libpq sessions are driven natively (the SQL
-// goes to the engine untouched: SOCI would rewrite ":name" and "$1"-looking
-// text, and hides SQLSTATEs and notices); ODBC goes through SOCI.
+// code and message. The SQL goes to the engine untouched (Target::RunStatement:
+// no parameter markers to rewrite, SQLSTATEs and notices kept); the runner
+// says whether a stop was the deadline's or a cancellation.
 #ifndef ECLIPTIX_AGENT_EXECUTOR_SQL_RUNNER_H_
 #define ECLIPTIX_AGENT_EXECUTOR_SQL_RUNNER_H_
 
@@ -14,28 +14,22 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/target_database.h"
+#include "agent/target/target.h"
 
 namespace ecliptix::agent {
 
-// What the database said about a failed statement.
-struct SqlError {
-  std::string sql_state;  // Empty when the engine has none (SQLite).
-  std::string message;    // The database's message, one line.
-};
-
 class SqlRunner {
  public:
-  explicit SqlRunner(TargetDatabase* database);
+  explicit SqlRunner(Target* database);
   ~SqlRunner();
   SqlRunner(const SqlRunner&) = delete;
   SqlRunner& operator=(const SqlRunner&) = delete;
 
   // Until Disarm(), statements fail with DEADLINE_EXCEEDED once `deadline`
   // passes and with CANCELLED once `*cancelled` is set (it is read from the
-  // running statement: SQLite's progress handler). `in_transaction`: the
-  // statements run inside a transaction (PostgreSQL then scopes its
-  // statement_timeout to it with SET LOCAL).
+  // running statement where the engine allows: SQLite's progress handler).
+  // `in_transaction`: the statements run inside a transaction (PostgreSQL
+  // then scopes its statement_timeout to it with SET LOCAL).
   void Arm(absl::Time deadline, const std::atomic<bool>* cancelled,
            bool in_transaction);
   // Removes the deadline (call before ROLLBACK, or the rollback itself would
@@ -56,24 +50,12 @@ class SqlRunner {
       const std::string& query, SqlError* error);
 
  private:
-  // Called by SQLite every few thousand virtual machine instructions.
-  static int ProgressHandler(void* runner);
   absl::Status Failure(absl::StatusCode code, SqlError* error);
-  absl::Status SetPostgresqlTimeout(absl::Duration timeout, bool local);
 
-  absl::StatusOr<int64_t> ExecuteSqlite(const std::string& sql,
-                                        SqlError* error);
-  absl::StatusOr<int64_t> ExecutePostgresql(const std::string& sql,
-                                            SqlError* error);
-  absl::StatusOr<int64_t> ExecuteSoci(const std::string& sql, SqlError* error);
-
-  TargetDatabase* database_;
+  Target* database_;
   absl::Time deadline_ = absl::InfiniteFuture();
   const std::atomic<bool>* cancelled_ = nullptr;
-  bool in_transaction_ = false;
   bool armed_ = false;
-  // PostgreSQL's statement_timeout before Arm(), put back by Disarm().
-  std::string saved_statement_timeout_;
 };
 
 }  // namespace ecliptix::agent

@@ -1,4 +1,4 @@
-#include "agent/executor/row_text.h"
+#include "agent/target/row_text.h"
 
 #include <ctime>
 

@@ -1,7 +1,7 @@
-// Rows of SOCI queries as text: the one form the executor shows (history
+// Rows of SOCI queries as text: the one form targets return (history
 // listings, operation results, verify values) whatever the engine's types.
-#ifndef ECLIPTIX_AGENT_EXECUTOR_ROW_TEXT_H_
-#define ECLIPTIX_AGENT_EXECUTOR_ROW_TEXT_H_
+#ifndef ECLIPTIX_AGENT_TARGET_ROW_TEXT_H_
+#define ECLIPTIX_AGENT_TARGET_ROW_TEXT_H_
 
 #include <string>
 #include <vector>
@@ -18,4 +18,4 @@ std::vector<std::string> RowText(const soci::row& row,
 
 }  // namespace ecliptix::agent
 
-#endif  // ECLIPTIX_AGENT_EXECUTOR_ROW_TEXT_H_
+#endif  // ECLIPTIX_AGENT_TARGET_ROW_TEXT_H_

@@ -17,9 +17,8 @@
 #include "absl/synchronization/notification.h"
 #include "agent/bundle_source.h"
 #include "agent/executor/executor.h"
-#include "agent/target_database.h"
+#include "agent/target/open_target.h"
 #include "common/bundle/bundle.h"
-#include "common/sql/session.h"
 #include "gtest/gtest.h"
 
 namespace ecliptix::agent {
@@ -109,8 +108,8 @@ phases {
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     bundle_ = std::make_shared<const bundle::Bundle>(*std::move(loaded));
 
-    absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-        TargetDatabase::Open(absl::StrCat("sqlite://", dir_, "/target.db"));
+    absl::StatusOr<std::unique_ptr<Target>> database =
+        OpenTarget(absl::StrCat("sqlite://", dir_, "/target.db"));
     ASSERT_TRUE(database.ok()) << database.status();
     database_ = *std::move(database);
     ExecutorOptions options;
@@ -131,15 +130,11 @@ phases {
   }
 
   bool KeptExists() {
-    int exists = 0;
-    const absl::Status status =
-        ::ecliptix::sql::Guard("table exists", [&] {
-          database_->session()
-              << "SELECT COUNT(*) FROM sqlite_master WHERE name = 'kept'",
-              soci::into(exists);
-        });
-    EXPECT_TRUE(status.ok()) << status;
-    return exists != 0;
+    absl::StatusOr<QueryResult> result = database_->Query(
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'kept'");
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() && !result->rows.empty() &&
+           result->rows[0].values[0] != "0";
   }
 
   // Accepts and starts `command`; its outcome goes to the returned reporter.
@@ -160,7 +155,7 @@ phases {
 
   std::string dir_;
   std::shared_ptr<const bundle::Bundle> bundle_;
-  std::unique_ptr<TargetDatabase> database_;
+  std::unique_ptr<Target> database_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<HeldBundleSource> source_;
   std::unique_ptr<DeploymentHandler> handler_;

@@ -13,11 +13,11 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
-#include "agent/target_database.h"
-#include "common/sql/session.h"
+#include "agent/target/open_target.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/postgres.h"
@@ -50,14 +50,14 @@ std::string TestDir(const std::string& leaf) {
   return dir.string();
 }
 
-std::unique_ptr<TargetDatabase> MustOpen(const std::string& url) {
-  auto database = TargetDatabase::Open(url);
+std::unique_ptr<Target> MustOpen(const std::string& url) {
+  auto database = OpenTarget(url);
   EXPECT_TRUE(database.ok()) << database.status();
   return database.ok() ? *std::move(database) : nullptr;
 }
 
 // A fresh SQLite file named `leaf`.db in the test's directory.
-std::unique_ptr<TargetDatabase> OpenSqlite(const std::string& leaf) {
+std::unique_ptr<Target> OpenSqlite(const std::string& leaf) {
   const fs::path dir = TestRoot();
   fs::create_directories(dir);
   const std::string file = (dir / (leaf + ".db")).string();
@@ -65,17 +65,18 @@ std::unique_ptr<TargetDatabase> OpenSqlite(const std::string& leaf) {
   return MustOpen(absl::StrCat("sqlite://", file));
 }
 
-void Exec(TargetDatabase& database, const std::string& statement) {
-  const absl::Status status =
-      sql::Guard(statement, [&] { database.session() << statement; });
+void Exec(Target& database, const std::string& statement) {
+  const absl::Status status = database.Execute(statement);
   ASSERT_TRUE(status.ok()) << status;
 }
 
-int QueryInt(TargetDatabase& database, const std::string& query) {
+int QueryInt(Target& database, const std::string& query) {
   int value = -1;
-  const absl::Status status = sql::Guard(
-      query, [&] { database.session() << query, soci::into(value); });
-  EXPECT_TRUE(status.ok()) << status;
+  absl::StatusOr<QueryResult> result = database.Query(query);
+  EXPECT_TRUE(result.ok()) << result.status();
+  if (result.ok() && !result->rows.empty()) {
+    EXPECT_TRUE(absl::SimpleAtoi(result->rows[0].values[0], &value));
+  }
   return value;
 }
 
@@ -89,7 +90,7 @@ std::string ReadFile(const std::string& path) {
 // Creates accounts(id, name) with three rows and the database's id; then
 // backs up, damages the data, restores through the same connection, and
 // checks the rows are back and the connection still works.
-void RoundTrip(TargetDatabase& database, const std::string& backup_dir,
+void RoundTrip(Target& database, const std::string& backup_dir,
                const std::string& table_count_query) {
   absl::StatusOr<std::string> id = database.EnsureDatabaseId("");
   ASSERT_TRUE(id.ok()) << id.status();

@@ -20,14 +20,14 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/executor/history.h"
-#include "agent/target_database.h"
+#include "agent/target/open_target.h"
 #include "common/bundle/bundle.h"
-#include "common/sql/session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/postgres.h"
@@ -97,8 +97,7 @@ class ExecutorTest : public ::testing::TestWithParam<Engine> {
       ASSERT_TRUE(scratch.ok()) << scratch.status();
       url_ = GetParam() == Engine::kOdbc ? scratch->odbc_url : scratch->url;
     }
-    absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-        TargetDatabase::Open(url_);
+    absl::StatusOr<std::unique_ptr<Target>> database = OpenTarget(url_);
     ASSERT_TRUE(database.ok()) << database.status();
     database_ = *std::move(database);
     ExecutorOptions options;
@@ -194,39 +193,37 @@ class ExecutorTest : public ::testing::TestWithParam<Engine> {
   }
 
   bool TableExists(const std::string& table) {
-    int exists = 0;
     const std::string query =
         sqlite() ? "SELECT COUNT(*) FROM sqlite_master WHERE type IN "
                    "('table', 'view') AND name = :name"
                  : "SELECT CASE WHEN to_regclass(:name) IS NULL THEN 0 ELSE 1 "
                    "END";
-    const absl::Status status = ::ecliptix::sql::Guard("table exists", [&] {
-      database_->session() << query, soci::use(table, "name"),
-          soci::into(exists);
-    });
-    EXPECT_TRUE(status.ok()) << status;
-    return exists != 0;
+    absl::StatusOr<QueryResult> result =
+        database_->Query(query, {SqlParam::Text("name", table)});
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() && !result->rows.empty() &&
+           result->rows[0].values[0] != "0";
   }
 
   std::string QueryText(const std::string& query) {
-    std::string value;
-    const absl::Status status = ::ecliptix::sql::Guard(
-        "query", [&] { database_->session() << query, soci::into(value); });
-    EXPECT_TRUE(status.ok()) << status << ": " << query;
-    return value;
+    absl::StatusOr<QueryResult> result = database_->Query(query);
+    EXPECT_TRUE(result.ok()) << result.status() << ": " << query;
+    if (!result.ok() || result->rows.empty()) return "";
+    return result->rows[0].values[0];
   }
 
   int QueryInt(const std::string& query) {
     long long value = -1;
-    const absl::Status status = ::ecliptix::sql::Guard(
-        "query", [&] { database_->session() << query, soci::into(value); });
-    EXPECT_TRUE(status.ok()) << status << ": " << query;
+    absl::StatusOr<QueryResult> result = database_->Query(query);
+    EXPECT_TRUE(result.ok()) << result.status() << ": " << query;
+    if (result.ok() && !result->rows.empty()) {
+      EXPECT_TRUE(absl::SimpleAtoi(result->rows[0].values[0], &value));
+    }
     return static_cast<int>(value);
   }
 
   void Exec(const std::string& statement) {
-    const absl::Status status = ::ecliptix::sql::Guard(
-        "exec", [&] { database_->session() << statement; });
+    const absl::Status status = database_->Execute(statement);
     ASSERT_TRUE(status.ok()) << status << ": " << statement;
   }
 
@@ -264,7 +261,7 @@ class ExecutorTest : public ::testing::TestWithParam<Engine> {
   std::string dir_;
   std::string url_;
   std::string bundle_dir_;
-  std::unique_ptr<TargetDatabase> database_;
+  std::unique_ptr<Target> database_;
   std::unique_ptr<Executor> executor_;
   std::vector<v1::DeploymentEvent> events_;
 };
@@ -923,19 +920,16 @@ TEST_P(ExecutorTest, SigkillInsideATransactionalStepLeavesNoTrace) {
     // The server notices a dead client only when it next talks to it; until
     // then the dead transaction holds its locks. Operators (or TCP keepalive)
     // end it; so does the test.
-    absl::StatusOr<std::unique_ptr<TargetDatabase>> admin =
-        TargetDatabase::Open(url_);
+    absl::StatusOr<std::unique_ptr<Target>> admin = OpenTarget(url_);
     ASSERT_TRUE(admin.ok()) << admin.status();
-    ASSERT_TRUE(::ecliptix::sql::Guard("terminate", [&] {
-                  (*admin)->session()
-                      << "SELECT pg_terminate_backend(pid) FROM "
-                         "pg_stat_activity WHERE datname = current_database() "
-                         "AND pid <> pg_backend_pid()";
-                }).ok());
+    ASSERT_TRUE((*admin)
+                    ->Execute("SELECT pg_terminate_backend(pid) FROM "
+                              "pg_stat_activity WHERE datname = "
+                              "current_database() AND pid <> pg_backend_pid()")
+                    .ok());
   }
 
-  absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-      TargetDatabase::Open(url_);
+  absl::StatusOr<std::unique_ptr<Target>> database = OpenTarget(url_);
   ASSERT_TRUE(database.ok()) << database.status();
   database_ = *std::move(database);
   executor_ = std::make_unique<Executor>(database_.get(), ExecutorOptions());

@@ -1,8 +1,6 @@
-// TargetDatabase against real databases: always a fresh SQLite file; PostgreSQL
+// Target against real databases: always a fresh SQLite file; PostgreSQL
 // through libpq when ECLIPTIX_TEST_POSTGRES_URL is set, and through ODBC when
 // ECLIPTIX_TEST_ODBC_URL is set.
-#include "agent/target_database.h"
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,7 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "common/sql/session.h"
+#include "agent/target/open_target.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/postgres.h"
@@ -23,7 +21,7 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 
-struct Target {
+struct TargetCase {
   std::string name;
   // Empty: a SQLite file in TEST_TMPDIR.
   std::string env_var;
@@ -36,7 +34,7 @@ std::string TempDir() {
   return dir != nullptr ? dir : "/tmp";
 }
 
-class TargetDatabaseTest : public ::testing::TestWithParam<Target> {
+class TargetDatabaseTest : public ::testing::TestWithParam<TargetCase> {
  protected:
   void SetUp() override {
     if (GetParam().env_var.empty()) return;
@@ -73,21 +71,18 @@ class TargetDatabaseTest : public ::testing::TestWithParam<Target> {
                                                         : scratch->url;
     }
     // Only an ODBC URL: start from a database without the identity table.
-    auto database = TargetDatabase::Open(server_url_);
+    auto database = OpenTarget(server_url_);
     EXPECT_TRUE(database.ok()) << database.status();
     if (database.ok()) {
       const absl::Status dropped =
-          sql::Guard("dropping the identity table", [&] {
-            (*database)->session()
-                << "DROP TABLE IF EXISTS ecliptix_agent_identity";
-          });
+          (*database)->Execute("DROP TABLE IF EXISTS ecliptix_agent_identity");
       EXPECT_TRUE(dropped.ok()) << dropped;
     }
     return server_url_;
   }
 
-  std::unique_ptr<TargetDatabase> MustOpen(const std::string& url) {
-    auto database = TargetDatabase::Open(url);
+  std::unique_ptr<Target> MustOpen(const std::string& url) {
+    auto database = OpenTarget(url);
     EXPECT_TRUE(database.ok()) << database.status();
     return database.ok() ? *std::move(database) : nullptr;
   }
@@ -158,20 +153,20 @@ TEST_P(TargetDatabaseTest, InvalidRequestedIdIsInvalidArgument) {
 
 INSTANTIATE_TEST_SUITE_P(
     Engines, TargetDatabaseTest,
-    ::testing::Values(Target{"SQLite", "", v1::ENGINE_SQLITE,
+    ::testing::Values(TargetCase{"SQLite", "", v1::ENGINE_SQLITE,
                              v1::CONNECTOR_SQLITE},
-                      Target{"PostgreSQL", "ECLIPTIX_TEST_POSTGRES_URL",
+                      TargetCase{"PostgreSQL", "ECLIPTIX_TEST_POSTGRES_URL",
                              v1::ENGINE_POSTGRESQL, v1::CONNECTOR_LIBPQ},
-                      Target{"PostgreSQLThroughOdbc", "ECLIPTIX_TEST_ODBC_URL",
+                      TargetCase{"PostgreSQLThroughOdbc", "ECLIPTIX_TEST_ODBC_URL",
                              v1::ENGINE_POSTGRESQL, v1::CONNECTOR_ODBC}),
-    [](const ::testing::TestParamInfo<Target>& info) {
+    [](const ::testing::TestParamInfo<TargetCase>& info) {
       return info.param.name;
     });
 
 TEST(TargetDatabaseOpenTest, MalformedUrlIsInvalidArgument) {
   for (const char* url :
        {"", "nonsense", "mysql://host/db", "odbc://nothing"}) {
-    EXPECT_EQ(TargetDatabase::Open(url).status().code(),
+    EXPECT_EQ(OpenTarget(url).status().code(),
               absl::StatusCode::kInvalidArgument)
         << url;
   }
@@ -180,8 +175,7 @@ TEST(TargetDatabaseOpenTest, MalformedUrlIsInvalidArgument) {
 TEST(TargetDatabaseOpenTest, SqliteInMissingDirectoryIsUnavailable) {
   const std::string url =
       absl::StrCat("sqlite://", TempDir(), "/no/such/dir/target.db");
-  absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-      TargetDatabase::Open(url);
+  absl::StatusOr<std::unique_ptr<Target>> database = OpenTarget(url);
   EXPECT_EQ(database.status().code(), absl::StatusCode::kUnavailable)
       << database.status();
   EXPECT_THAT(database.status().message(), HasSubstr(url));
@@ -191,9 +185,8 @@ TEST(TargetDatabaseOpenTest, SqliteInMissingDirectoryIsUnavailable) {
 TEST(TargetDatabaseOpenTest,
      UnreachableServerIsUnavailableAndHidesThePassword) {
   // Port 1 on loopback refuses at once.
-  absl::StatusOr<std::unique_ptr<TargetDatabase>> database =
-      TargetDatabase::Open(
-          "postgresql://fleet:s3cret@127.0.0.1:1/postgres?connect_timeout=2");
+  absl::StatusOr<std::unique_ptr<Target>> database = OpenTarget(
+      "postgresql://fleet:s3cret@127.0.0.1:1/postgres?connect_timeout=2");
   EXPECT_EQ(database.status().code(), absl::StatusCode::kUnavailable)
       << database.status();
   EXPECT_THAT(database.status().message(), Not(HasSubstr("s3cret")));
