@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/backup_rule.h"
+#include "common/sql/database_url.h"
 #include "common/sql/text.h"
 #include "common/status_macros.h"
 
@@ -282,16 +283,6 @@ absl::StatusOr<std::string> FindPostgresTool(const std::string& name) {
 
 // ------------------------------------------------------------ PostgreSQL ---
 
-// libpq keyword/value quoting.
-std::string QuoteConnValue(absl::string_view value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
 struct PostgresConnection {
   // Everything the live connection used, but the password.
   std::string conninfo;
@@ -303,7 +294,8 @@ absl::StatusOr<PostgresConnection> DescribeConnection(Target& database) {
   PostgresConnection described;
   std::vector<std::string> parts;
   for (const auto& [keyword, value] : tool.parameters) {
-    parts.push_back(absl::StrCat(keyword, "=", QuoteConnValue(value)));
+    parts.push_back(
+        absl::StrCat(keyword, "=", ::ecliptix::sql::QuoteConnValue(value)));
   }
   described.conninfo = absl::StrJoin(parts, " ");
   described.password = std::move(tool.password);

@@ -52,16 +52,6 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view text,
   return out;
 }
 
-// libpq keyword/value syntax: single-quoted, with backslash and quote escaped.
-std::string QuoteConnValue(absl::string_view value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
 // postgresql://[user[:password]@][host][:port][/dbname][?key=value&...] to
 // libpq's keyword/value form.
 absl::StatusOr<std::string> PostgresConnectionString(
@@ -158,6 +148,15 @@ absl::StatusOr<std::string> PostgresConnectionString(
 }
 
 }  // namespace
+
+std::string QuoteConnValue(absl::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
 
 std::string RedactDatabaseUrl(absl::string_view url) {
   std::string text(url);

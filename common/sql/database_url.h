@@ -37,6 +37,10 @@ absl::StatusOr<DatabaseUrl> ParseDatabaseUrl(absl::string_view url);
 // The URL with passwords replaced, even when it does not parse.
 std::string RedactDatabaseUrl(absl::string_view url);
 
+// A value for libpq's keyword/value connection string: single-quoted, with
+// backslash and quote escaped ("it's" -> 'it\'s').
+std::string QuoteConnValue(absl::string_view value);
+
 }  // namespace ecliptix::sql
 
 #endif  // ECLIPTIX_COMMON_SQL_DATABASE_URL_H_

@@ -152,5 +152,11 @@ TEST(DatabaseUrlTest, MalformedUrls) {
   EXPECT_THAT(unsupported, HasSubstr("odbc://"));
 }
 
+TEST(DatabaseUrlTest, QuoteConnValueEscapesQuoteAndBackslash) {
+  EXPECT_EQ(QuoteConnValue("fleet"), "'fleet'");
+  EXPECT_EQ(QuoteConnValue(""), "''");
+  EXPECT_EQ(QuoteConnValue("it's a\\b"), "'it\\'s a\\\\b'");
+}
+
 }  // namespace
 }  // namespace ecliptix::sql
