@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/proto_time.h"
 #include "common/version.h"
 
 namespace ecliptix::agent {
@@ -29,19 +30,6 @@ std::shared_ptr<spdlog::logger> Log() {
   static auto* logger =
       new std::shared_ptr<spdlog::logger>(Logger("agent.stream"));
   return *logger;
-}
-
-google::protobuf::Timestamp ToProtoTime(absl::Time time) {
-  google::protobuf::Timestamp proto;
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  proto.set_seconds(seconds);
-  proto.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
-  return proto;
-}
-
-absl::Duration FromProtoDuration(const google::protobuf::Duration& proto) {
-  return absl::Seconds(proto.seconds()) + absl::Nanoseconds(proto.nanos());
 }
 
 std::string HostName() {
@@ -347,7 +335,7 @@ void ControlStream::HeartbeatLoop(Session* session) {
     session->mutex.Unlock();
     v1::AgentMessage message;
     *message.mutable_heartbeat()->mutable_sent_time() =
-        ToProtoTime(absl::Now());
+        ToProtoTimestamp(absl::Now());
     const bool sent = Send(session, std::move(message));
     session->mutex.Lock();
     // A failed write means the stream is gone; the reader sees it too and ends
@@ -365,7 +353,7 @@ class ControlStream::Reporter : public CommandReporter {
 
   void Report(v1::CommandEvent event) override {
     event.set_command_id(command_id_);
-    *event.mutable_event_time() = ToProtoTime(absl::Now());
+    *event.mutable_event_time() = ToProtoTimestamp(absl::Now());
     v1::AgentMessage message;
     *message.mutable_command_event() = std::move(event);
     stream_->SendCurrent(std::move(message));
@@ -407,7 +395,7 @@ void ControlStream::FinishCommand(const std::string& command_id,
   v1::AgentMessage event;
   v1::CommandEvent* command_event = event.mutable_command_event();
   command_event->set_command_id(command_id);
-  *command_event->mutable_event_time() = ToProtoTime(absl::Now());
+  *command_event->mutable_event_time() = ToProtoTimestamp(absl::Now());
   *command_event->mutable_finished() = finished;
   SendCurrent(std::move(event));
 }
@@ -483,7 +471,7 @@ void ControlStream::SendOutcome(Session* session, const std::string& command_id,
   v1::AgentMessage event;
   v1::CommandEvent* command_event = event.mutable_command_event();
   command_event->set_command_id(command_id);
-  *command_event->mutable_event_time() = ToProtoTime(absl::Now());
+  *command_event->mutable_event_time() = ToProtoTimestamp(absl::Now());
   *command_event->mutable_finished() = *entry.finished;
   Send(session, std::move(event));
 }

@@ -7,8 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "client/ctl_format.h"
 #include "common/bundle/bundle.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace ecliptix::client::ctl {
 namespace {
@@ -119,11 +119,7 @@ absl::Status BundleList(const Invocation& invocation, CommandRuntime& runtime) {
          absl::StrCat(info.manifest().phases_size()),
          absl::StrCat(CountSteps(info.manifest())),
          absl::StrCat(info.file_count()), Bytes(info.size_bytes()),
-         RelativeTime(
-             absl::FromUnixMicros(
-                 google::protobuf::util::TimeUtil::TimestampToMicroseconds(
-                     info.upload_time())),
-             runtime.Now())});
+         RelativeTime(FromProtoTimestamp(info.upload_time()), runtime.Now())});
   }
   runtime.out() << AlignedTable(rows);
   return absl::OkStatus();

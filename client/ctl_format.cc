@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/proto_time.h"
 
 namespace ecliptix::client::ctl {
 namespace {
@@ -77,8 +78,7 @@ absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
   if (timestamp.seconds() == 0 && timestamp.nanos() == 0) {
     return absl::InfinitePast();
   }
-  return absl::FromUnixSeconds(timestamp.seconds()) +
-         absl::Nanoseconds(timestamp.nanos());
+  return FromProtoTimestamp(timestamp);
 }
 
 std::string RelativeTime(absl::Time then, absl::Time now) {

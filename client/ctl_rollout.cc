@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "client/ctl_format.h"
 #include "client/ctl_rollout_view.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 
 namespace ecliptix::client::ctl {
@@ -110,12 +111,6 @@ absl::StatusOr<absl::Duration> DurationFlag(const Invocation& invocation,
         "duration such as 30s, 5m or 1h30m, got \"", text, "\""));
   }
   return duration;
-}
-
-void SetDuration(google::protobuf::Duration* proto, absl::Duration duration) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(duration);
-  proto->set_seconds(nanos / 1'000'000'000);
-  proto->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
 // "09:30" -> true; hours 00..24 (24:00 only), minutes 00..59.
@@ -669,7 +664,7 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
   if (invocation.flags.count("pause")) {
     ASSIGN_OR_RETURN(absl::Duration pause,
                      DurationFlag(invocation, "pause", /*allow_zero=*/true));
-    SetDuration(strategy.mutable_pause_between_waves(), pause);
+    *strategy.mutable_pause_between_waves() = ToProtoDuration(pause);
   }
   strategy.set_approval_required(invocation.BoolFlag("approval"));
   if (invocation.flags.count("auto_rollback")) {
@@ -693,7 +688,7 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
     ASSIGN_OR_RETURN(
         absl::Duration deadline,
         DurationFlag(invocation, "offline_deadline", /*allow_zero=*/false));
-    SetDuration(strategy.mutable_offline_deadline(), deadline);
+    *strategy.mutable_offline_deadline() = ToProtoDuration(deadline);
   }
   if (invocation.flags.count("offline")) {
     const std::string value = absl::AsciiStrToLower(invocation.Flag("offline"));

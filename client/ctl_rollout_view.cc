@@ -11,6 +11,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "client/ctl_format.h"
+#include "common/proto_time.h"
 
 namespace ecliptix::client::ctl {
 namespace {
@@ -82,17 +83,6 @@ std::string Bytes(int64_t bytes) {
   if (bytes < 10 * 1024) return absl::StrCat(bytes, " B");
   if (bytes < 10 * 1024 * 1024) return absl::StrCat(bytes / 1024, " KiB");
   return absl::StrCat(bytes / (1024 * 1024), " MiB");
-}
-
-absl::Duration ToDuration(const google::protobuf::Duration& duration) {
-  return absl::Seconds(duration.seconds()) +
-         absl::Nanoseconds(duration.nanos());
-}
-
-void SetTimestamp(google::protobuf::Timestamp* timestamp, absl::Time time) {
-  const int64_t nanos = absl::ToUnixNanos(time);
-  timestamp->set_seconds(nanos / 1'000'000'000);
-  timestamp->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
 }
 
 bool IsFinalTarget(v1::TargetState state) {
@@ -389,7 +379,8 @@ std::string StrategyText(const v1::Strategy& strategy) {
   parts.push_back(absl::StrCat(
       "failure budget ",
       strategy.failure_budget().empty() ? "0" : strategy.failure_budget()));
-  const absl::Duration pause = ToDuration(strategy.pause_between_waves());
+  const absl::Duration pause =
+      FromProtoDuration(strategy.pause_between_waves());
   if (pause > absl::ZeroDuration()) {
     parts.push_back(absl::StrCat("pause ", absl::FormatDuration(pause)));
   }
@@ -399,7 +390,8 @@ std::string StrategyText(const v1::Strategy& strategy) {
   } else if (strategy.auto_rollback() == v1::AUTO_ROLLBACK_ROLLOUT) {
     parts.push_back("auto-rollback all on failure");
   }
-  const absl::Duration deadline = ToDuration(strategy.offline_deadline());
+  const absl::Duration deadline =
+      FromProtoDuration(strategy.offline_deadline());
   parts.push_back(absl::StrCat(
       "offline: ",
       strategy.offline_policy() == v1::OFFLINE_POLICY_SKIP ? "skip" : "fail",
@@ -708,7 +700,7 @@ void RolloutView::Update(const v1::RolloutEvent& event) {
         rollout_.clear_resume_time();
       }
       if (IsFinalState(changed.state()) && time != absl::InfinitePast()) {
-        SetTimestamp(rollout_.mutable_finish_time(), time);
+        *rollout_.mutable_finish_time() = ToProtoTimestamp(time);
       }
       break;
     }
@@ -721,7 +713,7 @@ void RolloutView::Update(const v1::RolloutEvent& event) {
       if (wave.started()) {
         rollout_.set_current_wave(wave.wave());
         if (time != absl::InfinitePast()) {
-          SetTimestamp(rollout_.mutable_wave_start_time(), time);
+          *rollout_.mutable_wave_start_time() = ToProtoTimestamp(time);
         }
       }
       break;
@@ -741,14 +733,14 @@ void RolloutView::Update(const v1::RolloutEvent& event) {
         // Started, or started again (retry, rollback).
         if (!IsActiveTarget(before) || !target.has_started_time()) {
           if (time != absl::InfinitePast()) {
-            SetTimestamp(target.mutable_started_time(), time);
+            *target.mutable_started_time() = ToProtoTimestamp(time);
           }
         }
         target.clear_finished_time();
       } else if (IsFinalTarget(changed.state()) ||
                  changed.state() == v1::TARGET_STATE_UNKNOWN) {
         if (time != absl::InfinitePast()) {
-          SetTimestamp(target.mutable_finished_time(), time);
+          *target.mutable_finished_time() = ToProtoTimestamp(time);
         }
         statements_.erase(changed.database_id());
       }
@@ -880,7 +872,7 @@ std::string RolloutView::Describe(const v1::RolloutEvent& event) const {
           const v1::StepFinished& finished = deployment.step_finished();
           std::string text = absl::StrCat(
               prefix, " ", StepOutcomeName(finished.outcome()), " (",
-              ShortDuration(ToDuration(finished.duration())));
+              ShortDuration(FromProtoDuration(finished.duration())));
           if (finished.rows_affected() > 0) {
             absl::StrAppend(&text, ", ", finished.rows_affected(),
                             finished.rows_affected() == 1 ? " row" : " rows");

@@ -10,27 +10,23 @@
 #include "absl/strings/strip.h"
 #include "common/identifiers.h"
 #include "common/logging.h"
+#include "common/proto_time.h"
 #include "common/required_field.h"
 #include "common/version.h"
-#include "google/protobuf/util/time_util.h"
 
 namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
-using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 constexpr char kPageTokenPrefix[] = "after:";
 constexpr size_t kMaxFieldLength = 1024;
 
+// The store keeps these times in microseconds: stamp what it gives back.
 google::protobuf::Timestamp ToTimestamp(absl::Time time) {
-  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(time));
-}
-
-google::protobuf::Duration ToDurationProto(absl::Duration duration) {
-  return TimeUtil::MicrosecondsToDuration(absl::ToInt64Microseconds(duration));
+  return ToProtoTimestamp(absl::FromUnixMicros(absl::ToUnixMicros(time)));
 }
 
 absl::Status ValidateHello(const v1::Hello& hello) {
@@ -251,9 +247,9 @@ absl::StatusOr<Registration> Registry::Register(
   welcome.set_session_id(
       absl::StrCat(hello.database_id(), "/", registration.session_id));
   *welcome.mutable_heartbeat_interval() =
-      ToDurationProto(options_.heartbeat_interval);
+      ToProtoDuration(options_.heartbeat_interval);
   *welcome.mutable_heartbeat_timeout() =
-      ToDurationProto(options_.heartbeat_timeout);
+      ToProtoDuration(options_.heartbeat_timeout);
   welcome.set_server_version(kVersion);
   *welcome.mutable_server_time() = ToTimestamp(now);
   welcome.set_first_registration(first_registration);

@@ -12,14 +12,13 @@
 #include "common/bundle/bundle.h"
 #include "common/logging.h"
 #include "common/proto_status.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "server/rollout_planner.h"
 
 namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
-using google::protobuf::util::TimeUtil;
 
 constexpr absl::Duration kDefaultOfflineDeadline = absl::Minutes(5);
 constexpr int kDefaultListPageSize = 50;
@@ -59,14 +58,6 @@ bool IsTargetFinal(v1::TargetState state) {
 bool IsTargetBusy(v1::TargetState state) {
   return state == v1::TARGET_STATE_RUNNING ||
          state == v1::TARGET_STATE_ROLLING_BACK;
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& duration) {
-  return absl::Microseconds(TimeUtil::DurationToMicroseconds(duration));
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(timestamp));
 }
 
 std::string ShortState(v1::RolloutState state) {
@@ -281,7 +272,7 @@ void RolloutOrchestrator::Tick() {
 }
 
 google::protobuf::Timestamp RolloutOrchestrator::Now() const {
-  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_->Now()));
+  return ToProtoTimestamp(clock_->Now());
 }
 
 bool RolloutOrchestrator::Connected(const std::string& database_id) const {
@@ -833,15 +824,16 @@ void RolloutOrchestrator::Advance(Active& active) {
   // mid-command.
   const absl::Duration deadline =
       rollout.strategy().has_offline_deadline() &&
-              FromProto(rollout.strategy().offline_deadline()) >
+              FromProtoDuration(rollout.strategy().offline_deadline()) >
                   absl::ZeroDuration()
-          ? FromProto(rollout.strategy().offline_deadline())
+          ? FromProtoDuration(rollout.strategy().offline_deadline())
           : kDefaultOfflineDeadline;
   for (v1::RolloutTarget& target : *rollout.mutable_targets()) {
     if (target.wave() > rollout.current_wave() ||
         !target.has_offline_since_time())
       continue;
-    if (now - FromProto(target.offline_since_time()) < deadline) continue;
+    if (now - FromProtoTimestamp(target.offline_since_time()) < deadline)
+      continue;
     if (target.state() == v1::TARGET_STATE_RUNNING) {
       rollout.set_failures(rollout.failures() + 1);
       SetTargetState(
@@ -932,11 +924,10 @@ void RolloutOrchestrator::Advance(Active& active) {
     return;
   }
   const absl::Duration pause =
-      FromProto(rollout.strategy().pause_between_waves());
+      FromProtoDuration(rollout.strategy().pause_between_waves());
   if (pause > absl::ZeroDuration()) {
     if (!rollout.has_resume_time()) {
-      *rollout.mutable_resume_time() =
-          TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now + pause));
+      *rollout.mutable_resume_time() = ToProtoTimestamp(now + pause);
       SetState(active, v1::ROLLOUT_STATE_RUNNING,
                absl::StrCat("wave ", wave, " finished; wave ", wave + 1,
                             " starts at ",
@@ -944,7 +935,7 @@ void RolloutOrchestrator::Advance(Active& active) {
                                              absl::UTCTimeZone())));
       return;
     }
-    if (now < FromProto(rollout.resume_time())) return;
+    if (now < FromProtoTimestamp(rollout.resume_time())) return;
   }
   for (const v1::GateStatus& gate : rollout.gates()) {
     if (gate.kind() == v1::GATE_KIND_MAINTENANCE_WINDOW &&

@@ -15,6 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "agent/executor/data_guard.h"
 #include "common/logging.h"
+#include "common/proto_time.h"
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "google/protobuf/duration.pb.h"
@@ -33,17 +34,6 @@ v1::DeploymentEvent NewEvent(const bundle::Bundle& bundle,
   event.set_phase(phase);
   event.set_step(step);
   return event;
-}
-
-void SetDuration(absl::Duration duration, google::protobuf::Duration* proto) {
-  const int64_t seconds =
-      absl::IDivDuration(duration, absl::Seconds(1), &duration);
-  proto->set_seconds(seconds);
-  proto->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& proto) {
-  return absl::Seconds(proto.seconds()) + absl::Nanoseconds(proto.nanos());
 }
 
 bool IsTransactional(const v1::Step& step) {
@@ -122,10 +112,10 @@ absl::StatusOr<v1::Dialect> Executor::DialectOf(
 
 absl::Duration Executor::TimeoutOf(const bundle::Bundle& bundle,
                                    const v1::Step& step) const {
-  const absl::Duration own = FromProto(step.timeout());
+  const absl::Duration own = FromProtoDuration(step.timeout());
   if (own > absl::ZeroDuration()) return own;
   const absl::Duration manifest_default =
-      FromProto(bundle.manifest().default_step_timeout());
+      FromProtoDuration(bundle.manifest().default_step_timeout());
   if (manifest_default > absl::ZeroDuration()) return manifest_default;
   return kDefaultStepTimeout;
 }
@@ -679,7 +669,7 @@ absl::Status Executor::RunScript(const bundle::Bundle& bundle,
   v1::StepFinished* done = event.mutable_step_finished();
   done->set_outcome(script.revert ? v1::STEP_OUTCOME_REVERTED
                                   : v1::STEP_OUTCOME_APPLIED);
-  SetDuration(finished - started, done->mutable_duration());
+  *done->mutable_duration() = ToProtoDuration(finished - started);
   done->set_rows_affected(rows);
   sink(event);
   return absl::OkStatus();
@@ -1023,10 +1013,7 @@ absl::StatusOr<BackupResult> Executor::Backup(const DeploymentEventSink& sink) {
   completed->set_backup_id(backup.backup_id);
   completed->set_location(backup.location);
   completed->set_size_bytes(backup.size_bytes);
-  const int64_t nanos = absl::ToUnixNanos(backup.time);
-  completed->mutable_backup_time()->set_seconds(nanos / 1000000000);
-  completed->mutable_backup_time()->set_nanos(
-      static_cast<int32_t>(nanos % 1000000000));
+  *completed->mutable_backup_time() = ToProtoTimestamp(backup.time);
   sink(event);
   return backup;
 }
