@@ -5,7 +5,7 @@
 
 #include "common/grpc_status.h"
 #include "common/required_field.h"
-#include "server/stream_writer.h"
+#include "server/watch_reactor.h"
 
 namespace ecliptix::server {
 namespace {
@@ -15,48 +15,6 @@ namespace v1 = ::ecliptix::fleet::v1;
 // The snapshot of a large fleet is queued at once; beyond this a watcher that
 // does not read is cut off.
 constexpr size_t kMaxQueuedEvents = 1'000'000;
-
-class WatchSink : public FleetEventSink {
- public:
-  WatchSink(StreamWriter<v1::FleetEvent>::StartWriteFn start_write,
-            StreamWriter<v1::FleetEvent>::FinishFn finish)
-      : writer_(std::move(start_write), std::move(finish), kMaxQueuedEvents) {}
-
-  bool Deliver(const v1::FleetEvent& event) override {
-    return writer_.Write(event);
-  }
-
-  StreamWriter<v1::FleetEvent>& writer() { return writer_; }
-
- private:
-  StreamWriter<v1::FleetEvent> writer_;
-};
-
-class WatchFleetReactor final
-    : public grpc::ServerWriteReactor<v1::FleetEvent> {
- public:
-  WatchFleetReactor(Registry* registry, const v1::WatchFleetRequest& request)
-      : sink_(std::make_shared<WatchSink>(
-            [this](const v1::FleetEvent* event) { StartWrite(event); },
-            [this](const grpc::Status& status) { Finish(status); })) {
-    if (absl::Status status = registry->Watch(request.selector(), sink_);
-        !status.ok()) {
-      sink_->writer().Finish(ToGrpcStatus(status));
-    }
-  }
-
-  void OnWriteDone(bool ok) override { sink_->writer().OnWriteDone(ok); }
-
-  void OnCancel() override {
-    sink_->writer().Abort(
-        grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  const std::shared_ptr<WatchSink> sink_;
-};
 
 }  // namespace
 
@@ -92,7 +50,11 @@ grpc::ServerUnaryReactor* FleetServiceImpl::GetDatabase(
 grpc::ServerWriteReactor<v1::FleetEvent>* FleetServiceImpl::WatchFleet(
     grpc::CallbackServerContext* context,
     const v1::WatchFleetRequest* request) {
-  return new WatchFleetReactor(registry_, *request);
+  return new WatchReactor<v1::FleetEvent>(
+      kMaxQueuedEvents, [registry = registry_, selector = request->selector()](
+                            std::shared_ptr<FleetEventSink> sink) {
+        return registry->Watch(selector, std::move(sink));
+      });
 }
 
 }  // namespace ecliptix::server

@@ -24,6 +24,7 @@
 #include "common/labels.h"
 #include "ecliptix/fleet/v1/agent_service.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.pb.h"
+#include "server/event_sink.h"
 #include "server/state_store.h"
 
 namespace ecliptix::server {
@@ -42,13 +43,8 @@ class AgentSession {
 
 // A watcher of fleet events. Deliver must not block. It is called outside the
 // registry's lock, one event at a time and in the order of the changes, so it
-// may call back into the registry.
-class FleetEventSink {
- public:
-  virtual ~FleetEventSink() = default;
-  // Returns false when the sink is closed; the registry then forgets it.
-  virtual bool Deliver(const fleet::v1::FleetEvent& event) = 0;
-};
+// may call back into the registry. The registry never calls End.
+using FleetEventSink = EventSink<fleet::v1::FleetEvent>;
 
 struct RegistryOptions {
   // Sent to agents in Welcome.

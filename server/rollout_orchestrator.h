@@ -27,21 +27,16 @@
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
 #include "server/bundle_catalog.h"
+#include "server/event_sink.h"
 #include "server/registry.h"
 #include "server/state_store.h"
 
 namespace ecliptix::server {
 
 // A watcher of one rollout. Must not block, and must not call back into the
-// orchestrator.
-class RolloutEventSink {
- public:
-  virtual ~RolloutEventSink() = default;
-  // False when the sink is closed; it is then forgotten.
-  virtual bool Deliver(const fleet::v1::RolloutEvent& event) = 0;
-  // No more events: the rollout ended (OK), or the watch was refused.
-  virtual void End(const absl::Status& status) = 0;
-};
+// orchestrator. End comes once: the rollout ended (OK), or the watch was
+// refused.
+using RolloutEventSink = EventSink<fleet::v1::RolloutEvent>;
 
 struct RolloutOptions {
   // How often deadlines, timed pauses and gates are checked.

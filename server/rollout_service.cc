@@ -6,7 +6,8 @@
 #include "absl/strings/ascii.h"
 #include "common/grpc_status.h"
 #include "common/required_field.h"
-#include "server/stream_writer.h"
+#include "common/status_macros.h"
+#include "server/watch_reactor.h"
 
 namespace ecliptix::server {
 namespace {
@@ -87,50 +88,6 @@ absl::Status CheckAttest(const v1::AttestGateRequest& request) {
   return absl::OkStatus();
 }
 
-class WatchSink : public RolloutEventSink {
- public:
-  WatchSink(StreamWriter<v1::RolloutEvent>::StartWriteFn start_write,
-            StreamWriter<v1::RolloutEvent>::FinishFn finish)
-      : writer_(std::move(start_write), std::move(finish),
-                kMaxQueuedRolloutEvents) {}
-  bool Deliver(const v1::RolloutEvent& event) override {
-    return writer_.Write(event);
-  }
-  void End(const absl::Status& status) override {
-    writer_.Finish(ToGrpcStatus(status));
-  }
-  StreamWriter<v1::RolloutEvent>& writer() { return writer_; }
-
- private:
-  StreamWriter<v1::RolloutEvent> writer_;
-};
-
-class WatchRolloutReactor final
-    : public grpc::ServerWriteReactor<v1::RolloutEvent> {
- public:
-  WatchRolloutReactor(RolloutOrchestrator* orchestrator,
-                      const v1::WatchRolloutRequest& request)
-      : sink_(std::make_shared<WatchSink>(
-            [this](const v1::RolloutEvent* event) { StartWrite(event); },
-            [this](const grpc::Status& status) { Finish(status); })) {
-    if (absl::Status status = CheckRolloutId(request.rollout_id());
-        !status.ok()) {
-      sink_->writer().Finish(ToGrpcStatus(status));
-      return;
-    }
-    orchestrator->Watch(request.rollout_id(), request.after_sequence(), sink_);
-  }
-  void OnWriteDone(bool ok) override { sink_->writer().OnWriteDone(ok); }
-  void OnCancel() override {
-    sink_->writer().Abort(
-        grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-  }
-  void OnDone() override { delete this; }
-
- private:
-  const std::shared_ptr<WatchSink> sink_;
-};
-
 }  // namespace
 
 grpc::ServerUnaryReactor* RolloutServiceImpl::CreateRollout(
@@ -174,7 +131,15 @@ grpc::ServerUnaryReactor* RolloutServiceImpl::ListRollouts(
 grpc::ServerWriteReactor<v1::RolloutEvent>* RolloutServiceImpl::WatchRollout(
     grpc::CallbackServerContext* context,
     const v1::WatchRolloutRequest* request) {
-  return new WatchRolloutReactor(orchestrator_, *request);
+  return new WatchReactor<v1::RolloutEvent>(
+      kMaxQueuedRolloutEvents,
+      [orchestrator = orchestrator_,
+       request = *request](std::shared_ptr<RolloutEventSink> sink) {
+        RETURN_IF_ERROR(CheckRolloutId(request.rollout_id()));
+        orchestrator->Watch(request.rollout_id(), request.after_sequence(),
+                            std::move(sink));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* RolloutServiceImpl::PauseRollout(
