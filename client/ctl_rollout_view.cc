@@ -36,21 +36,6 @@ std::string EnumName(const std::string& full_name, absl::string_view prefix) {
   return absl::StrReplaceAll(absl::AsciiStrToLower(name), {{"_", "-"}});
 }
 
-struct GateNameEntry {
-  v1::GateKind kind;
-  const char* short_name;
-  const char* long_name;
-};
-
-constexpr GateNameEntry kGateNames[] = {
-    {v1::GATE_KIND_BACKUP_COMPLETED, "backup", "backup-completed"},
-    {v1::GATE_KIND_STAGING_TESTED, "staging", "staging-tested"},
-    {v1::GATE_KIND_MAINTENANCE_WINDOW, "window", "maintenance-window"},
-    {v1::GATE_KIND_ROLLBACK_PLAN, "rollback-plan", "rollback-plan"},
-    {v1::GATE_KIND_MONITORING_READY, "monitoring", "monitoring-ready"},
-    {v1::GATE_KIND_TEAM_NOTIFIED, "team", "team-notified"},
-};
-
 std::string OrDash(const std::string& text) {
   return text.empty() ? std::string("-") : text;
 }
@@ -293,64 +278,6 @@ std::string StepOutcomeName(v1::StepOutcome outcome) {
 }
 
 }  // namespace
-
-std::string RolloutStateName(v1::RolloutState state) {
-  return EnumName(v1::RolloutState_Name(state), "ROLLOUT_STATE_");
-}
-
-std::string TargetStateName(v1::TargetState state) {
-  return EnumName(v1::TargetState_Name(state), "TARGET_STATE_");
-}
-
-std::optional<v1::RolloutState> ParseRolloutState(absl::string_view name) {
-  const std::string wanted = absl::StrReplaceAll(
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(name)), {{"_", "-"}});
-  if (wanted == "waiting") return v1::ROLLOUT_STATE_WAITING_FOR_GATE;
-  const google::protobuf::EnumDescriptor* descriptor =
-      v1::RolloutState_descriptor();
-  for (int i = 0; i < descriptor->value_count(); ++i) {
-    const auto state =
-        static_cast<v1::RolloutState>(descriptor->value(i)->number());
-    if (state != v1::ROLLOUT_STATE_UNSPECIFIED &&
-        RolloutStateName(state) == wanted) {
-      return state;
-    }
-  }
-  return std::nullopt;
-}
-
-bool IsFinalState(v1::RolloutState state) {
-  return state == v1::ROLLOUT_STATE_SUCCEEDED ||
-         state == v1::ROLLOUT_STATE_FAILED ||
-         state == v1::ROLLOUT_STATE_ABORTED ||
-         state == v1::ROLLOUT_STATE_ROLLED_BACK;
-}
-
-std::string GateName(v1::GateKind kind) {
-  for (const GateNameEntry& entry : kGateNames) {
-    if (entry.kind == kind) return entry.short_name;
-  }
-  return "unknown";
-}
-
-std::optional<v1::GateKind> ParseGateName(absl::string_view name) {
-  const std::string wanted = absl::StrReplaceAll(
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(name)), {{"_", "-"}});
-  for (const GateNameEntry& entry : kGateNames) {
-    if (wanted == entry.short_name || wanted == entry.long_name) {
-      return entry.kind;
-    }
-  }
-  return std::nullopt;
-}
-
-std::string GateNames() {
-  std::vector<std::string> names;
-  for (const GateNameEntry& entry : kGateNames) {
-    names.push_back(entry.short_name);
-  }
-  return absl::StrJoin(names, ", ");
-}
 
 std::string ShortDuration(absl::Duration duration) {
   if (duration < absl::ZeroDuration()) duration = absl::ZeroDuration();

@@ -14,28 +14,14 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/rollout_names.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
 
 namespace ecliptix::client::ctl {
 
-// Lower case with dashes: "running", "waiting-for-gate", "rolled-back";
-// "unknown" for UNSPECIFIED and values this client does not know.
-std::string RolloutStateName(fleet::v1::RolloutState state);
-std::string TargetStateName(fleet::v1::TargetState state);
-// The inverse of RolloutStateName; also "waiting" for WAITING_FOR_GATE.
-std::optional<fleet::v1::RolloutState> ParseRolloutState(
-    absl::string_view name);
-// SUCCEEDED, FAILED, ABORTED, ROLLED_BACK: the server ends watches there.
-bool IsFinalState(fleet::v1::RolloutState state);
-
-// The short gate names of the command line: backup, staging, window,
-// rollback-plan, monitoring, team.
-std::string GateName(fleet::v1::GateKind kind);
-// A short name, or the long one of the enum in lower case with dashes
-// ("team-notified", "maintenance-window"); nullopt for anything else.
-std::optional<fleet::v1::GateKind> ParseGateName(absl::string_view name);
-// "backup, staging, window, rollback-plan, monitoring, team".
-std::string GateNames();
+// Names of rollout states, target states and gates (RolloutStateName,
+// ParseRolloutState, IsFinalState, GateName, ParseGateName, GateNames...) are
+// common/rollout_names.h: the server says them the same way.
 
 // "35 ms", "2.4 s", "2m05s", "1h02m"; negative durations read as 0.
 std::string ShortDuration(absl::Duration duration);

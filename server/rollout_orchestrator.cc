@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/proto_status.h"
 #include "common/proto_time.h"
+#include "common/rollout_names.h"
 #include "server/rollout_planner.h"
 
 namespace ecliptix::server {
@@ -58,12 +59,6 @@ bool IsTargetFinal(v1::TargetState state) {
 bool IsTargetBusy(v1::TargetState state) {
   return state == v1::TARGET_STATE_RUNNING ||
          state == v1::TARGET_STATE_ROLLING_BACK;
-}
-
-std::string ShortState(v1::RolloutState state) {
-  std::string name = v1::RolloutState_Name(state);
-  return absl::AsciiStrToLower(
-      name.substr(std::string("ROLLOUT_STATE_").size()));
 }
 
 }  // namespace
@@ -350,8 +345,8 @@ void RolloutOrchestrator::SetState(Active& active, v1::RolloutState state,
   state_changed->set_reason(reason);
   state_changed->set_actor(actor);
   Logger("rollouts")
-      ->info("rollout {}: {}{}{}", rollout.rollout_id(), ShortState(state),
-             reason.empty() ? "" : ": " + reason,
+      ->info("rollout {}: {}{}{}", rollout.rollout_id(),
+             RolloutStateName(state), reason.empty() ? "" : ": " + reason,
              actor.empty() ? "" : " (by " + actor + ")");
   Emit(active, std::move(event));
 }
@@ -462,12 +457,12 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
       if (!IsActive(other->rollout.state())) continue;
       for (const v1::RolloutTarget& target : other->rollout.targets()) {
         if (ids.count(target.database_id()) > 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("database ", target.database_id(), " is in rollout ",
-                           other_id, " (", ShortState(other->rollout.state()),
-                           "); wait for it to end, or stop it with "
-                           "`ecliptixctl rollout abort ",
-                           other_id, "`"));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "database ", target.database_id(), " is in rollout ", other_id,
+              " (", RolloutStateName(other->rollout.state()),
+              "); wait for it to end, or stop it with "
+              "`ecliptixctl rollout abort ",
+              other_id, "`"));
         }
       }
     }
@@ -1190,7 +1185,7 @@ void RolloutOrchestrator::Pause(v1::RolloutActionRequest request,
             state != v1::ROLLOUT_STATE_WAITING_FOR_GATE &&
             state != v1::ROLLOUT_STATE_PENDING) {
           return done(absl::FailedPreconditionError(absl::StrCat(
-              "rollout ", request.rollout_id(), " is ", ShortState(state),
+              "rollout ", request.rollout_id(), " is ", RolloutStateName(state),
               "; only a pending, waiting or running rollout can be paused")));
         }
         Logger("audit")->info("{} paused rollout {}: {}", request.actor(),
@@ -1215,7 +1210,7 @@ void RolloutOrchestrator::Resume(v1::RolloutActionRequest request,
               if (active.rollout.state() != v1::ROLLOUT_STATE_PAUSED) {
                 return done(absl::FailedPreconditionError(absl::StrCat(
                     "rollout ", request.rollout_id(), " is ",
-                    ShortState(active.rollout.state()), ", not paused")));
+                    RolloutStateName(active.rollout.state()), ", not paused")));
               }
               Logger("audit")->info("{} resumed rollout {}", request.actor(),
                                     request.rollout_id());
@@ -1251,7 +1246,7 @@ void RolloutOrchestrator::Abort(v1::RolloutActionRequest request,
               if (!IsActive(active.rollout.state())) {
                 return done(absl::FailedPreconditionError(absl::StrCat(
                     "rollout ", request.rollout_id(), " already ended (",
-                    ShortState(active.rollout.state()), ")")));
+                    RolloutStateName(active.rollout.state()), ")")));
               }
               Logger("audit")->info("{} aborted rollout {}: {}",
                                     request.actor(), request.rollout_id(),

@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "common/bundle/bundle.h"
 #include "common/labels.h"
+#include "common/rollout_names.h"
 
 namespace ecliptix::server {
 namespace {
@@ -125,25 +126,6 @@ absl::Status ValidateWindow(const v1::MaintenanceWindow& window) {
 }
 
 }  // namespace
-
-std::string GateName(v1::GateKind kind) {
-  switch (kind) {
-    case v1::GATE_KIND_BACKUP_COMPLETED:
-      return "backup";
-    case v1::GATE_KIND_STAGING_TESTED:
-      return "staging";
-    case v1::GATE_KIND_MAINTENANCE_WINDOW:
-      return "window";
-    case v1::GATE_KIND_ROLLBACK_PLAN:
-      return "rollback-plan";
-    case v1::GATE_KIND_MONITORING_READY:
-      return "monitoring";
-    case v1::GATE_KIND_TEAM_NOTIFIED:
-      return "team";
-    default:
-      return "unspecified";
-  }
-}
 
 absl::Status ValidateStrategy(const v1::Strategy& strategy) {
   double last_percent = 0, last_count = 0;

@@ -53,10 +53,6 @@ std::vector<std::string> StepsWithoutRevert(
     const fleet::v1::BundleManifest& manifest,
     const std::vector<std::string>& phases);
 
-// "backup", "staging", "window", "rollback-plan", "monitoring", "team" for
-// people and the CLI.
-std::string GateName(fleet::v1::GateKind kind);
-
 }  // namespace ecliptix::server
 
 #endif  // ECLIPTIX_SERVER_ROLLOUT_PLANNER_H_

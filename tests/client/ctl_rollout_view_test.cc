@@ -58,39 +58,6 @@ std::vector<std::string> ApplyScript(
   return lines;
 }
 
-TEST(RolloutNamesTest, StatesAndGates) {
-  EXPECT_EQ(RolloutStateName(fleet::v1::ROLLOUT_STATE_WAITING_FOR_GATE),
-            "waiting-for-gate");
-  EXPECT_EQ(RolloutStateName(fleet::v1::ROLLOUT_STATE_ROLLED_BACK),
-            "rolled-back");
-  EXPECT_EQ(RolloutStateName(fleet::v1::ROLLOUT_STATE_UNSPECIFIED), "unknown");
-  EXPECT_EQ(TargetStateName(fleet::v1::TARGET_STATE_ROLLING_BACK),
-            "rolling-back");
-  EXPECT_EQ(ParseRolloutState("rolled-back"),
-            fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
-  EXPECT_EQ(ParseRolloutState("ROLLED_BACK"),
-            fleet::v1::ROLLOUT_STATE_ROLLED_BACK);
-  EXPECT_EQ(ParseRolloutState("waiting"),
-            fleet::v1::ROLLOUT_STATE_WAITING_FOR_GATE);
-  EXPECT_FALSE(ParseRolloutState("unknown").has_value());
-  EXPECT_FALSE(ParseRolloutState("done").has_value());
-  for (fleet::v1::GateKind kind : {fleet::v1::GATE_KIND_BACKUP_COMPLETED,
-                                   fleet::v1::GATE_KIND_STAGING_TESTED,
-                                   fleet::v1::GATE_KIND_MAINTENANCE_WINDOW,
-                                   fleet::v1::GATE_KIND_ROLLBACK_PLAN,
-                                   fleet::v1::GATE_KIND_MONITORING_READY,
-                                   fleet::v1::GATE_KIND_TEAM_NOTIFIED}) {
-    EXPECT_EQ(ParseGateName(GateName(kind)), kind) << GateName(kind);
-  }
-  EXPECT_EQ(ParseGateName("team-notified"), fleet::v1::GATE_KIND_TEAM_NOTIFIED);
-  EXPECT_EQ(ParseGateName("Rollback_Plan"), fleet::v1::GATE_KIND_ROLLBACK_PLAN);
-  EXPECT_FALSE(ParseGateName("unknown").has_value());
-  EXPECT_EQ(GateNames(),
-            "backup, staging, window, rollback-plan, monitoring, team");
-  EXPECT_TRUE(IsFinalState(fleet::v1::ROLLOUT_STATE_ABORTED));
-  EXPECT_FALSE(IsFinalState(fleet::v1::ROLLOUT_STATE_ROLLING_BACK));
-}
-
 TEST(RolloutNamesTest, ShortDuration) {
   EXPECT_EQ(ShortDuration(absl::Milliseconds(35)), "35 ms");
   EXPECT_EQ(ShortDuration(absl::Milliseconds(2450)), "2.5 s");
