@@ -501,12 +501,7 @@ absl::StatusOr<v1::ListDatabasesResponse> Registry::ListDatabases(
     ++total;
     if (!after.empty() && id <= after) continue;
     if (response.databases_size() < page_size) {
-      v1::Database* database = response.add_databases();
-      *database = entry.database;
-      if (entry.session != nullptr) {
-        *database->mutable_last_seen_time() =
-            ToTimestamp(entry.last_message_time);
-      }
+      *response.add_databases() = Shown(entry);
     } else if (response.next_page_token().empty()) {
       response.set_next_page_token(absl::WebSafeBase64Escape(absl::StrCat(
           kPageTokenPrefix, response.databases().rbegin()->database_id())));
@@ -528,10 +523,32 @@ absl::StatusOr<v1::Database> Registry::GetDatabase(
                      "\" is not known to this server; `ecliptixctl fleet list` "
                      "shows the registered ones"));
   }
-  v1::Database database = it->second.database;
-  if (it->second.session != nullptr) {
-    *database.mutable_last_seen_time() =
-        ToTimestamp(it->second.last_message_time);
+  return Shown(it->second);
+}
+
+absl::StatusOr<std::vector<v1::Database>> Registry::Select(
+    absl::string_view selector_text) const {
+  absl::StatusOr<LabelSelector> selector = LabelSelector::Parse(selector_text);
+  if (!selector.ok()) return selector.status();
+  return Select(*selector);
+}
+
+std::vector<v1::Database> Registry::Select(
+    const LabelSelector& selector) const {
+  std::vector<v1::Database> databases;
+  absl::MutexLock lock(&mutex_);
+  for (const auto& [id, entry] : entries_) {
+    if (selector.Matches(ToLabels(entry.database.labels()))) {
+      databases.push_back(Shown(entry));
+    }
+  }
+  return databases;
+}
+
+v1::Database Registry::Shown(const Entry& entry) {
+  v1::Database database = entry.database;
+  if (entry.session != nullptr) {
+    *database.mutable_last_seen_time() = ToTimestamp(entry.last_message_time);
   }
   return database;
 }
@@ -549,11 +566,7 @@ absl::Status Registry::Watch(const std::string& selector_text,
       if (!selector->Matches(ToLabels(entry.database.labels()))) continue;
       auto event = std::make_shared<v1::FleetEvent>();
       event->set_type(v1::FleetEvent::TYPE_SNAPSHOT);
-      *event->mutable_database() = entry.database;
-      if (entry.session != nullptr) {
-        *event->mutable_database()->mutable_last_seen_time() =
-            ToTimestamp(entry.last_message_time);
-      }
+      *event->mutable_database() = Shown(entry);
       *event->mutable_event_time() = now;
       deliveries_.push_back(Delivery{std::move(event), {sink}});
     }

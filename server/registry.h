@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -116,6 +117,12 @@ class Registry {
       const fleet::v1::ListDatabasesRequest& request) const;
   absl::StatusOr<fleet::v1::Database> GetDatabase(
       const std::string& database_id) const;
+  // Every database the selector matches, in id order, copied under one lock:
+  // one consistent snapshot of the fleet, however large. An empty selector
+  // matches every database. INVALID_ARGUMENT for a bad selector.
+  absl::StatusOr<std::vector<fleet::v1::Database>> Select(
+      absl::string_view selector) const;
+  std::vector<fleet::v1::Database> Select(const LabelSelector& selector) const;
 
   // Delivers the current matching fleet (SNAPSHOT events, then
   // SNAPSHOT_COMPLETE) and then every matching change to `sink`, until the sink
@@ -151,6 +158,9 @@ class Registry {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   Entry* FindSessionLocked(uint64_t session_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The database as queries show it: with a live session, seen at its last
+  // message.
+  static fleet::v1::Database Shown(const Entry& entry);
   // Delivers the queued events outside the lock. One thread delivers at a
   // time, in queue order; a call while another thread delivers leaves the
   // events to it. Every method that queues events calls this after unlocking.

@@ -403,18 +403,10 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
       PhasesToDeploy(request.strategy(), info->manifest());
   if (!phases.ok()) return phases.status();
 
-  std::vector<v1::Database> databases;
-  v1::ListDatabasesRequest list;
-  list.set_selector(request.selector());
-  list.set_page_size(1000);
-  do {
-    absl::StatusOr<v1::ListDatabasesResponse> page =
-        registry_->ListDatabases(list);
-    if (!page.ok()) return page.status();
-    databases.insert(databases.end(), page->databases().begin(),
-                     page->databases().end());
-    list.set_page_token(page->next_page_token());
-  } while (!list.page_token().empty());
+  absl::StatusOr<std::vector<v1::Database>> selected =
+      registry_->Select(request.selector());
+  if (!selected.ok()) return selected.status();
+  std::vector<v1::Database> databases = *std::move(selected);
   if (databases.empty() && request.all_databases()) {
     return absl::FailedPreconditionError(
         "the fleet has no databases yet: start an agent per database first");

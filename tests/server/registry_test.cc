@@ -245,6 +245,49 @@ TEST_F(RegistryTest, ListPagesThroughEveryMatchingDatabase) {
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 125u);
 }
 
+// One answer holds every match, more than the largest page, in id order,
+// each as GetDatabase shows it.
+TEST_F(RegistryTest, SelectAnswersEveryMatchingDatabaseAtOnce) {
+  uint64_t last_session = 0;
+  for (int i = 0; i < 1200; ++i) {
+    const std::string id = absl::StrCat("db-", 10000 + i);
+    auto registration =
+        registry_.Register(MakeHello(id, {{"env", i % 3 ? "prod" : "staging"}}),
+                           "p", std::make_shared<FakeSession>());
+    ASSERT_TRUE(registration.ok()) << registration.status();
+    last_session = registration->session_id;
+  }
+  clock_.Advance(absl::Seconds(5));
+  registry_.Touch(last_session);
+
+  absl::StatusOr<std::vector<v1::Database>> prod = registry_.Select("env=prod");
+  ASSERT_TRUE(prod.ok()) << prod.status();
+  ASSERT_EQ(prod->size(), 800u);
+  std::vector<std::string> ids;
+  for (const v1::Database& database : *prod) {
+    EXPECT_EQ(database.labels().at("env"), "prod");
+    ids.push_back(database.database_id());
+  }
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 800u);
+  auto touched = registry_.GetDatabase(prod->back().database_id());
+  ASSERT_TRUE(touched.ok());
+  EXPECT_EQ(prod->back().last_seen_time().seconds(),
+            touched->last_seen_time().seconds());
+  EXPECT_EQ(prod->back().last_seen_time().seconds(),
+            absl::ToUnixSeconds(clock_.Now()));
+
+  absl::StatusOr<std::vector<v1::Database>> all = registry_.Select("");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1200u);
+}
+
+TEST_F(RegistryTest, SelectRefusesABadSelectorNamingIt) {
+  auto result = registry_.Select("env=prod,re gion=eu");
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(), HasSubstr("re gion=eu"));
+}
+
 TEST_F(RegistryTest, BadListArgumentsAreInvalid) {
   v1::ListDatabasesRequest request;
   request.set_selector("env=prod,re gion=eu");
