@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "client/ctl_format.h"
 #include "common/proto_time.h"
+#include "common/rollout_events.h"
 
 namespace ecliptix::client::ctl {
 namespace {
@@ -564,13 +565,7 @@ RolloutView::RolloutView(v1::Rollout rollout, Options options)
       applied_sequence_(rollout_.last_event_sequence()) {}
 
 v1::RolloutTarget& RolloutView::Target(const std::string& database_id) {
-  for (v1::RolloutTarget& target : *rollout_.mutable_targets()) {
-    if (target.database_id() == database_id) return target;
-  }
-  v1::RolloutTarget* target = rollout_.add_targets();
-  target->set_database_id(database_id);
-  target->set_state(v1::TARGET_STATE_PENDING);
-  return *target;
+  return FindOrAddTarget(&rollout_, database_id);
 }
 
 bool RolloutView::IsNotable(const v1::RolloutEvent& event) {
@@ -608,83 +603,26 @@ std::vector<std::string> RolloutView::Apply(const v1::RolloutEvent& event) {
 }
 
 void RolloutView::Update(const v1::RolloutEvent& event) {
-  const absl::Time time = ToTime(event.event_time());
+  // The rollout changes exactly as the server's copy does; the view keeps,
+  // besides, what only a live display wants.
+  ApplyRolloutEvent(event, &rollout_);
   switch (event.kind_case()) {
     case v1::RolloutEvent::kSnapshot:
-      rollout_ = event.snapshot();
       applied_sequence_ =
           std::max(event.sequence(), event.snapshot().last_event_sequence());
       statements_.clear();
       return;
-    case v1::RolloutEvent::kStateChanged: {
-      const v1::RolloutStateChanged& changed = event.state_changed();
-      rollout_.set_state(changed.state());
-      if (changed.state() == v1::ROLLOUT_STATE_WAITING_FOR_GATE ||
-          changed.state() == v1::ROLLOUT_STATE_PAUSED) {
-        rollout_.set_waiting_reason(changed.reason());
-      } else {
-        rollout_.clear_waiting_reason();
-        rollout_.clear_resume_time();
-      }
-      if (IsFinalState(changed.state()) && time != absl::InfinitePast()) {
-        *rollout_.mutable_finish_time() = ToProtoTimestamp(time);
+    case v1::RolloutEvent::kTarget:
+      if (!IsActiveTarget(event.target().state())) {
+        statements_.erase(event.target().database_id());
       }
       break;
-    }
-    case v1::RolloutEvent::kWave: {
-      const v1::WaveEvent& wave = event.wave();
-      rollout_.set_wave_count(std::max(rollout_.wave_count(), wave.wave()));
-      for (const std::string& id : wave.database_ids()) {
-        Target(id).set_wave(wave.wave());
-      }
-      if (wave.started()) {
-        rollout_.set_current_wave(wave.wave());
-        if (time != absl::InfinitePast()) {
-          *rollout_.mutable_wave_start_time() = ToProtoTimestamp(time);
-        }
-      }
-      break;
-    }
-    case v1::RolloutEvent::kTarget: {
-      const v1::TargetStateChanged& changed = event.target();
-      v1::RolloutTarget& target = Target(changed.database_id());
-      const v1::TargetState before = target.state();
-      target.set_state(changed.state());
-      if (changed.wave() > 0) {
-        target.set_wave(changed.wave());
-        rollout_.set_wave_count(
-            std::max(rollout_.wave_count(), changed.wave()));
-      }
-      target.set_error(changed.error());
-      if (IsActiveTarget(changed.state())) {
-        // Started, or started again (retry, rollback).
-        if (!IsActiveTarget(before) || !target.has_started_time()) {
-          if (time != absl::InfinitePast()) {
-            *target.mutable_started_time() = ToProtoTimestamp(time);
-          }
-        }
-        target.clear_finished_time();
-      } else if (IsFinalTarget(changed.state()) ||
-                 changed.state() == v1::TARGET_STATE_UNKNOWN) {
-        if (time != absl::InfinitePast()) {
-          *target.mutable_finished_time() = ToProtoTimestamp(time);
-        }
-        statements_.erase(changed.database_id());
-      }
-      if (changed.state() == v1::TARGET_STATE_FAILED &&
-          before != v1::TARGET_STATE_FAILED) {
-        rollout_.set_failures(rollout_.failures() + 1);
-      }
-      break;
-    }
     case v1::RolloutEvent::kDeployment: {
       const v1::DeploymentEvent& deployment = event.deployment().event();
       const std::string& id = event.deployment().database_id();
-      v1::RolloutTarget& target = Target(id);
-      if (!deployment.phase().empty()) target.set_phase(deployment.phase());
-      if (!deployment.step().empty() || deployment.has_step_started()) {
-        target.set_step(deployment.step());
-      }
+      // The server knows the phase from the command it sent; the view learns
+      // it from the agent's events.
+      if (!deployment.phase().empty()) Target(id).set_phase(deployment.phase());
       switch (deployment.kind_case()) {
         case v1::DeploymentEvent::kStepStarted:
           statements_[id] = {0, deployment.step_started().statement_count()};
@@ -694,45 +632,18 @@ void RolloutView::Update(const v1::RolloutEvent& event) {
                              deployment.statement_progress().statement_count()};
           break;
         case v1::DeploymentEvent::kStepFinished:
-          statements_.erase(id);
-          if (deployment.step_finished().outcome() ==
-              v1::STEP_OUTCOME_APPLIED) {
-            target.set_steps_applied(target.steps_applied() + 1);
-          } else if (deployment.step_finished().outcome() ==
-                     v1::STEP_OUTCOME_SKIPPED) {
-            target.set_steps_skipped(target.steps_skipped() + 1);
-          }
-          break;
         case v1::DeploymentEvent::kStepFailed:
           statements_.erase(id);
-          target.set_error(deployment.step_failed().message());
-          break;
-        case v1::DeploymentEvent::kBackupCompleted:
-          target.set_backup_id(deployment.backup_completed().backup_id());
           break;
         default:
           break;
       }
       break;
     }
-    case v1::RolloutEvent::kGate: {
-      const v1::GateStatus& gate = event.gate();
-      bool found = false;
-      for (v1::GateStatus& existing : *rollout_.mutable_gates()) {
-        if (existing.kind() == gate.kind()) {
-          existing = gate;
-          found = true;
-        }
-      }
-      if (!found) *rollout_.add_gates() = gate;
-      break;
-    }
     default:
       break;
   }
   applied_sequence_ = std::max(applied_sequence_, event.sequence());
-  rollout_.set_last_event_sequence(
-      std::max(rollout_.last_event_sequence(), event.sequence()));
 }
 
 std::string RolloutView::Describe(const v1::RolloutEvent& event) const {

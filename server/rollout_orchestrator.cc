@@ -13,6 +13,7 @@
 #include "common/logging.h"
 #include "common/proto_status.h"
 #include "common/proto_time.h"
+#include "common/rollout_events.h"
 #include "common/rollout_names.h"
 #include "server/rollout_planner.h"
 
@@ -30,31 +31,9 @@ absl::Status ShuttingDown() {
       "the server is shutting down; try again when it is back");
 }
 
-bool IsActive(v1::RolloutState state) {
-  switch (state) {
-    case v1::ROLLOUT_STATE_PENDING:
-    case v1::ROLLOUT_STATE_WAITING_FOR_GATE:
-    case v1::ROLLOUT_STATE_RUNNING:
-    case v1::ROLLOUT_STATE_PAUSED:
-    case v1::ROLLOUT_STATE_ROLLING_BACK:
-      return true;
-    default:
-      return false;
-  }
-}
+bool IsActive(v1::RolloutState state) { return IsActiveRolloutState(state); }
 
-bool IsTargetFinal(v1::TargetState state) {
-  switch (state) {
-    case v1::TARGET_STATE_SUCCEEDED:
-    case v1::TARGET_STATE_FAILED:
-    case v1::TARGET_STATE_SKIPPED:
-    case v1::TARGET_STATE_ROLLED_BACK:
-    case v1::TARGET_STATE_UNKNOWN:
-      return true;
-    default:
-      return false;
-  }
-}
+bool IsTargetFinal(v1::TargetState state) { return IsFinalTargetState(state); }
 
 bool IsTargetBusy(v1::TargetState state) {
   return state == v1::TARGET_STATE_RUNNING ||
@@ -312,8 +291,9 @@ bool RolloutOrchestrator::HasRunningTargets(const Active& active) const {
 
 void RolloutOrchestrator::Emit(Active& active, v1::RolloutEvent event) {
   event.set_sequence(active.rollout.last_event_sequence() + 1);
-  active.rollout.set_last_event_sequence(event.sequence());
   *event.mutable_event_time() = Now();
+  // The one way the rollout changes with its events, as watchers apply them.
+  ApplyRolloutEvent(event, &active.rollout);
   active.watchers.erase(
       std::remove_if(active.watchers.begin(), active.watchers.end(),
                      [&](const std::shared_ptr<RolloutEventSink>& watcher) {
@@ -327,18 +307,11 @@ void RolloutOrchestrator::SetState(Active& active, v1::RolloutState state,
                                    const std::string& reason,
                                    const std::string& actor) {
   v1::Rollout& rollout = active.rollout;
-  // waiting_reason says what holds a rollout (a gate, a pause, the time the
-  // next wave starts) or why it ended; a rollout simply running shows none.
-  const std::string shown =
-      state == v1::ROLLOUT_STATE_RUNNING && !rollout.has_resume_time() ? ""
-                                                                       : reason;
-  if (rollout.state() == state && rollout.waiting_reason() == shown &&
+  if (rollout.state() == state &&
+      rollout.waiting_reason() == ShownWaitingReason(rollout, state, reason) &&
       actor.empty()) {
     return;
   }
-  rollout.set_state(state);
-  rollout.set_waiting_reason(shown);
-  if (!IsActive(state)) *rollout.mutable_finish_time() = Now();
   v1::RolloutEvent event;
   v1::RolloutStateChanged* state_changed = event.mutable_state_changed();
   state_changed->set_state(state);
@@ -354,19 +327,15 @@ void RolloutOrchestrator::SetState(Active& active, v1::RolloutState state,
 void RolloutOrchestrator::SetTargetState(Active& active,
                                          v1::RolloutTarget& target,
                                          v1::TargetState state,
-                                         const std::string& error) {
-  target.set_state(state);
-  target.set_error(error);
-  if (IsTargetFinal(state)) {
-    *target.mutable_finished_time() = Now();
-    target.clear_command_id();
-  }
+                                         const std::string& error,
+                                         bool counts_against_budget) {
   v1::RolloutEvent event;
   v1::TargetStateChanged* changed = event.mutable_target();
   changed->set_database_id(target.database_id());
   changed->set_state(state);
   changed->set_error(error);
   changed->set_wave(target.wave());
+  changed->set_counts_against_budget(counts_against_budget);
   Emit(active, std::move(event));
 }
 
@@ -621,10 +590,7 @@ bool RolloutOrchestrator::EvaluateGates(Active& active) {
 }
 
 void RolloutOrchestrator::StartWave(Active& active, int wave) {
-  v1::Rollout& rollout = active.rollout;
-  rollout.set_current_wave(wave);
-  *rollout.mutable_wave_start_time() = Now();
-  rollout.clear_resume_time();
+  const v1::Rollout& rollout = active.rollout;
   v1::RolloutEvent event;
   event.mutable_wave()->set_wave(wave);
   event.mutable_wave()->set_started(true);
@@ -692,8 +658,6 @@ void RolloutOrchestrator::StartTarget(Active& active,
   target.clear_touched_phases();
   target.set_attempt(target.attempt() + 1);
   AssignCommand(active, target, "run");
-  *target.mutable_started_time() = Now();
-  target.clear_finished_time();
   SetTargetState(active, target, v1::TARGET_STATE_RUNNING);
   SendCurrentCommand(active, target);
 }
@@ -822,13 +786,13 @@ void RolloutOrchestrator::Advance(Active& active) {
     if (now - FromProtoTimestamp(target.offline_since_time()) < deadline)
       continue;
     if (target.state() == v1::TARGET_STATE_RUNNING) {
-      rollout.set_failures(rollout.failures() + 1);
       SetTargetState(
           active, target, v1::TARGET_STATE_UNKNOWN,
           absl::StrCat(
               "the agent went away during phase ", target.phase(),
               "; its outcome is unknown (retry settles it from the history "
-              "table)"));
+              "table)"),
+          /*counts_against_budget=*/true);
     } else if (target.state() == v1::TARGET_STATE_PENDING &&
                target.wave() == rollout.current_wave()) {
       const std::string why = absl::StrCat("agent offline for more than ",
@@ -836,8 +800,8 @@ void RolloutOrchestrator::Advance(Active& active) {
       if (rollout.strategy().offline_policy() == v1::OFFLINE_POLICY_SKIP) {
         SetTargetState(active, target, v1::TARGET_STATE_SKIPPED, why);
       } else {
-        rollout.set_failures(rollout.failures() + 1);
-        SetTargetState(active, target, v1::TARGET_STATE_FAILED, why);
+        SetTargetState(active, target, v1::TARGET_STATE_FAILED, why,
+                       /*counts_against_budget=*/true);
       }
     }
     target.clear_offline_since_time();
@@ -963,23 +927,9 @@ void RolloutOrchestrator::OnAgentMessage(const std::string& database_id,
     OnCommandFinished(*active, *target,
                       FromProtoStatus(message.command_event().finished()));
   } else if (message.command_event().has_deployment()) {
+    // The step, its counters, touched phases and the backup id change as the
+    // event is applied (Emit).
     const v1::DeploymentEvent& event = message.command_event().deployment();
-    if (!event.step().empty()) target->set_step(event.step());
-    if (event.has_step_finished() &&
-        target->state() == v1::TARGET_STATE_RUNNING) {
-      if (event.step_finished().outcome() == v1::STEP_OUTCOME_APPLIED) {
-        if (std::find(target->touched_phases().begin(),
-                      target->touched_phases().end(),
-                      target->phase()) == target->touched_phases().end()) {
-          target->add_touched_phases(target->phase());
-        }
-        target->set_steps_applied(target->steps_applied() + 1);
-      } else if (event.step_finished().outcome() == v1::STEP_OUTCOME_SKIPPED) {
-        target->set_steps_skipped(target->steps_skipped() + 1);
-      }
-    }
-    if (event.has_backup_completed())
-      target->set_backup_id(event.backup_completed().backup_id());
     v1::RolloutEvent rollout_event;
     rollout_event.mutable_deployment()->set_database_id(database_id);
     *rollout_event.mutable_deployment()->mutable_event() = event;
@@ -1043,12 +993,12 @@ void RolloutOrchestrator::OnCommandFinished(Active& active,
   }
   if (target.state() != v1::TARGET_STATE_RUNNING) return;
   if (!status.ok()) {
-    rollout.set_failures(rollout.failures() + 1);
     const bool cancelled = status.code() == absl::StatusCode::kCancelled;
     SetTargetState(
         active, target, v1::TARGET_STATE_FAILED,
         absl::StrCat(cancelled ? "cancelled" : "failed", " in phase ",
-                     target.phase(), ": ", status.message()));
+                     target.phase(), ": ", status.message()),
+        /*counts_against_budget=*/true);
     if (rollout.strategy().auto_rollback() ==
             v1::AUTO_ROLLBACK_FAILED_TARGETS &&
         rollout.state() != v1::ROLLOUT_STATE_ABORTED) {
@@ -1297,8 +1247,8 @@ void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
           ++retried;
           first_wave = first_wave == 0 ? target.wave()
                                        : std::min(first_wave, target.wave());
+          // Clears finished_time and starts the failure budget anew.
           SetTargetState(active, target, v1::TARGET_STATE_PENDING, "");
-          target.clear_finished_time();
         }
         if (retried == 0) {
           return done(absl::FailedPreconditionError(
@@ -1307,8 +1257,6 @@ void RolloutOrchestrator::Retry(v1::RolloutActionRequest request,
         }
         Logger("audit")->info("{} retried {} databases of rollout {}",
                               request.actor(), retried, request.rollout_id());
-        rollout.set_failures(0);
-        rollout.clear_finish_time();
         SetState(active, v1::ROLLOUT_STATE_RUNNING,
                  absl::StrCat("retrying ", retried, " databases"),
                  request.actor());

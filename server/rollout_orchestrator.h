@@ -163,12 +163,17 @@ class RolloutOrchestrator {
   void SendNextPlanCommand(PlanJob& job, const std::string& database_id);
   void MaybeFinishPlan(int64_t job_id, bool timed_out);
 
+  // Numbers and stamps the event, applies it to the rollout
+  // (ApplyRolloutEvent, as watchers do), delivers it and queues it for saving.
   void Emit(Active& active, fleet::v1::RolloutEvent event);
   void SetState(Active& active, fleet::v1::RolloutState state,
                 const std::string& reason, const std::string& actor = "");
+  // `counts_against_budget`: the change adds one failure (a run that failed
+  // or whose outcome is unknown).
   void SetTargetState(Active& active, fleet::v1::RolloutTarget& target,
                       fleet::v1::TargetState state,
-                      const std::string& error = "");
+                      const std::string& error = "",
+                      bool counts_against_budget = false);
   void Flush(Active& active);
   bool HasRunningTargets(const Active& active) const;
   fleet::v1::RolloutTarget* FindTarget(Active& active,

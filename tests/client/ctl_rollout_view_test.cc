@@ -58,6 +58,34 @@ std::vector<std::string> ApplyScript(
   return lines;
 }
 
+// The live view counts failures as the server does: an unknown outcome
+// counts, a failed rollback does not, a retry starts the budget anew.
+TEST(RolloutViewTest, FailuresAgainstTheBudgetAsTheServerCountsThem) {
+  RolloutView view(MakeRollout(), Utc());
+  int64_t sequence = 0;
+  auto target = [&](const std::string& id, fleet::v1::TargetState state,
+                    bool counts) {
+    RolloutEvent event;
+    event.set_sequence(++sequence);
+    event.mutable_event_time()->set_seconds(kRolloutCreateSeconds + sequence);
+    event.mutable_target()->set_database_id(id);
+    event.mutable_target()->set_state(state);
+    event.mutable_target()->set_counts_against_budget(counts);
+    view.Apply(event);
+  };
+  target("db-1", fleet::v1::TARGET_STATE_RUNNING, false);
+  target("db-1", fleet::v1::TARGET_STATE_UNKNOWN, true);
+  EXPECT_EQ(view.rollout().failures(), 1);
+  target("db-2", fleet::v1::TARGET_STATE_RUNNING, false);
+  target("db-2", fleet::v1::TARGET_STATE_FAILED, true);
+  target("db-2", fleet::v1::TARGET_STATE_ROLLING_BACK, false);
+  target("db-2", fleet::v1::TARGET_STATE_FAILED, false);
+  EXPECT_EQ(view.rollout().failures(), 2);
+  EXPECT_THAT(view.Render(At(100), 0, false), HasSubstr("failures 2/0"));
+  target("db-1", fleet::v1::TARGET_STATE_PENDING, false);
+  EXPECT_EQ(view.rollout().failures(), 0);
+}
+
 TEST(RolloutNamesTest, ShortDuration) {
   EXPECT_EQ(ShortDuration(absl::Milliseconds(35)), "35 ms");
   EXPECT_EQ(ShortDuration(absl::Milliseconds(2450)), "2.5 s");

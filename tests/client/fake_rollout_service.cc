@@ -309,6 +309,9 @@ std::vector<RolloutEvent> ScriptedRolloutEvents(
     event.mutable_target()->set_wave(number);
     event.mutable_target()->set_state(state);
     event.mutable_target()->set_error(error);
+    // As the server says it: a failed run counts against the budget.
+    event.mutable_target()->set_counts_against_budget(
+        state == fleet::v1::TARGET_STATE_FAILED);
   };
   auto step = [&](const std::string& id) -> fleet::v1::DeploymentEvent& {
     RolloutEvent& event = next();
