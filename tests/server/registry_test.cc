@@ -9,12 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/server_testing.h"
 
 namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 using ::testing::HasSubstr;
+using testing::MakeHello;
 
 class FakeSession : public AgentSession {
  public:
@@ -40,18 +42,6 @@ class RecordingSink : public FleetEventSink {
   std::vector<v1::FleetEvent> events;
   bool open = true;
 };
-
-v1::Hello MakeHello(const std::string& id,
-                    std::map<std::string, std::string> labels = {}) {
-  v1::Hello hello;
-  hello.set_database_id(id);
-  hello.set_engine(v1::ENGINE_SQLITE);
-  hello.set_engine_version("3.40.1");
-  hello.set_connector(v1::CONNECTOR_SQLITE);
-  hello.set_agent_version("0.1.0");
-  hello.mutable_labels()->insert(labels.begin(), labels.end());
-  return hello;
-}
 
 class RegistryTest : public ::testing::Test {
  protected:

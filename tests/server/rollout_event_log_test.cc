@@ -23,11 +23,13 @@
 #include "server/registry.h"
 #include "server/rollout_orchestrator.h"
 #include "server/state_store.h"
+#include "tests/server/server_testing.h"
 
 namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using testing::File;
 
 // An agent whose commands the test answers one by one.
 class ScriptedAgent : public AgentSession {
@@ -112,24 +114,6 @@ T Await(const std::function<void(RolloutOrchestrator::Callback<T>)>& ask) {
   return answer.ok() ? *std::move(answer) : T();
 }
 
-v1::BundleFile File(const std::string& path, const std::string& content) {
-  v1::BundleFile file;
-  file.set_path(path);
-  file.set_content(content);
-  return file;
-}
-
-v1::Hello MakeHello(const std::string& id) {
-  v1::Hello hello;
-  hello.set_database_id(id);
-  hello.set_engine(v1::ENGINE_SQLITE);
-  hello.set_engine_version("3.40.1");
-  hello.set_connector(v1::CONNECTOR_SQLITE);
-  hello.set_agent_version("0.1.0");
-  (*hello.mutable_labels())["env"] = "test";
-  return hello;
-}
-
 // What the rollout says of itself and of each target, as people read it.
 void ExpectSameProgress(const v1::Rollout& applied, const v1::Rollout& server) {
   EXPECT_EQ(applied.state(), server.state());
@@ -165,20 +149,12 @@ void ExpectSameProgress(const v1::Rollout& applied, const v1::Rollout& server) {
   }
 }
 
-class RolloutEventLogTest : public ::testing::Test {
+class RolloutEventLogTest : public testing::ServerCoreTest {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<StateStore>> store = StateStore::Open(
-        absl::StrCat("sqlite://", std::getenv("TEST_TMPDIR"), "/events.db"));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<Registry>(store_.get(), &clock_, RegistryOptions());
-    bundles_ = std::make_unique<BundleCatalog>(store_.get(), &clock_, 1 << 20);
     RolloutOptions options;
     options.tick = absl::Milliseconds(5);
-    orchestrator_ = std::make_unique<RolloutOrchestrator>(
-        store_.get(), registry_.get(), bundles_.get(), &clock_, options);
+    OpenCore(options);
   }
   void TearDown() override {
     orchestrator_->Stop();
@@ -187,8 +163,8 @@ class RolloutEventLogTest : public ::testing::Test {
 
   uint64_t Connect(const std::string& id,
                    std::shared_ptr<ScriptedAgent> agent) {
-    absl::StatusOr<Registration> registration =
-        registry_->Register(MakeHello(id), "peer", std::move(agent));
+    absl::StatusOr<Registration> registration = registry_->Register(
+        testing::MakeHello(id, {{"env", "test"}}), "peer", std::move(agent));
     EXPECT_TRUE(registration.ok()) << registration.status();
     return registration.ok() ? registration->session_id : 0;
   }
@@ -233,12 +209,6 @@ class RolloutEventLogTest : public ::testing::Test {
           orchestrator_->Get(id, std::move(done));
         });
   }
-
-  FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<BundleCatalog> bundles_;
-  std::unique_ptr<RolloutOrchestrator> orchestrator_;
 };
 
 TEST_F(RolloutEventLogTest, WatchedEventsGiveTheServersRollout) {

@@ -18,6 +18,7 @@
 #include "server/bundle_catalog.h"
 #include "server/registry.h"
 #include "server/state_store.h"
+#include "tests/server/server_testing.h"
 
 namespace ecliptix::server {
 namespace {
@@ -89,31 +90,13 @@ class SilentSession : public AgentSession {
   absl::Notification command_sent;
 };
 
-v1::BundleFile File(const std::string& path, const std::string& content) {
-  v1::BundleFile file;
-  file.set_path(path);
-  file.set_content(content);
-  return file;
-}
-
-class RolloutOrchestratorShutdownTest : public ::testing::Test {
+class RolloutOrchestratorShutdownTest : public testing::ServerCoreTest {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<StateStore>> store =
-        StateStore::Open(absl::StrCat(
-            "sqlite://", std::getenv("TEST_TMPDIR"), "/",
-            ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-            ".db"));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    registry_ =
-        std::make_unique<Registry>(store_.get(), &clock_, RegistryOptions());
-    bundles_ = std::make_unique<BundleCatalog>(store_.get(), &clock_, 1 << 20);
     RolloutOptions options;
     // Plans wait for their agents for as long as the test runs.
     options.plan_timeout = absl::Hours(1);
-    orchestrator_ = std::make_unique<RolloutOrchestrator>(
-        store_.get(), registry_.get(), bundles_.get(), &clock_, options);
+    OpenCore(options);
   }
 
   // Asks every kind of request once; each answer goes to `answers`.
@@ -148,12 +131,6 @@ class RolloutOrchestratorShutdownTest : public ::testing::Test {
           << name << ": " << status;
     }
   }
-
-  FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<BundleCatalog> bundles_;
-  std::unique_ptr<RolloutOrchestrator> orchestrator_;
 };
 
 TEST_F(RolloutOrchestratorShutdownTest, QueuedRequestsAreAnsweredAtStop) {
@@ -173,7 +150,7 @@ TEST_F(RolloutOrchestratorShutdownTest, QueuedRequestsAreAnsweredAtStop) {
 
 TEST_F(RolloutOrchestratorShutdownTest, PlanWaitingForAgentsIsAnsweredAtStop) {
   absl::StatusOr<v1::BundleInfo> bundle = bundles_->Upload(
-      {File("manifest.textproto", R"(name: "b"
+      {testing::File("manifest.textproto", R"(name: "b"
 version: "1.0.0"
 dialects: DIALECT_SQLITE
 phases {
@@ -185,17 +162,13 @@ phases {
   }
 }
 )"),
-       File("sqlite/t.sql", "CREATE TABLE t (id INTEGER);\n")});
+       testing::File("sqlite/t.sql", "CREATE TABLE t (id INTEGER);\n")});
   ASSERT_TRUE(bundle.ok()) << bundle.status();
-  v1::Hello hello;
-  hello.set_database_id("db-1");
-  hello.set_engine(v1::ENGINE_SQLITE);
-  hello.set_engine_version("3.40.1");
-  hello.set_connector(v1::CONNECTOR_SQLITE);
-  hello.set_agent_version("0.1.0");
-  (*hello.mutable_labels())["env"] = "test";
   auto agent = std::make_shared<SilentSession>();
-  ASSERT_TRUE(registry_->Register(hello, "peer", agent).ok());
+  ASSERT_TRUE(registry_
+                  ->Register(testing::MakeHello("db-1", {{"env", "test"}}),
+                             "peer", agent)
+                  .ok());
   ASSERT_TRUE(orchestrator_->Start().ok());
 
   Answers answers;
