@@ -182,8 +182,7 @@ absl::Status ValidateGates(const std::vector<v1::GateSpec>& gates) {
     if (gate.kind() == v1::GATE_KIND_UNSPECIFIED ||
         !v1::GateKind_IsValid(gate.kind())) {
       return absl::InvalidArgumentError(
-          "gates: unknown kind; use backup, staging, window, rollback-plan, "
-          "monitoring or team");
+          absl::StrCat("gates: unknown kind; use one of ", GateNames()));
     }
     if (!seen.insert(gate.kind()).second) {
       return absl::InvalidArgumentError(
