@@ -8,42 +8,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/proto_status.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
+#include "common/rollout_events.h"
+#include "common/rollout_names.h"
 #include "server/rollout_planner.h"
 
 namespace ecliptix::server::operations {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
-using google::protobuf::util::TimeUtil;
 
 constexpr absl::Duration kDefaultOfflineDeadline = absl::Minutes(5);
-
-bool IsActive(v1::RolloutState state) {
-  switch (state) {
-    case v1::ROLLOUT_STATE_PENDING:
-    case v1::ROLLOUT_STATE_WAITING_FOR_GATE:
-    case v1::ROLLOUT_STATE_RUNNING:
-    case v1::ROLLOUT_STATE_PAUSED:
-    case v1::ROLLOUT_STATE_ROLLING_BACK:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsTargetFinal(v1::TargetState state) {
-  switch (state) {
-    case v1::TARGET_STATE_SUCCEEDED:
-    case v1::TARGET_STATE_FAILED:
-    case v1::TARGET_STATE_SKIPPED:
-    case v1::TARGET_STATE_ROLLED_BACK:
-    case v1::TARGET_STATE_UNKNOWN:
-      return true;
-    default:
-      return false;
-  }
-}
 
 bool IsTargetBusy(v1::TargetState state) {
   return state == v1::TARGET_STATE_RUNNING ||
@@ -51,21 +26,13 @@ bool IsTargetBusy(v1::TargetState state) {
 }
 
 absl::Duration FromProto(const google::protobuf::Duration& duration) {
-  return absl::Microseconds(TimeUtil::DurationToMicroseconds(duration));
+  return FromProtoDuration(duration);
 }
-
 absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(timestamp));
+  return FromProtoTimestamp(timestamp);
 }
-
 google::protobuf::Timestamp ToProto(absl::Time time) {
-  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(time));
-}
-
-std::string ShortState(v1::RolloutState state) {
-  std::string name = v1::RolloutState_Name(state);
-  return absl::AsciiStrToLower(
-      name.substr(std::string("ROLLOUT_STATE_").size()));
+  return ToProtoTimestamp(time);
 }
 
 }  // namespace
@@ -107,7 +74,7 @@ Engine Engine::Load(OperationState state,
 }
 
 bool Engine::Finished() const {
-  return !IsActive(state_.rollout.state()) && !HasRunningTargets();
+  return !IsActiveRolloutState(state_.rollout.state()) && !HasRunningTargets();
 }
 
 bool Engine::IsConnected(const std::string& database_id) const {
@@ -164,7 +131,8 @@ void Engine::SetState(Step& step, v1::RolloutState state,
   }
   rollout.set_state(state);
   rollout.set_waiting_reason(shown);
-  if (!IsActive(state)) *rollout.mutable_finish_time() = ToProto(step.now);
+  if (!IsActiveRolloutState(state))
+    *rollout.mutable_finish_time() = ToProto(step.now);
   v1::RolloutEvent event;
   v1::RolloutStateChanged* changed = event.mutable_state_changed();
   changed->set_state(state);
@@ -174,11 +142,12 @@ void Engine::SetState(Step& step, v1::RolloutState state,
 }
 
 void Engine::SetTargetState(Step& step, int index, v1::TargetState state,
-                            const std::string& error) {
+                            const std::string& error,
+                            bool counts_against_budget) {
   v1::RolloutTarget& target = Target(step, index);
   target.set_state(state);
   target.set_error(error);
-  if (IsTargetFinal(state)) {
+  if (IsFinalTargetState(state)) {
     *target.mutable_finished_time() = ToProto(step.now);
     target.clear_command_id();
   }
@@ -188,6 +157,7 @@ void Engine::SetTargetState(Step& step, int index, v1::TargetState state,
   changed->set_state(state);
   changed->set_error(error);
   changed->set_wave(target.wave());
+  changed->set_counts_against_budget(counts_against_budget);
   Emit(step, std::move(event));
 }
 
@@ -420,7 +390,8 @@ void Engine::Advance(Step& step) {
           absl::StrCat("the agent went away during ", action_->UnitNoun(), " ",
                        target.phase(),
                        "; its outcome is unknown (retry settles it from the "
-                       "history table)"));
+                       "history table)"),
+          /*counts_against_budget=*/true);
     } else if (target.state() == v1::TARGET_STATE_PENDING &&
                target.wave() == rollout.current_wave()) {
       const std::string why = absl::StrCat("agent offline for more than ",
@@ -429,7 +400,8 @@ void Engine::Advance(Step& step) {
         SetTargetState(step, i, v1::TARGET_STATE_SKIPPED, why);
       } else {
         rollout.set_failures(rollout.failures() + 1);
-        SetTargetState(step, i, v1::TARGET_STATE_FAILED, why);
+        SetTargetState(step, i, v1::TARGET_STATE_FAILED, why,
+                       /*counts_against_budget=*/true);
       }
     }
     Target(step, i).clear_offline_since_time();
@@ -450,7 +422,7 @@ void Engine::Advance(Step& step) {
   for (const v1::RolloutTarget& target : rollout.targets()) {
     if (target.wave() != wave) continue;
     running += IsTargetBusy(target.state());
-    wave_done &= IsTargetFinal(target.state());
+    wave_done &= IsFinalTargetState(target.state());
   }
   if (!over_budget) {
     const int max_parallel = rollout.strategy().max_parallel();
@@ -587,7 +559,8 @@ void Engine::OnCommandFinished(Step& step, int index,
     SetTargetState(step, index, v1::TARGET_STATE_FAILED,
                    absl::StrCat(cancelled ? "cancelled" : "failed", " in ",
                                 action_->UnitNoun(), " ", target.phase(), ": ",
-                                status.message()));
+                                status.message()),
+                   /*counts_against_budget=*/true);
     if (rollout.strategy().auto_rollback() ==
             v1::AUTO_ROLLBACK_FAILED_TARGETS &&
         rollout.state() != v1::ROLLOUT_STATE_ABORTED) {
@@ -641,13 +614,13 @@ Output Engine::OnConnection(const std::string& database_id, bool connected,
   // what is applied.
   if (IsTargetBusy(target.state()) && !target.command_id().empty())
     SendCurrentCommand(step, index);
-  if (IsActive(state_.rollout.state())) Advance(step);
+  if (IsActiveRolloutState(state_.rollout.state())) Advance(step);
   return Finish(step);
 }
 
 Output Engine::Tick(absl::Time now) {
   Step step{now, {}};
-  if (IsActive(state_.rollout.state())) Advance(step);
+  if (IsActiveRolloutState(state_.rollout.state())) Advance(step);
   return Finish(step);
 }
 
@@ -691,7 +664,7 @@ Output Engine::Pause(const v1::RolloutActionRequest& request, absl::Time now) {
       state != v1::ROLLOUT_STATE_WAITING_FOR_GATE &&
       state != v1::ROLLOUT_STATE_PENDING) {
     step.out.status = absl::FailedPreconditionError(absl::StrCat(
-        "rollout ", request.rollout_id(), " is ", ShortState(state),
+        "rollout ", request.rollout_id(), " is ", RolloutStateName(state),
         "; only a pending, waiting or running rollout can be paused"));
     return Finish(step);
   }
@@ -709,7 +682,7 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
   if (rollout.state() != v1::ROLLOUT_STATE_PAUSED) {
     step.out.status = absl::FailedPreconditionError(
         absl::StrCat("rollout ", request.rollout_id(), " is ",
-                     ShortState(rollout.state()), ", not paused"));
+                     RolloutStateName(rollout.state()), ", not paused"));
     return Finish(step);
   }
   rollout.clear_resume_time();
@@ -723,7 +696,7 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
   bool wave_done = rollout.current_wave() > 0;
   for (const v1::RolloutTarget& target : rollout.targets()) {
     if (target.wave() == rollout.current_wave())
-      wave_done &= IsTargetFinal(target.state());
+      wave_done &= IsFinalTargetState(target.state());
   }
   if (wave_done && rollout.current_wave() < rollout.wave_count())
     StartWave(step, rollout.current_wave() + 1);
@@ -733,10 +706,10 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
 
 Output Engine::Abort(const v1::RolloutActionRequest& request, absl::Time now) {
   Step step{now, {}};
-  if (!IsActive(state_.rollout.state())) {
+  if (!IsActiveRolloutState(state_.rollout.state())) {
     step.out.status = absl::FailedPreconditionError(
         absl::StrCat("rollout ", request.rollout_id(), " already ended (",
-                     ShortState(state_.rollout.state()), ")"));
+                     RolloutStateName(state_.rollout.state()), ")"));
     return Finish(step);
   }
   SetState(

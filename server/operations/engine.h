@@ -167,8 +167,11 @@ class Engine {
   void Emit(Step& step, fleet::v1::RolloutEvent event);
   void SetState(Step& step, fleet::v1::RolloutState state,
                 const std::string& reason, const std::string& actor = "");
+  // `counts_against_budget`: the change adds one failure; the event says so,
+  // so that a watcher applying it (ApplyRolloutEvent) counts as the engine.
   void SetTargetState(Step& step, int index, fleet::v1::TargetState state,
-                      const std::string& error = "");
+                      const std::string& error = "",
+                      bool counts_against_budget = false);
   void AssignCommand(Step& step, int index, const std::string& verb);
   void SendCurrentCommand(Step& step, int index);
   bool HasRunningTargets() const;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/proto_status.h"
+#include "common/rollout_events.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
@@ -1200,6 +1201,30 @@ TEST(EngineTest, ReloadingTheSavedStateAtAnyStepChangesNothing) {
     }
     // Every run moved: events were told.
     ASSERT_GT(straight.rollout().last_event_sequence(), 5) << "seed " << seed;
+
+    // A watcher applying the events with the one event-applying function
+    // (common/rollout_events, what ecliptixctl does) sees what the engine has.
+    v1::Rollout watched = created;
+    for (const Output& output : outputs) {
+      for (const v1::RolloutEvent& event : output.events)
+        ApplyRolloutEvent(event, &watched);
+    }
+    const v1::Rollout& truth = straight.rollout();
+    EXPECT_EQ(watched.state(), truth.state()) << "seed " << seed;
+    EXPECT_EQ(watched.failures(), truth.failures()) << "seed " << seed;
+    EXPECT_EQ(watched.current_wave(), truth.current_wave()) << "seed " << seed;
+    for (int t = 0; t < truth.targets_size(); ++t) {
+      const std::string who =
+          absl::StrCat("seed ", seed, ", ", truth.targets(t).database_id());
+      EXPECT_EQ(watched.targets(t).state(), truth.targets(t).state()) << who;
+      EXPECT_EQ(watched.targets(t).error(), truth.targets(t).error()) << who;
+      EXPECT_EQ(watched.targets(t).steps_applied(),
+                truth.targets(t).steps_applied())
+          << who;
+      EXPECT_EQ(watched.targets(t).steps_skipped(),
+                truth.targets(t).steps_skipped())
+          << who;
+    }
 
     // Stop after input k (the state saved before input k+1), load, go on.
     for (int k = 0; k < kInputs; ++k) {
