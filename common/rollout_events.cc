@@ -7,6 +7,14 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 
+v1::RolloutTarget& Find(v1::Rollout& rollout, const std::string& database_id,
+                        const RolloutTargetLookup& lookup) {
+  if (lookup) {
+    if (v1::RolloutTarget* target = lookup(database_id)) return *target;
+  }
+  return FindOrAddTarget(&rollout, database_id);
+}
+
 void ApplyStateChanged(const v1::RolloutEvent& event, v1::Rollout& rollout) {
   const v1::RolloutStateChanged& changed = event.state_changed();
   const v1::RolloutState before = rollout.state();
@@ -24,11 +32,12 @@ void ApplyStateChanged(const v1::RolloutEvent& event, v1::Rollout& rollout) {
   }
 }
 
-void ApplyWave(const v1::RolloutEvent& event, v1::Rollout& rollout) {
+void ApplyWave(const v1::RolloutEvent& event, v1::Rollout& rollout,
+               const RolloutTargetLookup& lookup) {
   const v1::WaveEvent& wave = event.wave();
   rollout.set_wave_count(std::max(rollout.wave_count(), wave.wave()));
   for (const std::string& id : wave.database_ids()) {
-    FindOrAddTarget(&rollout, id).set_wave(wave.wave());
+    Find(rollout, id, lookup).set_wave(wave.wave());
   }
   if (!wave.started()) return;
   rollout.set_current_wave(wave.wave());
@@ -38,9 +47,10 @@ void ApplyWave(const v1::RolloutEvent& event, v1::Rollout& rollout) {
   rollout.clear_resume_time();
 }
 
-void ApplyTarget(const v1::RolloutEvent& event, v1::Rollout& rollout) {
+void ApplyTarget(const v1::RolloutEvent& event, v1::Rollout& rollout,
+                 const RolloutTargetLookup& lookup) {
   const v1::TargetStateChanged& changed = event.target();
-  v1::RolloutTarget& target = FindOrAddTarget(&rollout, changed.database_id());
+  v1::RolloutTarget& target = Find(rollout, changed.database_id(), lookup);
   const v1::TargetState before = target.state();
   const v1::TargetState state = changed.state();
   target.set_state(state);
@@ -69,10 +79,11 @@ void ApplyTarget(const v1::RolloutEvent& event, v1::Rollout& rollout) {
   }
 }
 
-void ApplyDeployment(const v1::RolloutEvent& event, v1::Rollout& rollout) {
+void ApplyDeployment(const v1::RolloutEvent& event, v1::Rollout& rollout,
+                     const RolloutTargetLookup& lookup) {
   const v1::DeploymentEvent& deployment = event.deployment().event();
   v1::RolloutTarget& target =
-      FindOrAddTarget(&rollout, event.deployment().database_id());
+      Find(rollout, event.deployment().database_id(), lookup);
   if (!deployment.step().empty()) target.set_step(deployment.step());
   if (deployment.has_step_finished() &&
       target.state() == v1::TARGET_STATE_RUNNING) {
@@ -161,6 +172,11 @@ v1::RolloutTarget& FindOrAddTarget(v1::Rollout* rollout,
 }
 
 void ApplyRolloutEvent(const v1::RolloutEvent& event, v1::Rollout* rollout) {
+  ApplyRolloutEvent(event, rollout, nullptr);
+}
+
+void ApplyRolloutEvent(const v1::RolloutEvent& event, v1::Rollout* rollout,
+                       const RolloutTargetLookup& lookup) {
   switch (event.kind_case()) {
     case v1::RolloutEvent::kSnapshot:
       *rollout = event.snapshot();
@@ -169,13 +185,13 @@ void ApplyRolloutEvent(const v1::RolloutEvent& event, v1::Rollout* rollout) {
       ApplyStateChanged(event, *rollout);
       break;
     case v1::RolloutEvent::kWave:
-      ApplyWave(event, *rollout);
+      ApplyWave(event, *rollout, lookup);
       break;
     case v1::RolloutEvent::kTarget:
-      ApplyTarget(event, *rollout);
+      ApplyTarget(event, *rollout, lookup);
       break;
     case v1::RolloutEvent::kDeployment:
-      ApplyDeployment(event, *rollout);
+      ApplyDeployment(event, *rollout, lookup);
       break;
     case v1::RolloutEvent::kGate:
       ApplyGate(event, *rollout);

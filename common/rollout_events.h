@@ -25,6 +25,7 @@
 #ifndef ECLIPTIX_COMMON_ROLLOUT_EVENTS_H_
 #define ECLIPTIX_COMMON_ROLLOUT_EVENTS_H_
 
+#include <functional>
 #include <string>
 
 #include "ecliptix/fleet/v1/rollout.pb.h"
@@ -33,6 +34,16 @@ namespace ecliptix {
 
 void ApplyRolloutEvent(const fleet::v1::RolloutEvent& event,
                        fleet::v1::Rollout* rollout);
+
+// Finds a rollout's target by database id; null when it has none.
+using RolloutTargetLookup =
+    std::function<fleet::v1::RolloutTarget*(const std::string& database_id)>;
+// The same, finding the event's targets with `lookup` (then FindOrAddTarget
+// when it finds none): a holder of a rollout of many targets that indexes
+// them applies an event in O(1), not O(targets).
+void ApplyRolloutEvent(const fleet::v1::RolloutEvent& event,
+                       fleet::v1::Rollout* rollout,
+                       const RolloutTargetLookup& lookup);
 
 // PENDING, WAITING_FOR_GATE, RUNNING, PAUSED, ROLLING_BACK: the rollout still
 // changes.

@@ -1,11 +1,15 @@
-// Fleet rollouts: the state machine of every rollout and the progress of every
-// target, driven by one worker thread that owns all of it (API requests, agent
-// messages, connection changes and timer ticks are posted to it, so the logic
-// needs no locks). Every change is saved with its events in one transaction
-// before the next input is handled; a restarted server loads the rollouts and
-// resumes them, sending in-flight commands again under the same ids (agents
-// never run an id twice, and the history table makes a re-run of a phase skip
-// what is applied).
+// Fleet rollouts: the shell around the wave engine (server/operations/). One
+// worker thread owns every rollout's Engine; API requests, agent messages,
+// connection changes and timer ticks are posted to it in two lanes: people's
+// requests first, then agent traffic (a bounded batch of it), so a pause or a
+// get never waits behind a flood of agent messages. A batch of inputs is
+// applied, then saved in one transaction (the header of each rollout that
+// changed, one row per changed target, the new events); only then are its
+// commands sent, its events handed to watchers and its requests answered, so
+// nothing outside the server ever sees a state that a crash could take back.
+// A restarted server loads the rollouts and resumes them, sending in-flight
+// commands again under the same ids (agents never run an id twice, and the
+// history table makes a re-run of a phase skip what is applied).
 #ifndef ECLIPTIX_SERVER_ROLLOUT_ORCHESTRATOR_H_
 #define ECLIPTIX_SERVER_ROLLOUT_ORCHESTRATOR_H_
 
@@ -28,6 +32,7 @@
 #include "ecliptix/fleet/v1/rollout.pb.h"
 #include "server/bundle_catalog.h"
 #include "server/event_sink.h"
+#include "server/operations/engine.h"
 #include "server/registry.h"
 #include "server/state_store.h"
 
@@ -118,7 +123,10 @@ class RolloutOrchestrator {
   template <typename T>
   class PendingAnswer;
 
+  // People's requests: handled before any queued agent traffic.
   void Post(std::function<void()> task);
+  // Agent messages and connection changes, in the order they came.
+  void PostAgent(std::function<void()> task);
   // Wraps `done` so that it is answered exactly once: by the worker, else by
   // Stop, or at once when stopping already.
   template <typename T>
@@ -126,11 +134,10 @@ class RolloutOrchestrator {
   // Keeps `pending` for Stop under a new `*id`; false when stopping.
   bool Remember(std::shared_ptr<Pending> pending, uint64_t* id);
   void Forget(uint64_t id);
-  // Runs `action` on the worker thread with the rollout; NOT_FOUND (to `done`)
-  // for an unknown id.
-  void OnRollout(
-      std::string rollout_id, Callback<fleet::v1::Rollout> done,
-      std::function<void(Active&, const Callback<fleet::v1::Rollout>&)> action);
+  // Runs `action` on the worker thread with the rollout's engine and answers
+  // with the rollout once its change is saved; NOT_FOUND for an unknown id.
+  void OnRollout(std::string rollout_id, Callback<fleet::v1::Rollout> done,
+                 std::function<operations::Output(Active&)> action);
   void Loop();
   void Tick();
 
@@ -139,45 +146,24 @@ class RolloutOrchestrator {
       const fleet::v1::CreateRolloutRequest& request, bool check_conflicts);
   Active* Find(const std::string& rollout_id);
   absl::StatusOr<Active*> FindOrError(const std::string& rollout_id);
-  void Advance(Active& active);
-  void StartWave(Active& active, int wave);
-  void StartTarget(Active& active, fleet::v1::RolloutTarget& target);
-  // Sets the target's command id for its current phase ("run" or "revert").
-  void AssignCommand(Active& active, fleet::v1::RolloutTarget& target,
-                     const std::string& verb);
-  void SendCurrentCommand(Active& active, fleet::v1::RolloutTarget& target);
-  void BeginTargetRollback(Active& active, fleet::v1::RolloutTarget& target);
-  void BeginRollback(Active& active);
-  void FinishRollout(Active& active);
-  // Pending targets are skipped (with `skip_reason`); running ones are sent a
-  // cancel.
-  void StopTargets(Active& active, const std::string& skip_reason);
-  bool EvaluateGates(Active& active);
+  // Takes an engine's output: its changes wait for the next Commit, its
+  // commands and events are released by it.
+  void Apply(Active& active, operations::Output output);
+  // Runs `task` after the next successful Commit (at once when nothing waits
+  // to be saved).
+  void AfterCommit(std::function<void()> task);
+  // Saves every change applied since the last commit in one transaction;
+  // then sends the commands, delivers the events, ends the watchers of
+  // finished rollouts and runs what waited for the commit. On a failed save
+  // everything stays held and the next commit tries again.
+  void Commit();
   void OnAgentMessage(const std::string& database_id,
                       const fleet::v1::AgentMessage& message);
-  void OnCommandFinished(Active& active, fleet::v1::RolloutTarget& target,
-                         const absl::Status& status);
   void OnConnection(const std::string& database_id, bool connected);
   void OnPlanMessage(PlanJob& job, const std::string& database_id,
                      const fleet::v1::AgentMessage& message);
   void SendNextPlanCommand(PlanJob& job, const std::string& database_id);
   void MaybeFinishPlan(int64_t job_id, bool timed_out);
-
-  // Numbers and stamps the event, applies it to the rollout
-  // (ApplyRolloutEvent, as watchers do), delivers it and queues it for saving.
-  void Emit(Active& active, fleet::v1::RolloutEvent event);
-  void SetState(Active& active, fleet::v1::RolloutState state,
-                const std::string& reason, const std::string& actor = "");
-  // `counts_against_budget`: the change adds one failure (a run that failed
-  // or whose outcome is unknown).
-  void SetTargetState(Active& active, fleet::v1::RolloutTarget& target,
-                      fleet::v1::TargetState state,
-                      const std::string& error = "",
-                      bool counts_against_budget = false);
-  void Flush(Active& active);
-  bool HasRunningTargets(const Active& active) const;
-  fleet::v1::RolloutTarget* FindTarget(Active& active,
-                                       const std::string& database_id);
   bool Connected(const std::string& database_id) const;
   google::protobuf::Timestamp Now() const;
 
@@ -189,6 +175,7 @@ class RolloutOrchestrator {
 
   absl::Mutex queue_mutex_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(queue_mutex_);
+  std::deque<std::function<void()>> agent_queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
   // Requests not answered yet, answered by Stop.
   std::map<uint64_t, std::shared_ptr<Pending>> pending_
@@ -202,8 +189,14 @@ class RolloutOrchestrator {
   // Tells plans of this process from those of an earlier one in agents'
   // journals.
   const int64_t plan_epoch_ = absl::ToUnixMicros(absl::Now());
-  // command id -> rollout id, for routing agent messages.
-  std::map<std::string, std::string> command_rollout_;
+  // Staging evidence for every engine: the other rollouts.
+  std::unique_ptr<operations::GateEvidence> evidence_;
+  // Changed since the last commit.
+  std::set<Active*> dirty_;
+  // Commands to send after the next commit.
+  std::vector<operations::OutboundCommand> outbox_;
+  // Runs after the next commit, in order.
+  std::vector<std::function<void()>> after_commit_;
   std::map<int64_t, std::unique_ptr<PlanJob>> plans_;
   // command id -> plan job id.
   std::map<std::string, int64_t> command_plan_;

@@ -52,12 +52,39 @@ class StateStore {
   absl::StatusOr<std::vector<fleet::v1::BundleFile>> LoadBundleFiles(
       const std::string& bundle_id);
 
-  // Saves a rollout (inserted or replaced) and appends its new events, in one
-  // transaction. `number` orders rollouts.
-  absl::Status SaveRollout(const fleet::v1::Rollout& rollout, long long number,
-                           const std::vector<fleet::v1::RolloutEvent>& events);
-  // Every rollout, oldest first.
-  absl::StatusOr<std::vector<fleet::v1::Rollout>> LoadRollouts();
+  // One rollout as stored: the Rollout with its targets, plus the two fields
+  // of the wave engine that the API does not show.
+  struct StoredRollout {
+    fleet::v1::Rollout rollout;
+    // Orders rollouts (r-<number>).
+    long long number = 0;
+    int waves_ended = 0;
+    bool rollback_pending = false;
+  };
+
+  // What changed in one rollout since it was last saved.
+  struct RolloutChanges {
+    // The rollout (not owned); its targets are read at `target_positions`.
+    const fleet::v1::Rollout* rollout = nullptr;
+    long long number = 0;
+    // Saves the header (the rollout without its targets, with waves_ended and
+    // rollback_pending). Required the first time a rollout is saved.
+    bool header = false;
+    int waves_ended = 0;
+    bool rollback_pending = false;
+    // Indexes into rollout->targets() whose rows are saved.
+    std::vector<int> target_positions;
+    // Appended to the event log.
+    std::vector<fleet::v1::RolloutEvent> events;
+  };
+
+  // Saves the changes of several rollouts in one transaction: a header row
+  // per rollout whose header changed, one row per changed target, and the
+  // new events; O(changed targets), never the whole rollout.
+  absl::Status SaveRolloutChanges(const std::vector<RolloutChanges>& changes);
+  // Every rollout, oldest first, assembled from its header and target rows.
+  // Rollouts an older server stored whole are split into rows on the way.
+  absl::StatusOr<std::vector<StoredRollout>> LoadRollouts();
   // A rollout's events after `after_sequence`, in order.
   absl::StatusOr<std::vector<fleet::v1::RolloutEvent>> LoadRolloutEvents(
       const std::string& rollout_id, long long after_sequence);

@@ -51,26 +51,9 @@ std::optional<v1::RolloutEvent> DeployBundleAction::OnProgress(
     const v1::Rollout& rollout, v1::RolloutTarget& target,
     const v1::CommandEvent& event) const {
   if (!event.has_deployment()) return std::nullopt;
+  // The step, its counters, touched phases and the backup id change as the
+  // engine applies the published event (ApplyRolloutEvent).
   const v1::DeploymentEvent& deployment = event.deployment();
-  if (!deployment.step().empty()) target.set_step(deployment.step());
-  // Touched phases are the ones where this rollout applies a step: a rollback
-  // must not revert what earlier rollouts applied.
-  if (deployment.has_step_finished() &&
-      target.state() == v1::TARGET_STATE_RUNNING) {
-    if (deployment.step_finished().outcome() == v1::STEP_OUTCOME_APPLIED) {
-      if (std::find(target.touched_phases().begin(),
-                    target.touched_phases().end(),
-                    target.phase()) == target.touched_phases().end()) {
-        target.add_touched_phases(target.phase());
-      }
-      target.set_steps_applied(target.steps_applied() + 1);
-    } else if (deployment.step_finished().outcome() ==
-               v1::STEP_OUTCOME_SKIPPED) {
-      target.set_steps_skipped(target.steps_skipped() + 1);
-    }
-  }
-  if (deployment.has_backup_completed())
-    target.set_backup_id(deployment.backup_completed().backup_id());
   v1::RolloutEvent published;
   published.mutable_deployment()->set_database_id(target.database_id());
   *published.mutable_deployment()->mutable_event() = deployment;

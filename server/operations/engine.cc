@@ -20,6 +20,10 @@ namespace v1 = ::ecliptix::fleet::v1;
 
 constexpr absl::Duration kDefaultOfflineDeadline = absl::Minutes(5);
 
+bool IsActive(v1::RolloutState state) { return IsActiveRolloutState(state); }
+
+bool IsTargetFinal(v1::TargetState state) { return IsFinalTargetState(state); }
+
 bool IsTargetBusy(v1::TargetState state) {
   return state == v1::TARGET_STATE_RUNNING ||
          state == v1::TARGET_STATE_ROLLING_BACK;
@@ -28,9 +32,11 @@ bool IsTargetBusy(v1::TargetState state) {
 absl::Duration FromProto(const google::protobuf::Duration& duration) {
   return FromProtoDuration(duration);
 }
+
 absl::Time FromProto(const google::protobuf::Timestamp& timestamp) {
   return FromProtoTimestamp(timestamp);
 }
+
 google::protobuf::Timestamp ToProto(absl::Time time) {
   return ToProtoTimestamp(time);
 }
@@ -74,7 +80,7 @@ Engine Engine::Load(OperationState state,
 }
 
 bool Engine::Finished() const {
-  return !IsActiveRolloutState(state_.rollout.state()) && !HasRunningTargets();
+  return !IsActive(state_.rollout.state()) && !HasRunningTargets();
 }
 
 bool Engine::IsConnected(const std::string& database_id) const {
@@ -112,27 +118,24 @@ bool Engine::HasRunningTargets() const {
 void Engine::Emit(Step& step, v1::RolloutEvent event) {
   v1::Rollout& rollout = state_.rollout;
   event.set_sequence(rollout.last_event_sequence() + 1);
-  rollout.set_last_event_sequence(event.sequence());
   *event.mutable_event_time() = ToProto(step.now);
+  // The one way a rollout changes with its events, as watchers apply them
+  // (common/rollout_events.h).
+  ApplyRolloutEvent(event, &rollout, [&](const std::string& database_id) {
+    const int index = IndexOf(database_id);
+    return index < 0 ? nullptr : &Target(step, index);
+  });
   step.out.events.push_back(std::move(event));
 }
 
 void Engine::SetState(Step& step, v1::RolloutState state,
                       const std::string& reason, const std::string& actor) {
-  v1::Rollout& rollout = state_.rollout;
-  // waiting_reason says what holds a rollout (a gate, a pause, the time the
-  // next wave starts) or why it ended; a rollout simply running shows none.
-  const std::string shown =
-      state == v1::ROLLOUT_STATE_RUNNING && !rollout.has_resume_time() ? ""
-                                                                       : reason;
-  if (rollout.state() == state && rollout.waiting_reason() == shown &&
+  const v1::Rollout& rollout = state_.rollout;
+  if (rollout.state() == state &&
+      rollout.waiting_reason() == ShownWaitingReason(rollout, state, reason) &&
       actor.empty()) {
     return;
   }
-  rollout.set_state(state);
-  rollout.set_waiting_reason(shown);
-  if (!IsActiveRolloutState(state))
-    *rollout.mutable_finish_time() = ToProto(step.now);
   v1::RolloutEvent event;
   v1::RolloutStateChanged* changed = event.mutable_state_changed();
   changed->set_state(state);
@@ -144,13 +147,7 @@ void Engine::SetState(Step& step, v1::RolloutState state,
 void Engine::SetTargetState(Step& step, int index, v1::TargetState state,
                             const std::string& error,
                             bool counts_against_budget) {
-  v1::RolloutTarget& target = Target(step, index);
-  target.set_state(state);
-  target.set_error(error);
-  if (IsFinalTargetState(state)) {
-    *target.mutable_finished_time() = ToProto(step.now);
-    target.clear_command_id();
-  }
+  const v1::RolloutTarget& target = Target(step, index);
   v1::RolloutEvent event;
   v1::TargetStateChanged* changed = event.mutable_target();
   changed->set_database_id(target.database_id());
@@ -236,10 +233,8 @@ bool Engine::EvaluateGates(Step& step) {
 }
 
 void Engine::StartWave(Step& step, int wave) {
-  v1::Rollout& rollout = state_.rollout;
-  rollout.set_current_wave(wave);
-  *rollout.mutable_wave_start_time() = ToProto(step.now);
-  rollout.clear_resume_time();
+  // current_wave, wave_start_time and resume_time change with the event.
+  const v1::Rollout& rollout = state_.rollout;
   v1::RolloutEvent event;
   event.mutable_wave()->set_wave(wave);
   event.mutable_wave()->set_started(true);
@@ -267,8 +262,7 @@ void Engine::StartTarget(Step& step, int index) {
   target.clear_touched_phases();
   target.set_attempt(target.attempt() + 1);
   AssignCommand(step, index, "run");
-  *target.mutable_started_time() = ToProto(step.now);
-  target.clear_finished_time();
+  // started_time with the event.
   SetTargetState(step, index, v1::TARGET_STATE_RUNNING);
   SendCurrentCommand(step, index);
 }
@@ -384,7 +378,6 @@ void Engine::Advance(Step& step) {
       continue;
     if (now - FromProto(target.offline_since_time()) < deadline) continue;
     if (target.state() == v1::TARGET_STATE_RUNNING) {
-      rollout.set_failures(rollout.failures() + 1);
       SetTargetState(
           step, i, v1::TARGET_STATE_UNKNOWN,
           absl::StrCat("the agent went away during ", action_->UnitNoun(), " ",
@@ -399,7 +392,6 @@ void Engine::Advance(Step& step) {
       if (rollout.strategy().offline_policy() == v1::OFFLINE_POLICY_SKIP) {
         SetTargetState(step, i, v1::TARGET_STATE_SKIPPED, why);
       } else {
-        rollout.set_failures(rollout.failures() + 1);
         SetTargetState(step, i, v1::TARGET_STATE_FAILED, why,
                        /*counts_against_budget=*/true);
       }
@@ -422,7 +414,7 @@ void Engine::Advance(Step& step) {
   for (const v1::RolloutTarget& target : rollout.targets()) {
     if (target.wave() != wave) continue;
     running += IsTargetBusy(target.state());
-    wave_done &= IsFinalTargetState(target.state());
+    wave_done &= IsTargetFinal(target.state());
   }
   if (!over_budget) {
     const int max_parallel = rollout.strategy().max_parallel();
@@ -554,7 +546,6 @@ void Engine::OnCommandFinished(Step& step, int index,
   }
   if (target.state() != v1::TARGET_STATE_RUNNING) return;
   if (!status.ok()) {
-    rollout.set_failures(rollout.failures() + 1);
     const bool cancelled = status.code() == absl::StatusCode::kCancelled;
     SetTargetState(step, index, v1::TARGET_STATE_FAILED,
                    absl::StrCat(cancelled ? "cancelled" : "failed", " in ",
@@ -614,13 +605,13 @@ Output Engine::OnConnection(const std::string& database_id, bool connected,
   // what is applied.
   if (IsTargetBusy(target.state()) && !target.command_id().empty())
     SendCurrentCommand(step, index);
-  if (IsActiveRolloutState(state_.rollout.state())) Advance(step);
+  if (IsActive(state_.rollout.state())) Advance(step);
   return Finish(step);
 }
 
 Output Engine::Tick(absl::Time now) {
   Step step{now, {}};
-  if (IsActiveRolloutState(state_.rollout.state())) Advance(step);
+  if (IsActive(state_.rollout.state())) Advance(step);
   return Finish(step);
 }
 
@@ -696,7 +687,7 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
   bool wave_done = rollout.current_wave() > 0;
   for (const v1::RolloutTarget& target : rollout.targets()) {
     if (target.wave() == rollout.current_wave())
-      wave_done &= IsFinalTargetState(target.state());
+      wave_done &= IsTargetFinal(target.state());
   }
   if (wave_done && rollout.current_wave() < rollout.wave_count())
     StartWave(step, rollout.current_wave() + 1);
@@ -706,7 +697,7 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
 
 Output Engine::Abort(const v1::RolloutActionRequest& request, absl::Time now) {
   Step step{now, {}};
-  if (!IsActiveRolloutState(state_.rollout.state())) {
+  if (!IsActive(state_.rollout.state())) {
     step.out.status = absl::FailedPreconditionError(
         absl::StrCat("rollout ", request.rollout_id(), " already ended (",
                      RolloutStateName(state_.rollout.state()), ")"));

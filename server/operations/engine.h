@@ -164,11 +164,13 @@ class Engine {
   fleet::v1::RolloutTarget& Target(Step& step, int index);
   Output Finish(Step& step);
 
+  // Numbers and stamps the event and applies it to the rollout
+  // (ApplyRolloutEvent, as watchers do).
   void Emit(Step& step, fleet::v1::RolloutEvent event);
   void SetState(Step& step, fleet::v1::RolloutState state,
                 const std::string& reason, const std::string& actor = "");
-  // `counts_against_budget`: the change adds one failure; the event says so,
-  // so that a watcher applying it (ApplyRolloutEvent) counts as the engine.
+  // Emits the target's new state (applied with the event);
+  // `counts_against_budget`: a run that failed or whose outcome is unknown.
   void SetTargetState(Step& step, int index, fleet::v1::TargetState state,
                       const std::string& error = "",
                       bool counts_against_budget = false);

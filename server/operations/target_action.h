@@ -61,8 +61,9 @@ class TargetAction {
       const fleet::v1::RolloutTarget& target) const = 0;
 
   // Progress from the agent for the target's current command (running or
-  // undoing): records what it means on the target (steps, touched units,
-  // backups). Returns the event to publish, if any (the engine numbers it).
+  // undoing). Returns the event to publish, if any: the engine numbers it and
+  // applies it (ApplyRolloutEvent: steps, touched units, backups); what the
+  // event does not carry may be recorded on the target here.
   virtual std::optional<fleet::v1::RolloutEvent> OnProgress(
       const fleet::v1::Rollout& rollout, fleet::v1::RolloutTarget& target,
       const fleet::v1::CommandEvent& event) const = 0;

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/sql/session.h"
 #include "gmock/gmock.h"
@@ -63,6 +64,130 @@ void ExpectRoundTrip(const std::string& url) {
   EXPECT_EQ(loaded.capabilities_size(), 2);
   EXPECT_EQ(loaded.first_seen_time().seconds(), 1'700'000'000);
   EXPECT_EQ(loaded.last_seen_time().seconds(), 1'700'000'100);
+}
+
+v1::Rollout MakeRollout(const std::string& id, int targets) {
+  v1::Rollout rollout;
+  rollout.set_rollout_id(id);
+  rollout.set_bundle_id("b-1");
+  rollout.set_state(v1::ROLLOUT_STATE_RUNNING);
+  rollout.set_wave_count(1);
+  for (int i = 0; i < targets; ++i) {
+    v1::RolloutTarget* target = rollout.add_targets();
+    target->set_database_id(absl::StrCat("db-", i));
+    target->set_wave(1);
+    target->set_state(v1::TARGET_STATE_PENDING);
+  }
+  return rollout;
+}
+
+v1::RolloutEvent MakeEvent(long long sequence) {
+  v1::RolloutEvent event;
+  event.set_sequence(sequence);
+  event.mutable_wave()->set_wave(1);
+  return event;
+}
+
+long long CountRows(const std::string& url, const std::string& table) {
+  auto parsed = sql::ParseDatabaseUrl(url);
+  auto session = sql::OpenSession(*parsed);
+  long long count = -1;
+  **session << "SELECT COUNT(*) FROM " + table, soci::into(count);
+  return count;
+}
+
+TEST(StateStoreTest, RolloutChangesSaveTheTargetsTheyTouch) {
+  const std::string url = SqliteUrl("rollout_rows.db");
+  v1::Rollout rollout = MakeRollout("r-1", 3);
+  {
+    auto store = StateStore::Open(url);
+    ASSERT_TRUE(store.ok()) << store.status();
+    StateStore::RolloutChanges first;
+    first.rollout = &rollout;
+    first.number = 1;
+    first.header = true;
+    first.target_positions = {0, 1, 2};
+    first.events = {MakeEvent(1)};
+    ASSERT_TRUE((*store)->SaveRolloutChanges({first}).ok());
+
+    // Target 1 changes in memory, target 2 too but is not said to: only the
+    // row named is written, and the header is left as it was.
+    rollout.mutable_targets(1)->set_state(v1::TARGET_STATE_SUCCEEDED);
+    rollout.mutable_targets(2)->set_state(v1::TARGET_STATE_FAILED);
+    rollout.set_state(v1::ROLLOUT_STATE_SUCCEEDED);
+    StateStore::RolloutChanges second;
+    second.rollout = &rollout;
+    second.number = 1;
+    second.target_positions = {1};
+    second.events = {MakeEvent(2), MakeEvent(3)};
+    ASSERT_TRUE((*store)->SaveRolloutChanges({second}).ok());
+
+    // The header with the engine's fields.
+    StateStore::RolloutChanges third;
+    third.rollout = &rollout;
+    third.number = 1;
+    third.header = true;
+    third.waves_ended = 1;
+    third.rollback_pending = true;
+    ASSERT_TRUE((*store)->SaveRolloutChanges({third}).ok());
+  }
+  auto store = StateStore::Open(url);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto loaded = (*store)->LoadRollouts();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  const StateStore::StoredRollout& stored = (*loaded)[0];
+  EXPECT_EQ(stored.number, 1);
+  EXPECT_EQ(stored.waves_ended, 1);
+  EXPECT_TRUE(stored.rollback_pending);
+  EXPECT_EQ(stored.rollout.state(), v1::ROLLOUT_STATE_SUCCEEDED);
+  ASSERT_EQ(stored.rollout.targets_size(), 3);
+  EXPECT_EQ(stored.rollout.targets(0).database_id(), "db-0");
+  EXPECT_EQ(stored.rollout.targets(1).state(), v1::TARGET_STATE_SUCCEEDED);
+  EXPECT_EQ(stored.rollout.targets(2).state(), v1::TARGET_STATE_PENDING);
+  auto events = (*store)->LoadRolloutEvents("r-1", 1);
+  ASSERT_TRUE(events.ok()) << events.status();
+  EXPECT_EQ(events->size(), 2u);
+}
+
+TEST(StateStoreTest, RolloutsStoredWholeBySchemaThreeAreSplitIntoRows) {
+  const std::string url = SqliteUrl("schema3.db");
+  const v1::Rollout rollout = MakeRollout("r-7", 2);
+  {
+    // A store as schema 3 left it: the whole rollout in rollouts.data.
+    auto parsed = sql::ParseDatabaseUrl(url);
+    auto session = sql::OpenSession(*parsed);
+    ASSERT_TRUE(session.ok()) << session.status();
+    soci::session& sql = **session;
+    sql << "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+           "description TEXT NOT NULL, applied_at TEXT NOT NULL)";
+    sql << "INSERT INTO schema_migrations VALUES (1, 'agent registry', 'x')";
+    sql << "INSERT INTO schema_migrations VALUES (2, 'bundles', 'x')";
+    sql << "INSERT INTO schema_migrations VALUES (3, 'rollouts', 'x')";
+    sql << "CREATE TABLE rollouts (rollout_id TEXT PRIMARY KEY, number BIGINT "
+           "NOT NULL, state INTEGER NOT NULL, data TEXT NOT NULL)";
+    sql << "CREATE TABLE rollout_events (rollout_id TEXT NOT NULL, sequence "
+           "BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (rollout_id, "
+           "sequence))";
+    const std::string data = absl::Base64Escape(rollout.SerializeAsString());
+    sql << "INSERT INTO rollouts (rollout_id, number, state, data) VALUES "
+           "('r-7', 7, 3, :data)",
+        soci::use(data);
+  }
+  for (int open = 0; open < 2; ++open) {
+    auto store = StateStore::Open(url);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->schema_version(), StateStore::LatestSchemaVersion());
+    auto loaded = (*store)->LoadRollouts();
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    ASSERT_EQ(loaded->size(), 1u) << "open " << open;
+    EXPECT_EQ((*loaded)[0].number, 7);
+    EXPECT_EQ((*loaded)[0].rollout.SerializeAsString(),
+              rollout.SerializeAsString())
+        << "open " << open;
+  }
+  // Split on the first load: a target row each.
+  EXPECT_EQ(CountRows(url, "rollout_targets"), 2);
 }
 
 TEST(StateStoreTest, SqliteRoundTrip) {
