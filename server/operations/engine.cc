@@ -69,7 +69,11 @@ GateCheck CheckStagingTested(const v1::Rollout& rollout,
 
 Engine::Engine(OperationState state, const TargetAction* action,
                const GateEvidence* evidence)
-    : state_(std::move(state)), action_(action), evidence_(evidence) {}
+    : state_(std::move(state)), action_(action), evidence_(evidence) {
+  const auto& targets = state_.rollout.targets();
+  for (int i = 0; i < targets.size(); ++i)
+    index_.emplace(targets[i].database_id(), i);
+}
 
 Engine Engine::Load(OperationState state,
                     const std::set<std::string>& connected,
@@ -88,11 +92,8 @@ bool Engine::IsConnected(const std::string& database_id) const {
 }
 
 int Engine::IndexOf(const std::string& database_id) const {
-  const auto& targets = state_.rollout.targets();
-  for (int i = 0; i < targets.size(); ++i) {
-    if (targets[i].database_id() == database_id) return i;
-  }
-  return -1;
+  auto it = index_.find(database_id);
+  return it == index_.end() ? -1 : it->second;
 }
 
 v1::RolloutTarget& Engine::Target(Step& step, int index) {

@@ -56,6 +56,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -192,6 +193,9 @@ class Engine {
   const TargetAction* action_;
   const GateEvidence* evidence_;
   std::set<std::string> connected_;
+  // database id -> index into rollout.targets (targets never change after
+  // creation): routing a message costs O(1), not O(targets).
+  std::unordered_map<std::string, int> index_;
 };
 
 }  // namespace ecliptix::server::operations

@@ -1,9 +1,11 @@
-// The orchestrator's answers at shutdown: every request handed to it is
+// The orchestrator's answers at shutdown (every request handed to it is
 // answered, whether it was still queued, waiting for agents, or came after
-// Stop, so no RPC waits forever and no reactor is left behind.
+// Stop, so no RPC waits forever and no reactor is left behind), and the order
+// of its lanes (people's requests before queued agent traffic).
 #include "server/rollout_orchestrator.h"
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -88,6 +90,45 @@ class SilentSession : public AgentSession {
   }
   void Close(const absl::Status&) override {}
   absl::Notification command_sent;
+};
+
+// An agent that takes commands and never answers them by itself; the test
+// answers for it.
+class RecordingSession : public AgentSession {
+ public:
+  void Send(v1::ServerMessage message) override {
+    if (!message.has_command()) return;
+    absl::MutexLock lock(&mutex_);
+    commands_.push_back(message.command().command_id());
+  }
+  void Close(const absl::Status&) override {}
+  // The first command sent; waits for one.
+  std::string FirstCommand() {
+    absl::MutexLock lock(&mutex_);
+    mutex_.Await(absl::Condition(
+        +[](std::vector<std::string>* commands) { return !commands->empty(); },
+        &commands_));
+    return commands_.front();
+  }
+
+ private:
+  absl::Mutex mutex_;
+  std::vector<std::string> commands_ ABSL_GUARDED_BY(mutex_);
+};
+
+// A watcher that holds the worker in its first delivery until released.
+class BlockingSink : public RolloutEventSink {
+ public:
+  bool Deliver(const v1::RolloutEvent&) override {
+    if (!entered.HasBeenNotified()) {
+      entered.Notify();
+      release.WaitForNotification();
+    }
+    return true;
+  }
+  void End(const absl::Status&) override {}
+  absl::Notification entered;
+  absl::Notification release;
 };
 
 class RolloutOrchestratorShutdownTest : public testing::ServerCoreTest {
@@ -194,6 +235,76 @@ TEST_F(RolloutOrchestratorShutdownTest, RequestsAfterStopAreAnsweredAtOnce) {
   ExpectEachAnsweredOnceUnavailable(answers);
   EXPECT_EQ(sink->ends(), 1);
   EXPECT_EQ(sink->status().code(), absl::StatusCode::kUnavailable);
+}
+
+// People's requests go before agent traffic queued earlier: a pause asked
+// while an agent's answer waits stops the rollout before that answer can start
+// the next database.
+TEST_F(RolloutOrchestratorShutdownTest,
+       PauseIsHandledBeforeQueuedAgentMessages) {
+  absl::StatusOr<v1::BundleInfo> bundle = bundles_->Upload(
+      {testing::File("manifest.textproto", R"(name: "b"
+version: "1.0.0"
+dialects: DIALECT_SQLITE
+phases {
+  name: "one"
+  steps {
+    name: "t"
+    kind: STEP_KIND_VERSIONED
+    sql { sqlite: "sqlite/t.sql" }
+  }
+}
+)"),
+       testing::File("sqlite/t.sql", "CREATE TABLE t (id INTEGER);\n")});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  std::map<std::string, std::shared_ptr<RecordingSession>> agents;
+  std::map<std::string, uint64_t> sessions;
+  for (const std::string id : {"db-1", "db-2"}) {
+    agents[id] = std::make_shared<RecordingSession>();
+    absl::StatusOr<Registration> registration = registry_->Register(
+        testing::MakeHello(id, {{"env", "test"}}), "peer", agents[id]);
+    ASSERT_TRUE(registration.ok()) << registration.status();
+    sessions[id] = registration->session_id;
+  }
+  ASSERT_TRUE(orchestrator_->Start().ok());
+  v1::CreateRolloutRequest create;
+  create.set_bundle(bundle->bundle_id());
+  create.set_selector("env=test");
+  create.mutable_strategy()->set_max_parallel(1);
+  absl::StatusOr<v1::Rollout> rollout = RolloutOrchestrator::Await<v1::Rollout>(
+      [&](auto done) { orchestrator_->Create(create, std::move(done)); });
+  ASSERT_TRUE(rollout.ok()) << rollout.status();
+  // One database at a time: db-1 runs, db-2 waits for it.
+  const std::string command = agents["db-1"]->FirstCommand();
+
+  auto sink = std::make_shared<BlockingSink>();
+  orchestrator_->Watch(rollout->rollout_id(), 0, sink);
+  sink->entered.WaitForNotification();
+  // The worker is busy: db-1's success queues first, the pause after it.
+  v1::AgentMessage finished;
+  finished.mutable_command_event()->set_command_id(command);
+  finished.mutable_command_event()->mutable_finished()->set_code(0);
+  registry_->OnCommandMessage(sessions["db-1"], finished);
+  Answers answers;
+  v1::RolloutActionRequest pause;
+  pause.set_rollout_id(rollout->rollout_id());
+  pause.set_actor("alice");
+  orchestrator_->Pause(pause, answers.For<v1::Rollout>("pause"));
+  sink->release.Notify();
+
+  absl::StatusOr<v1::Rollout> after =
+      RolloutOrchestrator::Await<v1::Rollout>([&](auto done) {
+        orchestrator_->Get(rollout->rollout_id(), std::move(done));
+      });
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state(), v1::ROLLOUT_STATE_PAUSED);
+  for (const v1::RolloutTarget& target : after->targets()) {
+    EXPECT_EQ(target.state(), target.database_id() == "db-1"
+                                  ? v1::TARGET_STATE_SUCCEEDED
+                                  : v1::TARGET_STATE_PENDING)
+        << target.database_id();
+  }
+  orchestrator_->Stop();
 }
 
 }  // namespace
