@@ -372,18 +372,19 @@ void RolloutOrchestrator::Commit() {
   for (Active* active : dirty_) {
     const operations::OperationState& state = active->engine->state();
     StateStore::RolloutChanges& change = changes.emplace_back();
-    change.rollout = &state.rollout;
+    change.rollout_id = state.rollout.rollout_id();
     change.number = active->number;
-    change.header = active->header_changed || active->is_new;
+    if (active->header_changed || active->is_new)
+      change.header = active->engine->Header();
     change.waves_ended = state.waves_ended;
     change.rollback_pending = state.rollback_pending;
     if (active->is_new) {
       // Every target has its row from the start.
       for (int i = 0; i < state.rollout.targets_size(); ++i)
-        change.target_positions.push_back(i);
+        change.targets.emplace_back(i, &state.rollout.targets(i));
     } else {
-      change.target_positions.assign(active->changed_targets.begin(),
-                                     active->changed_targets.end());
+      for (int i : active->changed_targets)
+        change.targets.emplace_back(i, &state.rollout.targets(i));
     }
     change.events = active->unsaved_events;
   }
@@ -646,9 +647,7 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
       v1::ListRolloutsResponse response;
       for (size_t i = 0; i < matching.size() && static_cast<int>(i) < page_size;
            ++i) {
-        v1::Rollout* header = response.add_rollouts();
-        *header = matching[i]->engine->rollout();
-        header->clear_targets();
+        *response.add_rollouts() = matching[i]->engine->Header();
       }
       if (static_cast<int>(matching.size()) > page_size) {
         response.set_next_page_token(

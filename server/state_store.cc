@@ -416,13 +416,11 @@ absl::StatusOr<std::vector<v1::BundleFile>> StateStore::LoadBundleFiles(
 
 namespace {
 
-// Saves `rollout`'s header (the rollout without targets).
-void SaveHeader(soci::session& sql, const v1::Rollout& rollout,
-                long long number, int waves_ended, bool rollback_pending) {
-  v1::Rollout header = rollout;
-  header.clear_targets();
+// Saves a rollout's header (a Rollout without targets).
+void SaveHeader(soci::session& sql, const v1::Rollout& header, long long number,
+                int waves_ended, bool rollback_pending) {
   const std::string data = absl::Base64Escape(header.SerializeAsString());
-  const int state = rollout.state();
+  const int state = header.state();
   const int pending = rollback_pending ? 1 : 0;
   sql << "INSERT INTO rollouts (rollout_id, number, state, data, whole, "
          "waves_ended, rollback_pending) VALUES (:id, :number, :state, :data, "
@@ -430,7 +428,7 @@ void SaveHeader(soci::session& sql, const v1::Rollout& rollout,
          "state = excluded.state, data = excluded.data, whole = 0, "
          "waves_ended = excluded.waves_ended, rollback_pending = "
          "excluded.rollback_pending",
-      soci::use(rollout.rollout_id()), soci::use(number), soci::use(state),
+      soci::use(header.rollout_id()), soci::use(number), soci::use(state),
       soci::use(data), soci::use(waves_ended), soci::use(pending);
 }
 
@@ -459,22 +457,19 @@ absl::Status StateStore::SaveRolloutChanges(
   return sql::Guard("save rollouts", [&] {
     soci::transaction transaction(sql);
     for (const RolloutChanges& change : changes) {
-      const v1::Rollout& rollout = *change.rollout;
       if (change.header) {
-        SaveHeader(sql, rollout, change.number, change.waves_ended,
+        SaveHeader(sql, *change.header, change.number, change.waves_ended,
                    change.rollback_pending);
       }
-      for (int position : change.target_positions) {
-        SaveTarget(sql, rollout.rollout_id(), position,
-                   rollout.targets(position));
-      }
+      for (const auto& [position, target] : change.targets)
+        SaveTarget(sql, change.rollout_id, position, *target);
       for (const v1::RolloutEvent& event : change.events) {
         const std::string event_data =
             absl::Base64Escape(event.SerializeAsString());
         const long long sequence = event.sequence();
         sql << "INSERT INTO rollout_events (rollout_id, sequence, data) "
                "VALUES (:id, :sequence, :data)",
-            soci::use(rollout.rollout_id()), soci::use(sequence),
+            soci::use(change.rollout_id), soci::use(sequence),
             soci::use(event_data);
       }
     }
@@ -545,7 +540,9 @@ StateStore::LoadRollouts() {
       soci::transaction transaction(sql);
       for (size_t index : stored_whole) {
         const StoredRollout& stored = rollouts[index];
-        SaveHeader(sql, stored.rollout, stored.number, stored.waves_ended,
+        v1::Rollout header = stored.rollout;
+        header.clear_targets();
+        SaveHeader(sql, header, stored.number, stored.waves_ended,
                    stored.rollback_pending);
         for (int i = 0; i < stored.rollout.targets_size(); ++i)
           SaveTarget(sql, stored.rollout.rollout_id(), i,

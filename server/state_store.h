@@ -5,7 +5,9 @@
 #define ECLIPTIX_SERVER_STATE_STORE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -64,16 +66,17 @@ class StateStore {
 
   // What changed in one rollout since it was last saved.
   struct RolloutChanges {
-    // The rollout (not owned); its targets are read at `target_positions`.
-    const fleet::v1::Rollout* rollout = nullptr;
+    std::string rollout_id;
     long long number = 0;
-    // Saves the header (the rollout without its targets, with waves_ended and
-    // rollback_pending). Required the first time a rollout is saved.
-    bool header = false;
+    // The header (the rollout without its targets, with waves_ended and
+    // rollback_pending), saved when set. Required the first time a rollout is
+    // saved.
+    std::optional<fleet::v1::Rollout> header;
     int waves_ended = 0;
     bool rollback_pending = false;
-    // Indexes into rollout->targets() whose rows are saved.
-    std::vector<int> target_positions;
+    // Target rows to save: position in the rollout's targets, and the target
+    // (not owned).
+    std::vector<std::pair<int, const fleet::v1::RolloutTarget*>> targets;
     // Appended to the event log.
     std::vector<fleet::v1::RolloutEvent> events;
   };

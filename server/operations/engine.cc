@@ -83,6 +83,14 @@ Engine Engine::Load(OperationState state,
   return engine;
 }
 
+v1::Rollout Engine::Header() {
+  google::protobuf::RepeatedPtrField<v1::RolloutTarget> targets;
+  targets.Swap(state_.rollout.mutable_targets());
+  v1::Rollout header = state_.rollout;
+  targets.Swap(state_.rollout.mutable_targets());
+  return header;
+}
+
 bool Engine::Finished() const {
   return !IsActive(state_.rollout.state()) && !HasRunningTargets();
 }
@@ -511,16 +519,19 @@ Output Engine::OnAgentMessage(const std::string& database_id,
     if (message.command_ack().status().code() != 0) {
       OnCommandFinished(step, index,
                         FromProtoStatus(message.command_ack().status()));
+      Advance(step);
     }
   } else if (message.command_event().has_finished()) {
     OnCommandFinished(step, index,
                       FromProtoStatus(message.command_event().finished()));
+    Advance(step);
   } else if (message.has_command_event()) {
+    // Progress frees no slot and ends no wave: nothing to advance (time-bound
+    // changes come with the next Tick).
     std::optional<v1::RolloutEvent> event = action_->OnProgress(
         state_.rollout, Target(step, index), message.command_event());
     if (event) Emit(step, *std::move(event));
   }
-  Advance(step);
   return Finish(step);
 }
 

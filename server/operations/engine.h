@@ -128,6 +128,9 @@ class Engine {
 
   const OperationState& state() const { return state_; }
   const fleet::v1::Rollout& rollout() const { return state_.rollout; }
+  // The rollout without its targets, in O(header) whatever the number of
+  // targets (what a change saves besides the targets it touched).
+  fleet::v1::Rollout Header();
   // The rollout ended and no command of it runs any more.
   bool Finished() const;
 

@@ -88,6 +88,21 @@ v1::RolloutEvent MakeEvent(long long sequence) {
   return event;
 }
 
+// The changes of `rollout`: its header when `header`, and the targets at
+// `positions`.
+StateStore::RolloutChanges Changes(const v1::Rollout& rollout, bool header,
+                                   const std::vector<int>& positions) {
+  StateStore::RolloutChanges changes;
+  changes.rollout_id = rollout.rollout_id();
+  changes.number = 1;
+  if (header) {
+    changes.header = rollout;
+    changes.header->clear_targets();
+  }
+  for (int i : positions) changes.targets.emplace_back(i, &rollout.targets(i));
+  return changes;
+}
+
 long long CountRows(const std::string& url, const std::string& table) {
   auto parsed = sql::ParseDatabaseUrl(url);
   auto session = sql::OpenSession(*parsed);
@@ -102,11 +117,7 @@ TEST(StateStoreTest, RolloutChangesSaveTheTargetsTheyTouch) {
   {
     auto store = StateStore::Open(url);
     ASSERT_TRUE(store.ok()) << store.status();
-    StateStore::RolloutChanges first;
-    first.rollout = &rollout;
-    first.number = 1;
-    first.header = true;
-    first.target_positions = {0, 1, 2};
+    StateStore::RolloutChanges first = Changes(rollout, true, {0, 1, 2});
     first.events = {MakeEvent(1)};
     ASSERT_TRUE((*store)->SaveRolloutChanges({first}).ok());
 
@@ -115,18 +126,12 @@ TEST(StateStoreTest, RolloutChangesSaveTheTargetsTheyTouch) {
     rollout.mutable_targets(1)->set_state(v1::TARGET_STATE_SUCCEEDED);
     rollout.mutable_targets(2)->set_state(v1::TARGET_STATE_FAILED);
     rollout.set_state(v1::ROLLOUT_STATE_SUCCEEDED);
-    StateStore::RolloutChanges second;
-    second.rollout = &rollout;
-    second.number = 1;
-    second.target_positions = {1};
+    StateStore::RolloutChanges second = Changes(rollout, false, {1});
     second.events = {MakeEvent(2), MakeEvent(3)};
     ASSERT_TRUE((*store)->SaveRolloutChanges({second}).ok());
 
     // The header with the engine's fields.
-    StateStore::RolloutChanges third;
-    third.rollout = &rollout;
-    third.number = 1;
-    third.header = true;
+    StateStore::RolloutChanges third = Changes(rollout, true, {});
     third.waves_ended = 1;
     third.rollback_pending = true;
     ASSERT_TRUE((*store)->SaveRolloutChanges({third}).ok());
