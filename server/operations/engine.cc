@@ -130,9 +130,14 @@ void Engine::Emit(Step& step, v1::RolloutEvent event) {
   *event.mutable_event_time() = ToProto(step.now);
   // The one way a rollout changes with its events, as watchers apply them
   // (common/rollout_events.h).
+  // A wave event only names its targets (their wave is set already): they
+  // are not changed by it.
+  const bool changes_targets = !event.has_wave();
   ApplyRolloutEvent(event, &rollout, [&](const std::string& database_id) {
     const int index = IndexOf(database_id);
-    return index < 0 ? nullptr : &Target(step, index);
+    if (index < 0) return static_cast<v1::RolloutTarget*>(nullptr);
+    return changes_targets ? &Target(step, index)
+                           : rollout.mutable_targets(index);
   });
   step.out.events.push_back(std::move(event));
 }

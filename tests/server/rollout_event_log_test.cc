@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/proto_time.h"
 #include "common/rollout_events.h"
@@ -286,9 +288,14 @@ phases {
     return event.has_deployment() && event.deployment().database_id() == "db-3";
   });
   registry_->Unregister(db3, "connection reset");
-  // The orchestrator takes tasks in order: once this is answered, it has
-  // noted when db-3 went away.
-  EXPECT_TRUE(Get(id).targets(2).has_offline_since_time());
+  // People's requests go before queued agent traffic: wait until the
+  // orchestrator has noted when db-3 went away.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!Get(id).targets(2).has_offline_since_time() &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(Get(id).targets(2).has_offline_since_time());
   clock_.Advance(absl::Seconds(11));
 
   const std::vector<v1::RolloutEvent> first_events = first->AwaitEnd();
