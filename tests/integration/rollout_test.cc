@@ -514,8 +514,9 @@ TEST_F(RolloutTest, GatesHoldUntilSatisfied) {
   const v1::Rollout current = Get(rollout.rollout_id());
   for (const auto& gate : current.gates()) {
     EXPECT_TRUE(gate.satisfied()) << v1::GateKind_Name(gate.kind());
-    if (gate.kind() == v1::GATE_KIND_TEAM_NOTIFIED)
+    if (gate.kind() == v1::GATE_KIND_TEAM_NOTIFIED) {
       EXPECT_EQ(gate.attested_by(), "alice");
+    }
   }
 }
 
