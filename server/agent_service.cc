@@ -1,10 +1,13 @@
 #include "server/agent_service.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "server/stream_writer.h"
@@ -46,6 +49,32 @@ class StreamSession : public AgentSession {
   uint64_t next_sequence_ ABSL_GUARDED_BY(sequence_mutex_) = 1;
 };
 
+// Reads the next message of a stream held back by flow control, from the
+// thread that frees room (the reactor does not read while it waits). Closed
+// when the reactor is done, so a late resume does nothing.
+class ReadGate {
+ public:
+  explicit ReadGate(std::function<void()> start_read)
+      : start_read_(std::move(start_read)) {}
+
+  void Resume() {
+    // Under the lock: Close (from OnDone) waits for a read being started, and
+    // once the read is pending OnDone cannot come before it completes.
+    absl::MutexLock lock(&mutex_);
+    if (!closed_) start_read_();
+  }
+
+  void Close() {
+    absl::MutexLock lock(&mutex_);
+    closed_ = true;
+  }
+
+ private:
+  absl::Mutex mutex_;
+  const std::function<void()> start_read_;
+  bool closed_ ABSL_GUARDED_BY(mutex_) = false;
+};
+
 class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {
  public:
@@ -55,7 +84,10 @@ class ConnectReactor final
         peer_(context->peer()),
         session_(std::make_shared<StreamSession>(
             [this](const v1::ServerMessage* message) { StartWrite(message); },
-            [this](const grpc::Status& status) { Finish(status); })) {
+            [this](const grpc::Status& status) { Finish(status); })),
+        read_gate_(std::make_shared<ReadGate>([this] {
+          if (!session_->writer().finishing()) StartRead(&incoming_);
+        })) {
     StartRead(&incoming_);
   }
 
@@ -69,8 +101,9 @@ class ConnectReactor final
     }
     if (session_id_ == 0) {
       if (!HandleHello()) return;
-    } else {
-      HandleMessage();
+    } else if (!HandleMessage()) {
+      // Held back by flow control: the read gate reads on.
+      return;
     }
     if (!session_->writer().finishing()) StartRead(&incoming_);
   }
@@ -84,6 +117,7 @@ class ConnectReactor final
   }
 
   void OnDone() override {
+    read_gate_->Close();
     EndSession("stream ended");
     delete this;
   }
@@ -113,7 +147,9 @@ class ConnectReactor final
     return true;
   }
 
-  void HandleMessage() {
+  // Returns false when the stream is not to be read until the read gate
+  // resumes it (the orchestrator cannot take more agent messages yet).
+  bool HandleMessage() {
     const uint64_t sequence = incoming_.sequence();
     if (sequence != expected_sequence_) {
       SendError(sequence, absl::InvalidArgumentError(absl::StrCat(
@@ -127,8 +163,10 @@ class ConnectReactor final
         break;
       case v1::AgentMessage::kCommandAck:
       case v1::AgentMessage::kCommandEvent:
-        registry_->OnCommandMessage(session_id_, incoming_);
-        break;
+        // The last use of `incoming_` until the next read: when held, the
+        // next read may start on another thread at any moment.
+        return registry_->OnCommandMessage(
+            session_id_, incoming_, [gate = read_gate_] { gate->Resume(); });
       case v1::AgentMessage::kHello:
         registry_->Touch(session_id_);
         SendError(sequence, absl::FailedPreconditionError(
@@ -141,6 +179,7 @@ class ConnectReactor final
                   absl::InvalidArgumentError("the message carries no payload"));
         break;
     }
+    return true;
   }
 
   void SendError(uint64_t agent_sequence, const absl::Status& status) {
@@ -169,6 +208,7 @@ class ConnectReactor final
   grpc::CallbackServerContext* const context_;
   const std::string peer_;
   const std::shared_ptr<StreamSession> session_;
+  const std::shared_ptr<ReadGate> read_gate_;
   // Reads are sequential (each OnReadDone starts the next), so these need no
   // lock.
   v1::AgentMessage incoming_;

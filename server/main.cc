@@ -36,6 +36,9 @@ ABSL_FLAG(absl::Duration, heartbeat_interval, absl::Seconds(10),
           "How often agents send heartbeats (told to them at connect).");
 ABSL_FLAG(absl::Duration, heartbeat_timeout, absl::Seconds(30),
           "An agent silent for longer is marked lost and its stream closed.");
+ABSL_FLAG(absl::Duration, rollout_retention, absl::Hours(24),
+          "How long a finished rollout stays in the server's memory; after "
+          "that it is read from the store when asked for.");
 
 namespace {
 
@@ -109,6 +112,9 @@ int main(int argc, char** argv) {
     Fail(2, "--max_bundle_bytes must be positive");
   options.registry.heartbeat_interval = interval;
   options.registry.heartbeat_timeout = timeout;
+  options.rollouts.retention = absl::GetFlag(FLAGS_rollout_retention);
+  if (options.rollouts.retention < absl::ZeroDuration())
+    Fail(2, "--rollout_retention must not be negative");
 
   absl::StatusOr<std::unique_ptr<ecliptix::server::Server>> server =
       ecliptix::server::Server::Start(options);

@@ -1,6 +1,7 @@
 #include "server/registry.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <utility>
 
@@ -300,6 +301,7 @@ absl::StatusOr<Registration> Registry::Register(
     entry.session = std::move(session);
     entry.session_id = registration.session_id;
     entry.last_message_time = now;
+    entry.reads_held = false;
     session_to_database_[entry.session_id] = hello.database_id();
 
     PersistLocked(database);
@@ -342,20 +344,58 @@ void Registry::Touch(uint64_t session_id) {
   // changes), so a heartbeat costs no allocation and no write.
 }
 
-void Registry::OnCommandMessage(uint64_t session_id,
-                                const v1::AgentMessage& message) {
+bool Registry::OnCommandMessage(uint64_t session_id,
+                                const v1::AgentMessage& message,
+                                std::function<void()> resume) {
   std::string database_id;
   std::vector<CommandObserver> observers;
+  std::vector<PacedCommandObserver> paced;
   {
     absl::MutexLock lock(&mutex_);
     Entry* entry = FindSessionLocked(session_id);
-    if (entry == nullptr) return;
+    if (entry == nullptr) return true;
     entry->last_message_time = clock_->Now();
     database_id = entry->database.database_id();
     observers = command_observers_;
+    paced = paced_command_observers_;
+    // Held from here until every paced observer has taken the message and
+    // has room again (set before asking them, so that a resume coming from
+    // another thread at once cannot be overtaken).
+    entry->reads_held = true;
   }
   for (const CommandObserver& observer : observers)
     observer(database_id, message);
+  // One hold for this call and one per paced observer; whoever releases the
+  // last one ends the hold (and resumes the reader unless it is this call).
+  struct Hold {
+    std::atomic<int> count{1};
+    std::function<void()> resume;
+  };
+  auto hold = std::make_shared<Hold>();
+  hold->resume = std::move(resume);
+  auto release = [this, session_id, hold] {
+    if (--hold->count != 0) return;
+    ReadsResumed(session_id);
+    if (hold->resume) hold->resume();
+  };
+  for (const PacedCommandObserver& observer : paced) {
+    ++hold->count;
+    if (observer(database_id, message, release)) release();
+  }
+  if (--hold->count != 0) return false;
+  ReadsResumed(session_id);
+  return true;
+}
+
+void Registry::ReadsResumed(uint64_t session_id) {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mutex_);
+  Entry* entry = FindSessionLocked(session_id);
+  if (entry == nullptr) return;
+  entry->reads_held = false;
+  // Messages sent while the stream was held were waiting in the transport:
+  // the silence counts again from now.
+  entry->last_message_time = std::max(entry->last_message_time, now);
 }
 
 void Registry::Unregister(uint64_t session_id, const std::string& reason) {
@@ -392,7 +432,7 @@ int Registry::CheckHeartbeats() {
   {
     absl::MutexLock lock(&mutex_);
     for (auto& [id, entry] : entries_) {
-      if (entry.session == nullptr) continue;
+      if (entry.session == nullptr || entry.reads_held) continue;
       const absl::Duration silence = now - entry.last_message_time;
       if (silence <= options_.heartbeat_timeout) continue;
       v1::Database& database = entry.database;
@@ -467,6 +507,11 @@ void Registry::NotifyConnection(const std::string& database_id,
 void Registry::AddCommandObserver(CommandObserver observer) {
   absl::MutexLock lock(&mutex_);
   command_observers_.push_back(std::move(observer));
+}
+
+void Registry::AddPacedCommandObserver(PacedCommandObserver observer) {
+  absl::MutexLock lock(&mutex_);
+  paced_command_observers_.push_back(std::move(observer));
 }
 
 absl::StatusOr<v1::ListDatabasesResponse> Registry::ListDatabases(

@@ -51,7 +51,9 @@ struct RegistryOptions {
   // Sent to agents in Welcome.
   absl::Duration heartbeat_interval = absl::Seconds(10);
   // Without any message for this long, an agent is marked lost and its stream
-  // closed.
+  // closed. The silence counts from the last message read, and only while the
+  // server reads the stream: a stream held back by flow control (see
+  // OnCommandMessage) is not lost for that.
   absl::Duration heartbeat_timeout = absl::Seconds(30);
 };
 
@@ -70,6 +72,14 @@ using ConnectionObserver =
 // rollouts and jobs).
 using CommandObserver = std::function<void(
     const std::string& database_id, const fleet::v1::AgentMessage& message)>;
+
+// Observes command acknowledgements and events with flow control: it takes
+// the message, and returns false when it cannot take more yet; it then calls
+// `resume` once (from any thread) when it can, and the stream is not read
+// until then.
+using PacedCommandObserver = std::function<bool(
+    const std::string& database_id, const fleet::v1::AgentMessage& message,
+    std::function<void()> resume)>;
 
 class Registry {
  public:
@@ -94,9 +104,15 @@ class Registry {
                                         std::shared_ptr<AgentSession> session);
   // Any message from the agent proves it alive.
   void Touch(uint64_t session_id);
-  // Routes a command ack or event to the observers.
-  void OnCommandMessage(uint64_t session_id,
-                        const fleet::v1::AgentMessage& message);
+  // Routes a command ack or event to the observers. Returns true when the
+  // caller may read the stream's next message now; false when a paced
+  // observer cannot take more yet: the caller reads no more of the stream
+  // until `resume` is called (once, from any thread). Meanwhile the session's
+  // heartbeat deadline is suspended, and it starts again when reading
+  // resumes: the agent is silent because the server does not read it.
+  bool OnCommandMessage(uint64_t session_id,
+                        const fleet::v1::AgentMessage& message,
+                        std::function<void()> resume = nullptr);
   // The session's stream ended.
   void Unregister(uint64_t session_id, const std::string& reason);
   // Marks lost, and closes, every session whose agent has been silent past the
@@ -109,6 +125,7 @@ class Registry {
   absl::StatusOr<std::string> SendCommand(const std::string& database_id,
                                           fleet::v1::Command command);
   void AddCommandObserver(CommandObserver observer);
+  void AddPacedCommandObserver(PacedCommandObserver observer);
   // Observers are called outside the registry's lock, after the change.
   void AddConnectionObserver(ConnectionObserver observer);
 
@@ -138,6 +155,9 @@ class Registry {
     uint64_t session_id = 0;  // 0 when no live session.
     std::shared_ptr<AgentSession> session;
     absl::Time last_message_time;
+    // The stream is not read until a paced observer has room again: the
+    // heartbeat deadline does not run (see OnCommandMessage).
+    bool reads_held = false;
   };
   struct Watcher {
     LabelSelector selector;
@@ -181,6 +201,10 @@ class Registry {
   // A thread is delivering (DeliverQueued).
   bool delivering_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<CommandObserver> command_observers_ ABSL_GUARDED_BY(mutex_);
+  std::vector<PacedCommandObserver> paced_command_observers_
+      ABSL_GUARDED_BY(mutex_);
+  // The session's stream is read again: its heartbeat deadline starts now.
+  void ReadsResumed(uint64_t session_id);
   std::vector<ConnectionObserver> connection_observers_ ABSL_GUARDED_BY(mutex_);
   void NotifyConnection(const std::string& database_id, bool connected);
   // Returns the database id when a live session ended (empty otherwise).

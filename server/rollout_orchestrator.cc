@@ -1,6 +1,8 @@
 #include "server/rollout_orchestrator.h"
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -73,6 +75,8 @@ struct RolloutOrchestrator::Active {
   std::vector<v1::RolloutEvent> unsaved_events;
   // The header was never saved.
   bool is_new = false;
+  // When it was seen finished (by the clock), for the retention.
+  std::optional<absl::Time> finished_at;
 };
 
 struct RolloutOrchestrator::PlanJob {
@@ -107,63 +111,108 @@ RolloutOrchestrator::RolloutOrchestrator(StateStore* store, Registry* registry,
             candidates.push_back(candidate);
           }
         }
+        if (auto it = evicted_staging_.find(rollout.bundle_id());
+            it != evicted_staging_.end()) {
+          candidates.push_back(it->second);
+        }
         return candidates;
       });
 }
 
 RolloutOrchestrator::~RolloutOrchestrator() { Stop(); }
 
+RolloutOrchestrator::Active& RolloutOrchestrator::Activate(
+    StateStore::StoredRollout saved) {
+  const absl::Time now = clock_->Now();
+  auto active = std::make_unique<Active>();
+  active->number = saved.number;
+  next_number_ = std::max<int64_t>(next_number_, saved.number + 1);
+  v1::BundleManifest manifest;
+  if (absl::StatusOr<v1::BundleInfo> info =
+          bundles_->Resolve(saved.rollout.bundle_id());
+      info.ok()) {
+    manifest = info->manifest();
+  }
+  active->action =
+      std::make_unique<operations::DeployBundleAction>(std::move(manifest));
+  std::set<std::string> connected;
+  for (const v1::RolloutTarget& target : saved.rollout.targets()) {
+    active->databases.insert(target.database_id());
+    if (Connected(target.database_id())) connected.insert(target.database_id());
+  }
+  const std::string id = saved.rollout.rollout_id();
+  operations::OperationState state{std::move(saved.rollout), saved.waves_ended,
+                                   saved.rollback_pending};
+  active->engine =
+      std::make_unique<operations::Engine>(operations::Engine::Load(
+          std::move(state), {}, active->action.get(), evidence_.get()));
+  Active& ref = *active;
+  rollouts_[id] = std::move(active);
+  if (ref.engine->Finished()) {
+    const v1::Rollout& rollout = ref.engine->rollout();
+    ref.finished_at = rollout.has_finish_time()
+                          ? FromProtoTimestamp(rollout.finish_time())
+                          : now;
+    return ref;
+  }
+  // Every agent is disconnected until it comes back to this server; those
+  // back already get their current command again.
+  Apply(ref, ref.engine->Restarted(now));
+  for (const std::string& database_id : connected)
+    Apply(ref, ref.engine->OnConnection(database_id, true, now));
+  return ref;
+}
+
+void RolloutOrchestrator::Evict() {
+  if (!dirty_.empty() || !outbox_.empty() || !after_commit_.empty()) return;
+  const absl::Time now = clock_->Now();
+  for (auto it = rollouts_.begin(); it != rollouts_.end();) {
+    Active& active = *it->second;
+    if (!active.finished_at || now - *active.finished_at < options_.retention ||
+        !active.watchers.empty() || !active.engine->Finished()) {
+      ++it;
+      continue;
+    }
+    const v1::Rollout& rollout = active.engine->rollout();
+    if (rollout.state() == v1::ROLLOUT_STATE_SUCCEEDED &&
+        operations::CheckStagingTested(rollout, {rollout}).satisfied) {
+      // What the staging gate of a later rollout reads.
+      v1::Rollout slim;
+      slim.set_rollout_id(rollout.rollout_id());
+      slim.set_bundle_id(rollout.bundle_id());
+      slim.set_state(rollout.state());
+      for (const v1::RolloutTarget& target : rollout.targets()) {
+        v1::RolloutTarget* kept = slim.add_targets();
+        kept->set_database_id(target.database_id());
+        (*kept->mutable_labels())["env"] = "staging";
+      }
+      evicted_staging_[rollout.bundle_id()] = std::move(slim);
+    }
+    it = rollouts_.erase(it);
+  }
+}
+
 absl::Status RolloutOrchestrator::Start() {
   absl::StatusOr<std::vector<StateStore::StoredRollout>> stored =
       store_->LoadRollouts();
   if (!stored.ok()) return stored.status();
-  const absl::Time now = clock_->Now();
   int resumed = 0;
   for (StateStore::StoredRollout& saved : *stored) {
-    auto active = std::make_unique<Active>();
-    active->number = saved.number;
-    next_number_ = std::max<int64_t>(next_number_, saved.number + 1);
-    v1::BundleManifest manifest;
-    if (absl::StatusOr<v1::BundleInfo> info =
-            bundles_->Resolve(saved.rollout.bundle_id());
-        info.ok()) {
-      manifest = info->manifest();
-    }
-    active->action =
-        std::make_unique<operations::DeployBundleAction>(std::move(manifest));
-    std::set<std::string> connected;
-    for (const v1::RolloutTarget& target : saved.rollout.targets()) {
-      active->databases.insert(target.database_id());
-      if (Connected(target.database_id()))
-        connected.insert(target.database_id());
-    }
     if (IsActive(saved.rollout.state())) ++resumed;
-    const std::string id = saved.rollout.rollout_id();
-    operations::OperationState state{std::move(saved.rollout),
-                                     saved.waves_ended, saved.rollback_pending};
-    active->engine =
-        std::make_unique<operations::Engine>(operations::Engine::Load(
-            std::move(state), {}, active->action.get(), evidence_.get()));
-    Active& ref = *active;
-    rollouts_[id] = std::move(active);
-    if (ref.engine->Finished()) continue;
-    // Every agent is disconnected until it comes back to this server; those
-    // back already get their current command again.
-    Apply(ref, ref.engine->Restarted(now));
-    for (const std::string& database_id : connected)
-      Apply(ref, ref.engine->OnConnection(database_id, true, now));
+    Activate(std::move(saved));
   }
   Commit();
   if (!rollouts_.empty()) {
     Logger("rollouts")
         ->info("loaded {} rollouts, {} to resume", rollouts_.size(), resumed);
   }
-  registry_->AddCommandObserver(
-      [this](const std::string& database_id, const v1::AgentMessage& message) {
-        PostAgent([this, database_id, message] {
-          OnAgentMessage(database_id, message);
-        });
-      });
+  registry_->AddPacedCommandObserver([this](const std::string& database_id,
+                                            const v1::AgentMessage& message,
+                                            std::function<void()> resume) {
+    return PostAgentMessage(
+        [this, database_id, message] { OnAgentMessage(database_id, message); },
+        std::move(resume));
+  });
   registry_->AddConnectionObserver(
       [this](const std::string& database_id, bool connected) {
         PostAgent([this, database_id, connected] {
@@ -182,13 +231,20 @@ void RolloutOrchestrator::Stop() {
   }
   if (worker_.joinable()) worker_.join();
   std::map<uint64_t, std::shared_ptr<Pending>> pending;
-  std::deque<std::function<void()>> never_run, never_run_agent;
+  std::deque<std::function<void()>> never_run;
+  std::deque<AgentInput> never_run_agent;
+  std::vector<std::function<void()>> held;
   {
     absl::MutexLock lock(&queue_mutex_);
     pending.swap(pending_);
     never_run.swap(queue_);
     never_run_agent.swap(agent_queue_);
+    queued_agent_messages_ = 0;
+    held.swap(held_readers_);
   }
+  // Their streams are read again (what they bring is dropped now) and end
+  // as the server shuts down.
+  for (auto& resume : held) resume();
   // Queued requests, requests waiting for a commit, and plans still waiting
   // for agents.
   for (auto& [id, request] : pending) request->Refuse(ShuttingDown());
@@ -258,13 +314,28 @@ void RolloutOrchestrator::Post(std::function<void()> task) {
 void RolloutOrchestrator::PostAgent(std::function<void()> task) {
   absl::MutexLock lock(&queue_mutex_);
   if (stopping_) return;
-  agent_queue_.push_back(std::move(task));
+  agent_queue_.push_back({std::move(task), /*message=*/false});
+}
+
+bool RolloutOrchestrator::PostAgentMessage(std::function<void()> task,
+                                           std::function<void()> resume) {
+  absl::MutexLock lock(&queue_mutex_);
+  if (stopping_) return true;
+  // Taken even when full: it was read already, and dropping it would lose
+  // an agent's answer. The stream then waits, so each stream adds one
+  // message at most beyond the bound.
+  agent_queue_.push_back({std::move(task), /*message=*/true});
+  ++queued_agent_messages_;
+  if (queued_agent_messages_ < options_.max_queued_agent_messages) return true;
+  held_readers_.push_back(std::move(resume));
+  return false;
 }
 
 void RolloutOrchestrator::Loop() {
   absl::Time next_tick = absl::Now();
   for (;;) {
     std::deque<std::function<void()>> requests, agent_inputs;
+    std::vector<std::function<void()>> resumed;
     {
       absl::MutexLock lock(&queue_mutex_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mutex_) {
@@ -277,17 +348,26 @@ void RolloutOrchestrator::Loop() {
       // that requests coming meanwhile wait for one commit at most.
       const size_t take = std::min(agent_queue_.size(), kAgentInputsPerCommit);
       for (size_t i = 0; i < take; ++i) {
-        agent_inputs.push_back(std::move(agent_queue_.front()));
+        AgentInput& input = agent_queue_.front();
+        queued_agent_messages_ -= input.message ? 1 : 0;
+        agent_inputs.push_back(std::move(input.task));
         agent_queue_.pop_front();
       }
+      // Room again: the held streams are read on (not at the first free
+      // slot, so that a stream is not held and resumed per message).
+      if (queued_agent_messages_ <= options_.max_queued_agent_messages / 2)
+        resumed.swap(held_readers_);
     }
+    for (auto& resume : resumed) resume();
     for (auto& task : requests) task();
     for (auto& task : agent_inputs) task();
-    if (absl::Now() >= next_tick) {
+    const bool tick = absl::Now() >= next_tick;
+    if (tick) {
       Tick();
       next_tick = absl::Now() + options_.tick;
     }
     Commit();
+    if (tick) Evict();
   }
 }
 
@@ -322,13 +402,16 @@ RolloutOrchestrator::Active* RolloutOrchestrator::Find(
 
 absl::StatusOr<RolloutOrchestrator::Active*> RolloutOrchestrator::FindOrError(
     const std::string& rollout_id) {
-  Active* active = Find(rollout_id);
-  if (active == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("no rollout \"", rollout_id,
-                     "\"; `ecliptixctl rollout list` shows them"));
+  if (Active* active = Find(rollout_id)) return active;
+  absl::StatusOr<StateStore::StoredRollout> stored =
+      store_->LoadRollout(rollout_id);
+  if (stored.ok()) return &Activate(*std::move(stored));
+  if (stored.status().code() != absl::StatusCode::kNotFound) {
+    return stored.status();
   }
-  return active;
+  return absl::NotFoundError(
+      absl::StrCat("no rollout \"", rollout_id,
+                   "\"; `ecliptixctl rollout list` shows them"));
 }
 
 // ---- the engines' outputs, saved before they leave the server ----
@@ -433,6 +516,10 @@ void RolloutOrchestrator::Commit() {
     if (active->engine->Finished()) {
       for (auto& watcher : watchers) watcher->End(absl::OkStatus());
       watchers.clear();
+      if (!active->finished_at) active->finished_at = clock_->Now();
+    } else {
+      // Retried or rolled back after it had finished.
+      active->finished_at.reset();
     }
   }
   for (auto& task : after) task();
@@ -606,6 +693,13 @@ void RolloutOrchestrator::OnConnection(const std::string& database_id,
 
 // ---- people's actions ----
 
+size_t RolloutOrchestrator::RolloutsInMemory() {
+  absl::StatusOr<size_t> count = Await<size_t>([this](Callback<size_t> done) {
+    Post([this, done = Answered(std::move(done))] { done(rollouts_.size()); });
+  });
+  return count.ok() ? *count : 0;
+}
+
 void RolloutOrchestrator::Get(std::string rollout_id,
                               Callback<v1::Rollout> done) {
   Post([this, rollout_id = std::move(rollout_id),
@@ -634,24 +728,36 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
     }
     AfterCommit([this, request, page_size, before, done] {
       std::set<int> states(request.states().begin(), request.states().end());
-      std::vector<Active*> matching;
+      // number -> header: those in memory, and those that left it (saved,
+      // and finished, so the stored header is the last one). Everything in
+      // memory is saved too, so the store's first page_size + 1 and the
+      // matching ones in memory hold the page.
+      std::map<int64_t, v1::Rollout, std::greater<int64_t>> matching;
+      absl::StatusOr<std::vector<StateStore::StoredRollout>> stored =
+          store_->LoadRolloutHeaders(
+              before, std::vector<int>(states.begin(), states.end()),
+              page_size == INT_MAX ? page_size : page_size + 1);
+      if (!stored.ok()) return done(stored.status());
+      for (StateStore::StoredRollout& header : *stored) {
+        if (Find(header.rollout.rollout_id()) == nullptr)
+          matching[header.number] = std::move(header.rollout);
+      }
       for (auto& [id, active] : rollouts_) {
         if (active->number >= before) continue;
         if (!states.empty() &&
             states.count(active->engine->rollout().state()) == 0)
           continue;
-        matching.push_back(active.get());
+        matching[active->number] = active->engine->Header();
       }
-      std::sort(matching.begin(), matching.end(),
-                [](Active* a, Active* b) { return a->number > b->number; });
       v1::ListRolloutsResponse response;
-      for (size_t i = 0; i < matching.size() && static_cast<int>(i) < page_size;
-           ++i) {
-        *response.add_rollouts() = matching[i]->engine->Header();
-      }
-      if (static_cast<int>(matching.size()) > page_size) {
-        response.set_next_page_token(
-            absl::StrCat(matching[page_size - 1]->number));
+      int64_t last = 0;
+      for (auto& [number, header] : matching) {
+        if (response.rollouts_size() == page_size) {
+          response.set_next_page_token(absl::StrCat(last));
+          break;
+        }
+        *response.add_rollouts() = std::move(header);
+        last = number;
       }
       done(response);
     });

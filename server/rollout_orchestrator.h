@@ -48,6 +48,13 @@ struct RolloutOptions {
   absl::Duration tick = absl::Milliseconds(200);
   // How long PlanRollout waits for agents to report their pending steps.
   absl::Duration plan_timeout = absl::Seconds(30);
+  // Agent messages queued for the worker at most: when full, the streams that
+  // bring more are not read until the queue is down to half (the queue holds
+  // at most this plus one message per agent stream).
+  size_t max_queued_agent_messages = 4096;
+  // How long a finished rollout stays in memory; after that Get, List and
+  // Watch read it from the store.
+  absl::Duration retention = absl::Hours(24);
 };
 
 class RolloutOrchestrator {
@@ -96,6 +103,11 @@ class RolloutOrchestrator {
   void Watch(std::string rollout_id, int64_t after_sequence,
              std::shared_ptr<RolloutEventSink> sink);
 
+  // How many rollouts are in memory (finished ones leave it after
+  // options.retention); asks the worker, so only once started. For tests and
+  // tools.
+  size_t RolloutsInMemory();
+
   // Blocks until `start` calls its callback; for tests and tools.
   template <typename T>
   static absl::StatusOr<T> Await(
@@ -127,6 +139,11 @@ class RolloutOrchestrator {
   void Post(std::function<void()> task);
   // Agent messages and connection changes, in the order they came.
   void PostAgent(std::function<void()> task);
+  // An agent message (bounded, see max_queued_agent_messages): queues `task`
+  // and returns false when the queue is full; `resume` is then called once
+  // there is room again (or at Stop).
+  bool PostAgentMessage(std::function<void()> task,
+                        std::function<void()> resume);
   // Wraps `done` so that it is answered exactly once: by the worker, else by
   // Stop, or at once when stopping already.
   template <typename T>
@@ -145,7 +162,15 @@ class RolloutOrchestrator {
   absl::StatusOr<fleet::v1::Rollout> BuildRollout(
       const fleet::v1::CreateRolloutRequest& request, bool check_conflicts);
   Active* Find(const std::string& rollout_id);
+  // In memory, or else loaded from the store (a finished rollout past its
+  // retention; it leaves memory again at the next eviction).
   absl::StatusOr<Active*> FindOrError(const std::string& rollout_id);
+  // Puts a stored rollout in memory; an unfinished one is resumed (see
+  // Start).
+  Active& Activate(StateStore::StoredRollout saved);
+  // Drops from memory the rollouts finished longer than the retention ago
+  // (saved already: only between commits).
+  void Evict();
   // Takes an engine's output: its changes wait for the next Commit, its
   // commands and events are released by it.
   void Apply(Active& active, operations::Output output);
@@ -175,7 +200,17 @@ class RolloutOrchestrator {
 
   absl::Mutex queue_mutex_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(queue_mutex_);
-  std::deque<std::function<void()>> agent_queue_ ABSL_GUARDED_BY(queue_mutex_);
+  struct AgentInput {
+    std::function<void()> task;
+    // An agent message (counted in queued_agent_messages_), not a connection
+    // change.
+    bool message = false;
+  };
+  std::deque<AgentInput> agent_queue_ ABSL_GUARDED_BY(queue_mutex_);
+  size_t queued_agent_messages_ ABSL_GUARDED_BY(queue_mutex_) = 0;
+  // Readers held back by a full queue, resumed when it is down to half.
+  std::vector<std::function<void()>> held_readers_
+      ABSL_GUARDED_BY(queue_mutex_);
   bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
   // Requests not answered yet, answered by Stop.
   std::map<uint64_t, std::shared_ptr<Pending>> pending_
@@ -191,6 +226,9 @@ class RolloutOrchestrator {
   const int64_t plan_epoch_ = absl::ToUnixMicros(absl::Now());
   // Staging evidence for every engine: the other rollouts.
   std::unique_ptr<operations::GateEvidence> evidence_;
+  // Succeeded rollouts on staging databases that left memory, slimmed to
+  // what the staging gate reads, by bundle id.
+  std::map<std::string, fleet::v1::Rollout> evicted_staging_;
   // Changed since the last commit.
   std::set<Active*> dirty_;
   // Commands to send after the next commit.

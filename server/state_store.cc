@@ -1,6 +1,7 @@
 #include "server/state_store.h"
 
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <utility>
 
@@ -554,6 +555,85 @@ StateStore::LoadRollouts() {
     }
   }));
   return rollouts;
+}
+
+absl::StatusOr<StateStore::StoredRollout> StateStore::LoadRollout(
+    const std::string& rollout_id) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  StoredRollout stored;
+  bool found = false;
+  RETURN_IF_ERROR(sql::Guard("load rollout", [&] {
+    std::string data;
+    long long number = 0;
+    int whole = 0, waves_ended = 0, rollback_pending = 0;
+    soci::indicator indicator = soci::i_ok;
+    sql << "SELECT data, number, whole, waves_ended, rollback_pending FROM "
+           "rollouts WHERE rollout_id = :id",
+        soci::use(rollout_id), soci::into(data, indicator), soci::into(number),
+        soci::into(whole), soci::into(waves_ended),
+        soci::into(rollback_pending);
+    if (!sql.got_data()) return;
+    found = true;
+    Decode(data, &stored.rollout, "rollout");
+    stored.number = number;
+    stored.waves_ended = waves_ended;
+    stored.rollback_pending = rollback_pending != 0;
+    // LoadRollouts (at every start) splits what was stored whole.
+    if (whole != 0) return;
+    stored.rollout.clear_targets();
+    int position = 0;
+    soci::statement statement =
+        (sql.prepare << "SELECT position, data FROM rollout_targets WHERE "
+                        "rollout_id = :id ORDER BY position",
+         soci::use(rollout_id), soci::into(position), soci::into(data));
+    statement.execute();
+    while (statement.fetch()) {
+      if (position != stored.rollout.targets_size()) {
+        throw std::runtime_error(absl::StrCat("rollout ", rollout_id,
+                                              " misses target row ",
+                                              stored.rollout.targets_size()));
+      }
+      Decode(data, stored.rollout.add_targets(), "rollout target");
+    }
+  }));
+  if (!found) {
+    return absl::NotFoundError(
+        absl::StrCat("no rollout \"", rollout_id, "\" is stored"));
+  }
+  return stored;
+}
+
+absl::StatusOr<std::vector<StateStore::StoredRollout>>
+StateStore::LoadRolloutHeaders(long long before, const std::vector<int>& states,
+                               int limit) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<StoredRollout> headers;
+  const std::set<int> wanted(states.begin(), states.end());
+  RETURN_IF_ERROR(sql::Guard("load rollout headers", [&] {
+    std::string data;
+    long long number = 0;
+    int state = 0, waves_ended = 0, rollback_pending = 0;
+    soci::statement statement =
+        (sql.prepare << "SELECT data, number, state, waves_ended, "
+                        "rollback_pending FROM rollouts WHERE number < :before "
+                        "ORDER BY number DESC",
+         soci::use(before), soci::into(data), soci::into(number),
+         soci::into(state), soci::into(waves_ended),
+         soci::into(rollback_pending));
+    statement.execute();
+    while (static_cast<int>(headers.size()) < limit && statement.fetch()) {
+      if (!wanted.empty() && wanted.count(state) == 0) continue;
+      StoredRollout& stored = headers.emplace_back();
+      Decode(data, &stored.rollout, "rollout");
+      stored.rollout.clear_targets();
+      stored.number = number;
+      stored.waves_ended = waves_ended;
+      stored.rollback_pending = rollback_pending != 0;
+    }
+  }));
+  return headers;
 }
 
 absl::StatusOr<std::vector<v1::RolloutEvent>> StateStore::LoadRolloutEvents(

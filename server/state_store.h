@@ -88,6 +88,13 @@ class StateStore {
   // Every rollout, oldest first, assembled from its header and target rows.
   // Rollouts an older server stored whole are split into rows on the way.
   absl::StatusOr<std::vector<StoredRollout>> LoadRollouts();
+  // One rollout, assembled from its header and target rows; NOT_FOUND when
+  // none has that id.
+  absl::StatusOr<StoredRollout> LoadRollout(const std::string& rollout_id);
+  // Rollout headers (no targets), newest first: those numbered below
+  // `before`, in one of `states` (any state when empty), `limit` at most.
+  absl::StatusOr<std::vector<StoredRollout>> LoadRolloutHeaders(
+      long long before, const std::vector<int>& states, int limit);
   // A rollout's events after `after_sequence`, in order.
   absl::StatusOr<std::vector<fleet::v1::RolloutEvent>> LoadRolloutEvents(
       const std::string& rollout_id, long long after_sequence);
