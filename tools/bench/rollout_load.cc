@@ -3,9 +3,9 @@
 // each step reported applied, then the command finished), so what is timed is
 // the control plane alone: time until the rollout settles, bytes the server
 // writes, its peak memory, how fast events reach a watcher, and how long
-// `GetRollout` takes while the rollout runs. The same measurement at a quarter
-// of the size, in the same run, is the baseline: growing linearly, time and
-// bytes grow 4x.
+// `GetRollout`, `ListRollouts`, a pause and a resume take while the rollout
+// runs. The same measurement at a quarter of the size, in the same run, is the
+// baseline: growing linearly, time and bytes grow 4x.
 //
 //   bazel run -c opt //tools/bench:rollout_load -- --targets=2000 --steps=1
 //
@@ -220,16 +220,20 @@ class FakeAgent
   uint64_t sequence_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
+// Steps share their SQL files beyond 500 (a bundle holds 1,000 files at
+// most): the agents here run nothing.
 std::vector<v1::BundleFile> MakeBundle(int steps) {
+  constexpr int kFiles = 500;
   std::string manifest =
       "name: \"bench\"\nversion: \"1.0.0\"\ndialects: DIALECT_SQLITE\n"
       "phases {\n  name: \"one\"\n";
   std::vector<v1::BundleFile> files;
   for (int i = 0; i < steps; ++i) {
-    const std::string path = absl::StrCat("sqlite/step-", i, ".sql");
+    const std::string path = absl::StrCat("sqlite/step-", i % kFiles, ".sql");
     absl::StrAppend(&manifest, "  steps { name: \"step-", i,
                     "\" kind: STEP_KIND_VERSIONED sql { sqlite: \"", path,
                     "\" } }\n");
+    if (i >= kFiles) continue;
     v1::BundleFile file;
     file.set_path(path);
     file.set_content(absl::StrCat("SELECT ", i, ";\n"));
@@ -253,6 +257,9 @@ struct Figures {
   long long events = 0;
   double get_max_ms = 0;
   double get_median_ms = 0;
+  double list_max_ms = 0;
+  double pause_ms = 0;
+  double resume_ms = 0;
   std::string error;
 };
 
@@ -331,8 +338,25 @@ Figures Measure(int targets, int steps) {
     reader->Finish();
     watch_done = true;
   });
-  std::vector<double> get_ms;
+  std::vector<double> get_ms, list_ms;
   long peak_rss = RssKb(server);
+  int round = 0;
+  // A person's action while agents flood the server: its latency, whatever
+  // its answer (a rollout already finished refuses a pause).
+  auto act = [&](const char* verb) {
+    grpc::ClientContext context;
+    v1::RolloutActionRequest request;
+    request.set_rollout_id(rollout.rollout_id());
+    request.set_actor("bench");
+    v1::Rollout answer;
+    const absl::Time asked = absl::Now();
+    if (std::string(verb) == "pause") {
+      rollouts->PauseRollout(&context, request, &answer);
+    } else {
+      rollouts->ResumeRollout(&context, request, &answer);
+    }
+    return absl::ToDoubleMilliseconds(absl::Now() - asked);
+  };
   const absl::Time deadline = start + absl::GetFlag(FLAGS_timeout);
   while (figures.error.empty() && absl::Now() < deadline) {
     grpc::ClientContext context;
@@ -356,6 +380,19 @@ Figures Measure(int targets, int steps) {
       figures.error = "the rollout failed: " + current.waiting_reason();
       break;
     }
+    // Rounds are 20 ms apart: a pause after 0.2 s, the resume 0.2 s later,
+    // a ListRollouts every 5th round.
+    ++round;
+    if (round == 10) figures.pause_ms = act("pause");
+    if (round == 20) figures.resume_ms = act("resume");
+    if (round % 5 == 0) {
+      grpc::ClientContext list_context;
+      v1::ListRolloutsRequest list;
+      v1::ListRolloutsResponse listed;
+      const absl::Time list_asked = absl::Now();
+      rollouts->ListRollouts(&list_context, list, &listed);
+      list_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - list_asked));
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   if (!figures.ok && figures.error.empty()) figures.error = "timed out";
@@ -374,6 +411,8 @@ Figures Measure(int targets, int steps) {
   figures.events_per_second =
       watch_seconds > 0 ? figures.events / watch_seconds : 0;
   std::sort(get_ms.begin(), get_ms.end());
+  if (!list_ms.empty())
+    figures.list_max_ms = *std::max_element(list_ms.begin(), list_ms.end());
   if (!get_ms.empty()) {
     figures.get_max_ms = get_ms.back();
     figures.get_median_ms = get_ms[get_ms.size() / 2];
@@ -438,6 +477,10 @@ int main(int argc, char** argv) {
       full.get_median_ms, "%.1f");
   row("GetRollout while running, max (ms)", base.get_max_ms, full.get_max_ms,
       "%.1f");
+  row("ListRollouts while running, max (ms)", base.list_max_ms,
+      full.list_max_ms, "%.1f");
+  row("PauseRollout at 0.2 s (ms)", base.pause_ms, full.pause_ms, "%.1f");
+  row("ResumeRollout at 0.4 s (ms)", base.resume_ms, full.resume_ms, "%.1f");
   std::printf("(ratio: %d dbs / %d dbs; linear growth is %.2f)\n", targets,
               quarter, static_cast<double>(targets) / quarter);
   return base.ok && full.ok ? 0 : 1;
