@@ -71,8 +71,15 @@ Engine::Engine(OperationState state, const TargetAction* action,
                const GateEvidence* evidence)
     : state_(std::move(state)), action_(action), evidence_(evidence) {
   const auto& targets = state_.rollout.targets();
-  for (int i = 0; i < targets.size(); ++i)
+  indexed_.resize(targets.size());
+  touched_flag_.resize(targets.size());
+  clocks_wave_ = state_.rollout.current_wave();
+  for (int i = 0; i < targets.size(); ++i) {
     index_.emplace(targets[i].database_id(), i);
+    // Waves never change after creation: a wave's members are fixed.
+    Wave(targets[i].wave()).members.push_back(i);
+    Index(i);
+  }
 }
 
 Engine Engine::Load(OperationState state,
@@ -80,6 +87,11 @@ Engine Engine::Load(OperationState state,
                     const TargetAction* action, const GateEvidence* evidence) {
   Engine engine(std::move(state), action, evidence);
   engine.connected_ = connected;
+  for (const std::string& database_id : connected) {
+    const int index = engine.IndexOf(database_id);
+    if (index >= 0) engine.Touch(index);
+  }
+  engine.Sync();
   return engine;
 }
 
@@ -92,7 +104,8 @@ v1::Rollout Engine::Header() {
 }
 
 bool Engine::Finished() const {
-  return !IsActive(state_.rollout.state()) && !HasRunningTargets();
+  // Between inputs the indexes are current (Finish syncs them).
+  return !IsActive(state_.rollout.state()) && busy_ == 0;
 }
 
 bool Engine::IsConnected(const std::string& database_id) const {
@@ -106,20 +119,103 @@ int Engine::IndexOf(const std::string& database_id) const {
 
 v1::RolloutTarget& Engine::Target(Step& step, int index) {
   step.out.changed_targets.insert(index);
+  Touch(index);
   return *state_.rollout.mutable_targets(index);
 }
 
 Output Engine::Finish(Step& step) {
+  Sync();
   step.out.header_changed |= !step.out.events.empty();
   step.out.finished = Finished();
   return std::move(step.out);
 }
 
-bool Engine::HasRunningTargets() const {
-  for (const v1::RolloutTarget& target : state_.rollout.targets()) {
-    if (IsTargetBusy(target.state())) return true;
+// ---- indexes ----
+
+void Engine::Touch(int index) {
+  if (touched_flag_[index]) return;
+  touched_flag_[index] = true;
+  touched_.push_back(index);
+}
+
+Engine::WaveIndex& Engine::Wave(int wave) {
+  if (wave < 0) wave = 0;
+  if (static_cast<size_t>(wave) >= waves_.size()) waves_.resize(wave + 1);
+  return waves_[wave];
+}
+
+void Engine::Sync() {
+  // Whether a running clock is in a started wave depends on current_wave:
+  // the waves it passed over (a wave started, or a retry went back) are
+  // indexed again.
+  const int current = state_.rollout.current_wave();
+  if (current != clocks_wave_) {
+    for (int wave = std::min(current, clocks_wave_) + 1;
+         wave <= std::max(current, clocks_wave_); ++wave) {
+      for (int index : Wave(wave).members) Touch(index);
+    }
+    clocks_wave_ = current;
   }
-  return false;
+  for (int index : touched_) {
+    Unindex(index);
+    Index(index);
+    touched_flag_[index] = false;
+  }
+  touched_.clear();
+}
+
+void Engine::Index(int index) {
+  ++targets_examined_;
+  const v1::RolloutTarget& target = state_.rollout.targets(index);
+  Indexed& indexed = indexed_[index];
+  indexed.wave = target.wave();
+  indexed.state = target.state();
+  indexed.connected = IsConnected(target.database_id());
+  indexed.offline_since =
+      target.has_offline_since_time()
+          ? std::optional<absl::Time>(FromProto(target.offline_since_time()))
+          : std::nullopt;
+  indexed.clock_indexed = indexed.offline_since.has_value() &&
+                          indexed.wave <= state_.rollout.current_wave();
+  indexed.revert_failed = target.state() == v1::TARGET_STATE_FAILED &&
+                          !target.touched_phases().empty() &&
+                          absl::StartsWith(target.error(), "rollback failed");
+  WaveIndex& wave = Wave(indexed.wave);
+  if (IsTargetBusy(indexed.state)) {
+    ++wave.busy;
+    ++busy_;
+  }
+  if (IsTargetFinal(indexed.state)) ++wave.final;
+  if (indexed.state == v1::TARGET_STATE_PENDING) {
+    if (indexed.connected) {
+      wave.startable.insert(index);
+    } else if (!indexed.offline_since) {
+      wave.unclocked.insert(index);
+    }
+  }
+  reverts_failed_ += indexed.revert_failed;
+  if (indexed.clock_indexed)
+    offline_clocks_.emplace(*indexed.offline_since, index);
+}
+
+void Engine::Unindex(int index) {
+  const Indexed& indexed = indexed_[index];
+  WaveIndex& wave = Wave(indexed.wave);
+  if (IsTargetBusy(indexed.state)) {
+    --wave.busy;
+    --busy_;
+  }
+  if (IsTargetFinal(indexed.state)) --wave.final;
+  wave.startable.erase(index);
+  wave.unclocked.erase(index);
+  reverts_failed_ -= indexed.revert_failed;
+  if (indexed.clock_indexed)
+    offline_clocks_.erase({*indexed.offline_since, index});
+}
+
+int Engine::BusyTargets() {
+  Sync();
+  return busy_;
 }
 
 // ---- events ----
@@ -252,9 +348,9 @@ void Engine::StartWave(Step& step, int wave) {
   v1::RolloutEvent event;
   event.mutable_wave()->set_wave(wave);
   event.mutable_wave()->set_started(true);
-  for (int i = 0; i < rollout.targets_size(); ++i) {
+  for (int i : Wave(wave).members) {
+    ++targets_examined_;
     const v1::RolloutTarget& target = rollout.targets(i);
-    if (target.wave() != wave) continue;
     event.mutable_wave()->add_database_ids(target.database_id());
     // An offline agent is waited for from the start of its wave on (it may
     // have gone away long before).
@@ -309,6 +405,7 @@ void Engine::BeginRollback(Step& step) {
                ? "reverting every phase applied, last first"
                : absl::StrCat("reverting phase ", rollout.rollback_phase()));
   for (int i = 0; i < rollout.targets_size(); ++i) {
+    ++targets_examined_;
     if (rollout.rollback_wave() != 0 &&
         rollout.targets(i).wave() != rollout.rollback_wave()) {
       continue;
@@ -350,13 +447,8 @@ void Engine::Advance(Step& step) {
   }
 
   if (rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
-    bool busy = false, failed = false;
-    for (const v1::RolloutTarget& target : rollout.targets()) {
-      busy |= IsTargetBusy(target.state());
-      failed |= target.state() == v1::TARGET_STATE_FAILED &&
-                !target.touched_phases().empty() &&
-                absl::StartsWith(target.error(), "rollback failed");
-    }
+    const bool busy = BusyTargets() > 0;
+    const bool failed = reverts_failed_ > 0;
     if (!busy) {
       SetState(
           step,
@@ -367,7 +459,7 @@ void Engine::Advance(Step& step) {
     return;
   }
   if (state_.rollback_pending) {
-    if (!HasRunningTargets()) BeginRollback(step);
+    if (BusyTargets() == 0) BeginRollback(step);
     return;
   }
   if (rollout.state() == v1::ROLLOUT_STATE_PENDING ||
@@ -385,12 +477,17 @@ void Engine::Advance(Step& step) {
                   absl::ZeroDuration()
           ? FromProto(rollout.strategy().offline_deadline())
           : kDefaultOfflineDeadline;
-  for (int i = 0; i < rollout.targets_size(); ++i) {
+  // The clocks that ran out, in the order of the targets.
+  Sync();
+  std::vector<int> expired;
+  for (const auto& [since, index] : offline_clocks_) {
+    if (now - since < deadline) break;
+    expired.push_back(index);
+  }
+  std::sort(expired.begin(), expired.end());
+  for (int i : expired) {
+    ++targets_examined_;
     const v1::RolloutTarget& target = rollout.targets(i);
-    if (target.wave() > rollout.current_wave() ||
-        !target.has_offline_since_time())
-      continue;
-    if (now - FromProto(target.offline_since_time()) < deadline) continue;
     if (target.state() == v1::TARGET_STATE_RUNNING) {
       SetTargetState(
           step, i, v1::TARGET_STATE_UNKNOWN,
@@ -423,20 +520,26 @@ void Engine::Advance(Step& step) {
     StartWave(step, 1);
   }
   const int wave = rollout.current_wave();
-  int running = 0;
-  bool wave_done = true;
-  for (const v1::RolloutTarget& target : rollout.targets()) {
-    if (target.wave() != wave) continue;
-    running += IsTargetBusy(target.state());
-    wave_done &= IsTargetFinal(target.state());
-  }
+  Sync();
+  int running = Wave(wave).busy;
+  bool wave_done =
+      Wave(wave).final == static_cast<int>(Wave(wave).members.size());
   if (!over_budget) {
     const int max_parallel = rollout.strategy().max_parallel();
-    for (int i = 0; i < rollout.targets_size(); ++i) {
-      if (max_parallel > 0 && running >= max_parallel) break;
+    // The wave's pending targets in order, until the slots are taken: those
+    // whose agent is there start, the others' offline clock starts (pending
+    // targets whose clock runs already have nothing to do here).
+    while (!(max_parallel > 0 && running >= max_parallel)) {
+      Sync();
+      const WaveIndex& pending = Wave(wave);
+      if (pending.startable.empty() && pending.unclocked.empty()) break;
+      const int i = pending.unclocked.empty() ? *pending.startable.begin()
+                    : pending.startable.empty()
+                        ? *pending.unclocked.begin()
+                        : std::min(*pending.startable.begin(),
+                                   *pending.unclocked.begin());
+      ++targets_examined_;
       const v1::RolloutTarget& target = rollout.targets(i);
-      if (target.wave() != wave || target.state() != v1::TARGET_STATE_PENDING)
-        continue;
       if (!IsConnected(target.database_id())) {
         if (!target.has_offline_since_time())
           *Target(step, i).mutable_offline_since_time() = ToProto(now);
@@ -451,6 +554,7 @@ void Engine::Advance(Step& step) {
   } else if (running == 0) {
     // Over budget: the rest of the rollout is not started.
     for (int i = 0; i < rollout.targets_size(); ++i) {
+      ++targets_examined_;
       if (rollout.targets(i).state() == v1::TARGET_STATE_PENDING) {
         SetTargetState(step, i, v1::TARGET_STATE_SKIPPED,
                        "not started: the failure budget was exceeded");
@@ -606,6 +710,8 @@ Output Engine::OnConnection(const std::string& database_id, bool connected,
   }
   const int index = IndexOf(database_id);
   if (index < 0) return Finish(step);
+  // Whether it can start changed.
+  Touch(index);
   const v1::RolloutTarget& target = state_.rollout.targets(index);
   if (!connected) {
     if ((IsTargetBusy(target.state()) ||
@@ -638,6 +744,7 @@ Output Engine::Restarted(absl::Time now) {
   // Every agent is disconnected until it comes back to this server; each
   // gets the whole deadline from now.
   for (int i = 0; i < state_.rollout.targets_size(); ++i) {
+    ++targets_examined_;
     const v1::TargetState state = state_.rollout.targets(i).state();
     if (IsTargetBusy(state) || state == v1::TARGET_STATE_PENDING)
       *Target(step, i).mutable_offline_since_time() = ToProto(now);
@@ -701,11 +808,11 @@ Output Engine::Resume(const v1::RolloutActionRequest& request, absl::Time now) {
       request.actor());
   rollout.set_waiting_reason("");
   // Resuming after a finished wave is the approval of the next one.
-  bool wave_done = rollout.current_wave() > 0;
-  for (const v1::RolloutTarget& target : rollout.targets()) {
-    if (target.wave() == rollout.current_wave())
-      wave_done &= IsTargetFinal(target.state());
-  }
+  Sync();
+  const WaveIndex& current = Wave(rollout.current_wave());
+  const bool wave_done =
+      rollout.current_wave() > 0 &&
+      current.final == static_cast<int>(current.members.size());
   if (wave_done && rollout.current_wave() < rollout.wave_count())
     StartWave(step, rollout.current_wave() + 1);
   Advance(step);
@@ -731,6 +838,7 @@ Output Engine::Abort(const v1::RolloutActionRequest& request, absl::Time now) {
 
 void Engine::StopTargets(Step& step, const std::string& skip_reason) {
   for (int i = 0; i < state_.rollout.targets_size(); ++i) {
+    ++targets_examined_;
     const v1::RolloutTarget& target = state_.rollout.targets(i);
     if (target.state() == v1::TARGET_STATE_PENDING) {
       SetTargetState(step, i, v1::TARGET_STATE_SKIPPED, skip_reason);
@@ -750,8 +858,7 @@ void Engine::StopTargets(Step& step, const std::string& skip_reason) {
 Output Engine::Retry(const v1::RolloutActionRequest& request, absl::Time now) {
   Step step{now, {}};
   v1::Rollout& rollout = state_.rollout;
-  if (HasRunningTargets() ||
-      rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
+  if (BusyTargets() > 0 || rollout.state() == v1::ROLLOUT_STATE_ROLLING_BACK) {
     step.out.status = absl::FailedPreconditionError(
         absl::StrCat("rollout ", request.rollout_id(),
                      " still has running commands; wait for them (or pause "
@@ -761,6 +868,7 @@ Output Engine::Retry(const v1::RolloutActionRequest& request, absl::Time now) {
   std::vector<int> retried;
   int first_wave = 0;
   for (int i = 0; i < rollout.targets_size(); ++i) {
+    ++targets_examined_;
     const v1::RolloutTarget& target = rollout.targets(i);
     if (target.state() != v1::TARGET_STATE_FAILED &&
         target.state() != v1::TARGET_STATE_SKIPPED &&

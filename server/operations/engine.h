@@ -49,14 +49,34 @@
 //     comes back gets its current command again, same id;
 //   - the same inputs give the same outputs, whether or not the state was
 //     saved and loaded between two of them.
+//
+// Cost. An agent message, a finished command, a connection change and a tick
+// with nothing due cost O(1) in the number of targets (plus O(log targets)
+// for ordered sets), not O(targets): the engine keeps indexes derived from
+// the state (nothing of them is saved; Load rebuilds them): per wave, the
+// counts of busy and final targets and the ordered sets of its pending
+// targets that can start (agent connected) or whose offline clock must
+// start; over the rollout, the count of busy targets and of failed
+// reverts, and the targets with an offline clock running in a started wave,
+// ordered by when it started. Every change of a target goes through one
+// accessor (Target) that marks it; before the indexes are read, the marked
+// targets are indexed again (O(marked)), so no code path can leave them
+// stale. The work an input does is then what it changes: the targets it
+// starts or finishes, the clocks that ran out. Starting a wave lists its
+// targets (O(wave)); people's requests (abort, retry, rollback), a restart
+// and the end of a rollout over budget walk the rollout once.
+// targets_examined() counts the targets the engine looked at, so that tests
+// check this without timing.
 // ---------------------------------------------------------------------------
 #ifndef ECLIPTIX_SERVER_OPERATIONS_ENGINE_H_
 #define ECLIPTIX_SERVER_OPERATIONS_ENGINE_H_
 
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -133,6 +153,10 @@ class Engine {
   fleet::v1::Rollout Header();
   // The rollout ended and no command of it runs any more.
   bool Finished() const;
+  // How many times the engine looked at one target since it was made (to
+  // index it, or in a walk over targets): what tests count to check that
+  // an input's work does not grow with the number of targets.
+  int64_t targets_examined() const { return targets_examined_; }
 
   // The rollout was created (PENDING, targets assigned to waves, no event
   // yet): tells it and advances.
@@ -163,8 +187,41 @@ class Engine {
     Output out;
   };
 
+  // What the indexes hold of one target, as it was when last indexed.
+  struct Indexed {
+    int wave = 0;
+    fleet::v1::TargetState state = fleet::v1::TARGET_STATE_UNSPECIFIED;
+    bool connected = false;
+    // offline_since_time, when set.
+    std::optional<absl::Time> offline_since;
+    // In offline_clocks_ (a clock running in a started wave).
+    bool clock_indexed = false;
+    // A revert failed (counted in reverts_failed_).
+    bool revert_failed = false;
+  };
+  // The targets of one wave.
+  struct WaveIndex {
+    // Indexes into rollout.targets, ascending.
+    std::vector<int> members;
+    int busy = 0;
+    int final = 0;
+    // Pending targets whose agent is connected: the ones that can start.
+    std::set<int> startable;
+    // Pending targets whose agent is away and whose offline clock has not
+    // started.
+    std::set<int> unclocked;
+  };
+
   bool IsConnected(const std::string& database_id) const;
   int IndexOf(const std::string& database_id) const;
+  // Marks the target for indexing again (its row or its agent changed).
+  void Touch(int index);
+  // Indexes the touched targets again; before any index is read.
+  void Sync();
+  void Unindex(int index);
+  void Index(int index);
+  WaveIndex& Wave(int wave);
+  int BusyTargets();
   fleet::v1::RolloutTarget& Target(Step& step, int index);
   Output Finish(Step& step);
 
@@ -180,7 +237,6 @@ class Engine {
                       bool counts_against_budget = false);
   void AssignCommand(Step& step, int index, const std::string& verb);
   void SendCurrentCommand(Step& step, int index);
-  bool HasRunningTargets() const;
 
   void Advance(Step& step);
   bool EvaluateGates(Step& step);
@@ -199,6 +255,24 @@ class Engine {
   // database id -> index into rollout.targets (targets never change after
   // creation): routing a message costs O(1), not O(targets).
   std::unordered_map<std::string, int> index_;
+
+  // ---- indexes derived from state_ and connected_ (see Cost above) ----
+  std::vector<Indexed> indexed_;
+  // By wave number.
+  std::vector<WaveIndex> waves_;
+  // Busy targets (RUNNING or ROLLING_BACK) over the rollout.
+  int busy_ = 0;
+  // FAILED targets whose revert failed.
+  int reverts_failed_ = 0;
+  // (offline_since_time, index) of the targets of waves up to the current
+  // one whose offline clock runs: the earliest runs out first.
+  std::set<std::pair<absl::Time, int>> offline_clocks_;
+  // The current_wave offline_clocks_ holds the targets up to.
+  int clocks_wave_ = 0;
+  // Targets to index again, each once (touched_flag_).
+  std::vector<int> touched_;
+  std::vector<bool> touched_flag_;
+  int64_t targets_examined_ = 0;
 };
 
 }  // namespace ecliptix::server::operations
