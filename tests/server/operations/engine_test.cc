@@ -5,6 +5,7 @@
 #include "server/operations/engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -983,6 +984,96 @@ TEST(EngineTest, OnlyChangedTargetsAreReported) {
   EXPECT_EQ(out.changed_targets, std::set<int>({0}));
   out = h.Finished(Db(1));
   EXPECT_EQ(out.changed_targets, std::set<int>({0}));
+}
+
+// ===================== cost =====================
+
+// The most targets the engine looked at for one input of each kind, in a
+// rollout of `databases` databases, one wave, 10 at a time, every tenth
+// agent away (its offline clock runs).
+struct WorkPerInput {
+  int64_t agent_message = 0;
+  int64_t connection = 0;
+  int64_t idle_tick = 0;
+};
+
+WorkPerInput MeasureWork(int databases) {
+  v1::Strategy strategy = Waves({}, /*max_parallel=*/10);
+  strategy.mutable_offline_deadline()->set_seconds(60);
+  Harness h(NewRollout(strategy, databases));
+  // In the order of the targets (the engine's order), every tenth away.
+  std::vector<std::string> there, away;
+  for (int i = 0; i < h.rollout().targets_size(); ++i)
+    (i % 10 == 9 ? away : there)
+        .push_back(h.rollout().targets(i).database_id());
+  for (const std::string& db : there) h.Connect(db);
+  h.Start();
+  const Engine& engine = h.engine();
+  WorkPerInput work;
+  auto count = [&](int64_t& most, const std::function<void()>& input) {
+    const int64_t before = engine.targets_examined();
+    input();
+    most = std::max(most, engine.targets_examined() - before);
+  };
+  for (int round = 0; !h.Busy().empty(); ++round) {
+    for (const std::string& db : h.Busy()) {
+      count(work.agent_message, [&] { h.Step(db, v1::STEP_OUTCOME_APPLIED); });
+      count(work.agent_message, [&] { h.Finished(db); });
+    }
+    // Time stands still: nothing is due.
+    count(work.idle_tick, [&] { h.Wait(absl::ZeroDuration()); });
+    // An agent that is there goes and comes back.
+    const std::string& db = there[round % there.size()];
+    count(work.connection, [&] { h.Connect(db, false); });
+    count(work.connection, [&] { h.Connect(db); });
+  }
+  // Every agent that was there applied the bundle; the others wait.
+  for (const std::string& db : there)
+    EXPECT_EQ(h.state(db), v1::TARGET_STATE_SUCCEEDED) << db;
+  for (const std::string& db : away)
+    EXPECT_EQ(h.state(db), v1::TARGET_STATE_PENDING) << db;
+  EXPECT_EQ(static_cast<int>(away.size()), databases / 10);
+  return work;
+}
+
+// What an agent message, a connection change or a tick with nothing due
+// costs does not grow with the rollout: 20 times the targets, the same
+// number of targets looked at per input (a handful: the one that finished,
+// the next to start). This is what makes a rollout's time linear in its
+// targets.
+TEST(EngineTest, AnInputsWorkDoesNotGrowWithTheTargets) {
+  const WorkPerInput small = MeasureWork(100);
+  const WorkPerInput large = MeasureWork(2000);
+  EXPECT_EQ(large.agent_message, small.agent_message);
+  EXPECT_EQ(large.connection, small.connection);
+  EXPECT_GE(small.agent_message, 1);
+  EXPECT_LE(large.agent_message, 6);
+  EXPECT_LE(large.connection, 3);
+  EXPECT_EQ(large.idle_tick, 0);
+  EXPECT_EQ(small.idle_tick, 0);
+}
+
+// Clocks that run out cost what ran out, and only once.
+TEST(EngineTest, ATickLooksOnlyAtTheClocksThatRanOut) {
+  v1::Strategy strategy = Waves({}, /*max_parallel=*/0);
+  strategy.set_failure_budget("100%");
+  strategy.mutable_offline_deadline()->set_seconds(60);
+  Harness h(NewRollout(strategy, 1000));
+  for (int i = 1; i <= 1000; ++i) {
+    if (i > 3) h.Connect(Db(i));
+  }
+  h.Start();
+  int64_t before = h.engine().targets_examined();
+  h.Wait(absl::Seconds(59));
+  EXPECT_EQ(h.engine().targets_examined(), before);
+  h.Wait(absl::Seconds(1));
+  EXPECT_EQ(h.state(Db(1)), v1::TARGET_STATE_FAILED);
+  EXPECT_EQ(h.state(Db(3)), v1::TARGET_STATE_FAILED);
+  // The three expired clocks, each looked at and indexed again.
+  EXPECT_LE(h.engine().targets_examined() - before, 3 * 2);
+  before = h.engine().targets_examined();
+  h.Wait(absl::Hours(1));
+  EXPECT_EQ(h.engine().targets_examined(), before);
 }
 
 // ===================== restarts =====================
