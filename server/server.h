@@ -15,14 +15,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
-#include "server/agent_service.h"
-#include "server/bundle_catalog.h"
-#include "server/bundle_service.h"
-#include "server/fleet_service.h"
-#include "server/registry.h"
-#include "server/rollout_orchestrator.h"
-#include "server/rollout_service.h"
-#include "server/state_store.h"
+#include "server/bundles/bundle_catalog.h"
+#include "server/bundles/bundle_service.h"
+#include "server/fleet/agent_service.h"
+#include "server/fleet/fleet_service.h"
+#include "server/fleet/registry.h"
+#include "server/rollouts/rollout_orchestrator.h"
+#include "server/rollouts/rollout_service.h"
+#include "server/storage/state_store.h"
 
 namespace ecliptix::server {
 

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 namespace ecliptix::server::operations {
 namespace {

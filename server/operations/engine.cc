@@ -11,7 +11,7 @@
 #include "common/proto_time.h"
 #include "common/rollout_events.h"
 #include "common/rollout_names.h"
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 namespace ecliptix::server::operations {
 namespace {

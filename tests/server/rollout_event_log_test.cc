@@ -21,10 +21,10 @@
 #include "common/proto_time.h"
 #include "common/rollout_events.h"
 #include "gtest/gtest.h"
-#include "server/bundle_catalog.h"
-#include "server/registry.h"
-#include "server/rollout_orchestrator.h"
-#include "server/state_store.h"
+#include "server/bundles/bundle_catalog.h"
+#include "server/fleet/registry.h"
+#include "server/rollouts/rollout_orchestrator.h"
+#include "server/storage/state_store.h"
 #include "tests/server/server_testing.h"
 
 namespace ecliptix::server {

@@ -14,8 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "server/registry.h"
-#include "server/rollout_orchestrator.h"
+#include "server/fleet/registry.h"
+#include "server/rollouts/rollout_orchestrator.h"
 #include "tests/server/server_testing.h"
 
 namespace ecliptix::server {

@@ -2,7 +2,7 @@
 // answered, whether it was still queued, waiting for agents, or came after
 // Stop, so no RPC waits forever and no reactor is left behind), and the order
 // of its lanes (people's requests before queued agent traffic).
-#include "server/rollout_orchestrator.h"
+#include "server/rollouts/rollout_orchestrator.h"
 
 #include <cstdlib>
 #include <map>
@@ -17,9 +17,9 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
-#include "server/bundle_catalog.h"
-#include "server/registry.h"
-#include "server/state_store.h"
+#include "server/bundles/bundle_catalog.h"
+#include "server/fleet/registry.h"
+#include "server/storage/state_store.h"
 #include "tests/server/server_testing.h"
 
 namespace ecliptix::server {

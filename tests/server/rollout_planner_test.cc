@@ -1,5 +1,5 @@
 // The planner's gate checks name the gates as people type them.
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 #include <vector>
 

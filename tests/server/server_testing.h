@@ -14,10 +14,10 @@
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/agent_service.pb.h"
 #include "gtest/gtest.h"
-#include "server/bundle_catalog.h"
-#include "server/registry.h"
-#include "server/rollout_orchestrator.h"
-#include "server/state_store.h"
+#include "server/bundles/bundle_catalog.h"
+#include "server/fleet/registry.h"
+#include "server/rollouts/rollout_orchestrator.h"
+#include "server/storage/state_store.h"
 
 namespace ecliptix::testing {
 

@@ -22,7 +22,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "server/operations/deploy_bundle_action.h"
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 namespace ecliptix::server::operations {
 namespace {

@@ -2,8 +2,8 @@
 // and cutting them into waves, the failure budget, maintenance windows and the
 // gates that need no live state. No I/O, no clock of its own: everything here
 // is a function of its arguments.
-#ifndef ECLIPTIX_SERVER_ROLLOUT_PLANNER_H_
-#define ECLIPTIX_SERVER_ROLLOUT_PLANNER_H_
+#ifndef ECLIPTIX_SERVER_OPERATIONS_ROLLOUT_PLANNER_H_
+#define ECLIPTIX_SERVER_OPERATIONS_ROLLOUT_PLANNER_H_
 
 #include <string>
 #include <vector>
@@ -55,4 +55,4 @@ std::vector<std::string> StepsWithoutRevert(
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_ROLLOUT_PLANNER_H_
+#endif  // ECLIPTIX_SERVER_OPERATIONS_ROLLOUT_PLANNER_H_

@@ -1,12 +1,12 @@
 // The gRPC adapter of FleetService: unary queries answered from the Registry,
 // and one WatchFleetReactor per watcher (callback API).
-#ifndef ECLIPTIX_SERVER_FLEET_SERVICE_H_
-#define ECLIPTIX_SERVER_FLEET_SERVICE_H_
+#ifndef ECLIPTIX_SERVER_FLEET_FLEET_SERVICE_H_
+#define ECLIPTIX_SERVER_FLEET_FLEET_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
-#include "server/registry.h"
+#include "server/fleet/registry.h"
 
 namespace ecliptix::server {
 
@@ -32,4 +32,4 @@ class FleetServiceImpl final : public fleet::v1::FleetService::CallbackService {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_FLEET_SERVICE_H_
+#endif  // ECLIPTIX_SERVER_FLEET_FLEET_SERVICE_H_

@@ -1,4 +1,4 @@
-#include "server/state_store.h"
+#include "server/storage/state_store.h"
 
 #include <map>
 #include <set>

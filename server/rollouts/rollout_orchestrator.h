@@ -10,8 +10,8 @@
 // A restarted server loads the rollouts and resumes them, sending in-flight
 // commands again under the same ids (agents never run an id twice, and the
 // history table makes a re-run of a phase skip what is applied).
-#ifndef ECLIPTIX_SERVER_ROLLOUT_ORCHESTRATOR_H_
-#define ECLIPTIX_SERVER_ROLLOUT_ORCHESTRATOR_H_
+#ifndef ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_ORCHESTRATOR_H_
+#define ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_ORCHESTRATOR_H_
 
 #include <deque>
 #include <functional>
@@ -30,11 +30,11 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
-#include "server/bundle_catalog.h"
-#include "server/event_sink.h"
+#include "server/bundles/bundle_catalog.h"
+#include "server/fleet/registry.h"
 #include "server/operations/engine.h"
-#include "server/registry.h"
-#include "server/state_store.h"
+#include "server/storage/state_store.h"
+#include "server/streams/event_sink.h"
 
 namespace ecliptix::server {
 
@@ -243,4 +243,4 @@ class RolloutOrchestrator {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_ROLLOUT_ORCHESTRATOR_H_
+#endif  // ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_ORCHESTRATOR_H_

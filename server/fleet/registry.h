@@ -3,8 +3,8 @@
 // of gRPC: stream adapters implement AgentSession and FleetEventSink. Changes
 // are persisted through the StateStore on a writer thread, so no caller (a gRPC
 // reaction in particular) ever waits on the database.
-#ifndef ECLIPTIX_SERVER_REGISTRY_H_
-#define ECLIPTIX_SERVER_REGISTRY_H_
+#ifndef ECLIPTIX_SERVER_FLEET_REGISTRY_H_
+#define ECLIPTIX_SERVER_FLEET_REGISTRY_H_
 
 #include <cstdint>
 #include <deque>
@@ -25,8 +25,8 @@
 #include "common/labels.h"
 #include "ecliptix/fleet/v1/agent_service.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.pb.h"
-#include "server/event_sink.h"
-#include "server/state_store.h"
+#include "server/storage/state_store.h"
+#include "server/streams/event_sink.h"
 
 namespace ecliptix::server {
 
@@ -221,4 +221,4 @@ class Registry {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_REGISTRY_H_
+#endif  // ECLIPTIX_SERVER_FLEET_REGISTRY_H_

@@ -1,8 +1,8 @@
 // The server's persistent state: a SQLite file (default) or a PostgreSQL
 // database reached through SOCI. Owns the state schema and its migrations,
 // applied in order at start. Thread-safe.
-#ifndef ECLIPTIX_SERVER_STATE_STORE_H_
-#define ECLIPTIX_SERVER_STATE_STORE_H_
+#ifndef ECLIPTIX_SERVER_STORAGE_STATE_STORE_H_
+#define ECLIPTIX_SERVER_STORAGE_STATE_STORE_H_
 
 #include <memory>
 #include <optional>
@@ -114,4 +114,4 @@ class StateStore {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_STATE_STORE_H_
+#endif  // ECLIPTIX_SERVER_STORAGE_STATE_STORE_H_

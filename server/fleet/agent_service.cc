@@ -1,4 +1,4 @@
-#include "server/agent_service.h"
+#include "server/fleet/agent_service.h"
 
 #include <functional>
 #include <memory>
@@ -10,7 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
-#include "server/stream_writer.h"
+#include "server/streams/stream_writer.h"
 
 namespace ecliptix::server {
 namespace {

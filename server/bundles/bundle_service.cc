@@ -1,4 +1,4 @@
-#include "server/bundle_service.h"
+#include "server/bundles/bundle_service.h"
 
 #include <utility>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "server/registry.h"
+#include "server/fleet/registry.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,13 +1,13 @@
 // The gRPC adapter of RolloutService: each call is handed to the
 // RolloutOrchestrator, whose callback finishes the RPC (no gRPC thread waits);
 // WatchRollout streams through a WatchRolloutReactor.
-#ifndef ECLIPTIX_SERVER_ROLLOUT_SERVICE_H_
-#define ECLIPTIX_SERVER_ROLLOUT_SERVICE_H_
+#ifndef ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_SERVICE_H_
+#define ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
-#include "server/rollout_orchestrator.h"
+#include "server/rollouts/rollout_orchestrator.h"
 
 namespace ecliptix::server {
 
@@ -67,4 +67,4 @@ class RolloutServiceImpl final
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_ROLLOUT_SERVICE_H_
+#endif  // ECLIPTIX_SERVER_ROLLOUTS_ROLLOUT_SERVICE_H_

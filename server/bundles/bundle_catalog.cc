@@ -1,4 +1,4 @@
-#include "server/bundle_catalog.h"
+#include "server/bundles/bundle_catalog.h"
 
 #include <algorithm>
 #include <utility>

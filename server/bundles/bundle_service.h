@@ -1,11 +1,11 @@
 // The gRPC adapter of BundleService over the BundleCatalog.
-#ifndef ECLIPTIX_SERVER_BUNDLE_SERVICE_H_
-#define ECLIPTIX_SERVER_BUNDLE_SERVICE_H_
+#ifndef ECLIPTIX_SERVER_BUNDLES_BUNDLE_SERVICE_H_
+#define ECLIPTIX_SERVER_BUNDLES_BUNDLE_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
-#include "server/bundle_catalog.h"
+#include "server/bundles/bundle_catalog.h"
 
 namespace ecliptix::server {
 
@@ -33,4 +33,4 @@ class BundleServiceImpl final
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_BUNDLE_SERVICE_H_
+#endif  // ECLIPTIX_SERVER_BUNDLES_BUNDLE_SERVICE_H_

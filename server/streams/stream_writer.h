@@ -3,8 +3,8 @@
 // Finish called outside our own lock, Finish exactly once and only after the
 // queue drained, and the reactor kept alive while another thread writes to it
 // (Finish, and so OnDone, cannot happen while a write is in flight).
-#ifndef ECLIPTIX_SERVER_STREAM_WRITER_H_
-#define ECLIPTIX_SERVER_STREAM_WRITER_H_
+#ifndef ECLIPTIX_SERVER_STREAMS_STREAM_WRITER_H_
+#define ECLIPTIX_SERVER_STREAMS_STREAM_WRITER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -142,4 +142,4 @@ class StreamWriter {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_STREAM_WRITER_H_
+#endif  // ECLIPTIX_SERVER_STREAMS_STREAM_WRITER_H_

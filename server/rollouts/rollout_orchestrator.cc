@@ -1,4 +1,4 @@
-#include "server/rollout_orchestrator.h"
+#include "server/rollouts/rollout_orchestrator.h"
 
 #include <algorithm>
 #include <functional>
@@ -18,7 +18,7 @@
 #include "common/rollout_events.h"
 #include "common/rollout_names.h"
 #include "server/operations/deploy_bundle_action.h"
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 namespace ecliptix::server {
 namespace {

@@ -4,8 +4,8 @@
 // outside any lock, Finish exactly once). The sink outlives the reactor for as
 // long as the core holds it; once the stream is finishing, Deliver returns
 // false and the core forgets it.
-#ifndef ECLIPTIX_SERVER_WATCH_REACTOR_H_
-#define ECLIPTIX_SERVER_WATCH_REACTOR_H_
+#ifndef ECLIPTIX_SERVER_STREAMS_WATCH_REACTOR_H_
+#define ECLIPTIX_SERVER_STREAMS_WATCH_REACTOR_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -15,8 +15,8 @@
 
 #include "absl/status/status.h"
 #include "common/grpc_status.h"
-#include "server/event_sink.h"
-#include "server/stream_writer.h"
+#include "server/streams/event_sink.h"
+#include "server/streams/stream_writer.h"
 
 namespace ecliptix::server {
 
@@ -74,4 +74,4 @@ class WatchReactor final : public grpc::ServerWriteReactor<Event> {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_WATCH_REACTOR_H_
+#endif  // ECLIPTIX_SERVER_STREAMS_WATCH_REACTOR_H_

@@ -1,13 +1,13 @@
 // The gRPC adapter of AgentService: one ConnectReactor per agent stream
 // (callback API, no thread per stream). It validates and converts messages and
 // calls the Registry; it holds no fleet state itself.
-#ifndef ECLIPTIX_SERVER_AGENT_SERVICE_H_
-#define ECLIPTIX_SERVER_AGENT_SERVICE_H_
+#ifndef ECLIPTIX_SERVER_FLEET_AGENT_SERVICE_H_
+#define ECLIPTIX_SERVER_FLEET_AGENT_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
-#include "server/registry.h"
+#include "server/fleet/registry.h"
 
 namespace ecliptix::server {
 
@@ -24,4 +24,4 @@ class AgentServiceImpl final : public fleet::v1::AgentService::CallbackService {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_AGENT_SERVICE_H_
+#endif  // ECLIPTIX_SERVER_FLEET_AGENT_SERVICE_H_

@@ -1,11 +1,11 @@
-#include "server/fleet_service.h"
+#include "server/fleet/fleet_service.h"
 
 #include <memory>
 #include <utility>
 
 #include "common/grpc_status.h"
 #include "common/required_field.h"
-#include "server/watch_reactor.h"
+#include "server/streams/watch_reactor.h"
 
 namespace ecliptix::server {
 namespace {

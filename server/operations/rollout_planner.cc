@@ -1,4 +1,4 @@
-#include "server/rollout_planner.h"
+#include "server/operations/rollout_planner.h"
 
 #include <algorithm>
 #include <cmath>

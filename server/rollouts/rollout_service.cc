@@ -1,4 +1,4 @@
-#include "server/rollout_service.h"
+#include "server/rollouts/rollout_service.h"
 
 #include <memory>
 #include <utility>
@@ -7,7 +7,7 @@
 #include "common/grpc_status.h"
 #include "common/required_field.h"
 #include "common/status_macros.h"
-#include "server/watch_reactor.h"
+#include "server/streams/watch_reactor.h"
 
 namespace ecliptix::server {
 namespace {

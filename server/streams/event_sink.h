@@ -1,8 +1,8 @@
 // What a watcher of a core's events implements: the registry's fleet watches
 // and the orchestrator's rollout watches take the same shape, so one stream
-// adapter (server/watch_reactor.h) serves both.
-#ifndef ECLIPTIX_SERVER_EVENT_SINK_H_
-#define ECLIPTIX_SERVER_EVENT_SINK_H_
+// adapter (server/streams/watch_reactor.h) serves both.
+#ifndef ECLIPTIX_SERVER_STREAMS_EVENT_SINK_H_
+#define ECLIPTIX_SERVER_STREAMS_EVENT_SINK_H_
 
 #include "absl/status/status.h"
 
@@ -22,4 +22,4 @@ class EventSink {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_EVENT_SINK_H_
+#endif  // ECLIPTIX_SERVER_STREAMS_EVENT_SINK_H_

@@ -1,8 +1,8 @@
 // The server's bundles: upload (validated, content-addressed, immutable),
 // listing and lookup by id or name@version. Infos are kept in memory; files are
 // read from the StateStore when asked for.
-#ifndef ECLIPTIX_SERVER_BUNDLE_CATALOG_H_
-#define ECLIPTIX_SERVER_BUNDLE_CATALOG_H_
+#ifndef ECLIPTIX_SERVER_BUNDLES_BUNDLE_CATALOG_H_
+#define ECLIPTIX_SERVER_BUNDLES_BUNDLE_CATALOG_H_
 
 #include <cstdint>
 #include <map>
@@ -14,7 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
-#include "server/state_store.h"
+#include "server/storage/state_store.h"
 
 namespace ecliptix::server {
 
@@ -58,4 +58,4 @@ class BundleCatalog {
 
 }  // namespace ecliptix::server
 
-#endif  // ECLIPTIX_SERVER_BUNDLE_CATALOG_H_
+#endif  // ECLIPTIX_SERVER_BUNDLES_BUNDLE_CATALOG_H_
