@@ -449,7 +449,19 @@ TEST_F(RolloutTest, ApprovalPauseAndResume) {
       Act(&v1::RolloutService::Stub::PauseRollout, Action(rollout.rollout_id()))
           .ok());
   ASSERT_EQ(Get(rollout.rollout_id()).state(), v1::ROLLOUT_STATE_PAUSED);
-  absl::SleepFor(absl::Seconds(1));
+  // The command running when the pause came finishes; the input that
+  // handles its end is the one that would start the next database, so once
+  // it is seen finished nothing more may have started (no sleep needed; the
+  // engine's unit tests prove the same on fake time).
+  auto count = [&](v1::TargetState state) {
+    int n = 0;
+    const v1::Rollout current = Get(rollout.rollout_id());
+    for (const auto& target : current.targets()) n += target.state() == state;
+    return n;
+  };
+  if (count(v1::TARGET_STATE_RUNNING) > 0) {
+    ASSERT_TRUE(WaitFor([&] { return count(v1::TARGET_STATE_SUCCEEDED) > 0; }));
+  }
   v1::Rollout held = Get(rollout.rollout_id());
   int started = 0;
   for (const auto& target : held.targets())
