@@ -10,13 +10,9 @@
 //   bazel run -c opt //tools/bench:rollout_load -- --targets=2000 --steps=1
 //
 // Only loopback addresses are used; the server is killed when this ends.
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +37,7 @@
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
+#include "tools/bench/bench_process.h"
 
 ABSL_FLAG(int, targets, 1000, "databases in the rollout (the baseline: 1/4)");
 ABSL_FLAG(int, steps, 1, "steps of the bundle's one phase");
@@ -53,56 +50,18 @@ ABSL_FLAG(std::string, server_binary, "server/ecliptix-server",
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using ::ecliptix::bench::Child;
+using ::ecliptix::bench::FreePort;
+using ::ecliptix::bench::RssKb;
+using ::ecliptix::bench::StartServer;
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-bool Listening(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  const bool ok =
-      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-pid_t StartServer(const std::string& dir, int port) {
-  std::fflush(stdout);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    FILE* out = std::freopen((dir + "/server.log").c_str(), "w", stdout);
-    (void)out;
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    const std::string binary = absl::GetFlag(FLAGS_server_binary);
-    const std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
-    const std::string store =
-        absl::StrCat("--store=sqlite://", dir, "/state.db");
-    execl(binary.c_str(), binary.c_str(), listen.c_str(), store.c_str(),
-          "--heartbeat_interval=60s", "--heartbeat_timeout=600s",
-          "--log_level=warn", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline && !Listening(port)) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return Listening(port) ? pid : -1;
+Child StartEcliptixServer(const std::string& dir, int port) {
+  return StartServer({absl::GetFlag(FLAGS_server_binary),
+                      absl::StrCat("--listen=127.0.0.1:", port),
+                      absl::StrCat("--store=sqlite://", dir, "/state.db"),
+                      "--heartbeat_interval=60s", "--heartbeat_timeout=600s",
+                      "--log_level=warn"},
+                     port, dir + "/server.log");
 }
 
 // From /proc/PID/io: bytes the process asked to write (wchar) and bytes that
@@ -122,15 +81,6 @@ WriteCounters Writes(pid_t pid) {
     if (key == "write_bytes:") counters.write_bytes = value;
   }
   return counters;
-}
-
-long RssKb(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
 }
 
 // A simulated agent: Hello, then every command answered at once: acked, each
@@ -269,8 +219,9 @@ Figures Measure(int targets, int steps) {
       absl::StrCat("/tmp/ecliptix-rollout-bench-", getpid(), "-", targets);
   std::system(absl::StrCat("rm -rf ", dir, " && mkdir -p ", dir).c_str());
   const int port = FreePort();
-  const pid_t server = StartServer(dir, port);
-  if (server < 0) {
+  const Child child = StartEcliptixServer(dir, port);
+  const pid_t server = child.pid;
+  if (child.port == 0) {
     figures.error = absl::StrCat("the server did not start (see ", dir, ")");
     return figures;
   }
