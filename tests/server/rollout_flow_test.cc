@@ -22,6 +22,7 @@ namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using ::ecliptix::testing::RecordingSession;
 
 constexpr char kManifest[] = R"(name: "b"
 version: "1.0.0"
@@ -35,28 +36,6 @@ phases {
   }
 }
 )";
-
-// An agent that records the commands sent to it; the test answers for it.
-class RecordingSession : public AgentSession {
- public:
-  void Send(v1::ServerMessage message) override {
-    if (!message.has_command() || message.command().has_cancel()) return;
-    absl::MutexLock lock(&mutex_);
-    commands_.push_back(message.command().command_id());
-  }
-  void Close(const absl::Status&) override {}
-  std::string FirstCommand() {
-    absl::MutexLock lock(&mutex_);
-    mutex_.Await(absl::Condition(
-        +[](std::vector<std::string>* commands) { return !commands->empty(); },
-        &commands_));
-    return commands_.front();
-  }
-
- private:
-  absl::Mutex mutex_;
-  std::vector<std::string> commands_ ABSL_GUARDED_BY(mutex_);
-};
 
 // A watcher that records the steps it is told of and can hold the worker in
 // its first delivery until released.

@@ -26,6 +26,7 @@ namespace ecliptix::server {
 namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
+using ::ecliptix::testing::RecordingSession;
 
 // Every answer given to one test's requests, by request name.
 class Answers {
@@ -90,30 +91,6 @@ class SilentSession : public AgentSession {
   }
   void Close(const absl::Status&) override {}
   absl::Notification command_sent;
-};
-
-// An agent that takes commands and never answers them by itself; the test
-// answers for it.
-class RecordingSession : public AgentSession {
- public:
-  void Send(v1::ServerMessage message) override {
-    if (!message.has_command()) return;
-    absl::MutexLock lock(&mutex_);
-    commands_.push_back(message.command().command_id());
-  }
-  void Close(const absl::Status&) override {}
-  // The first command sent; waits for one.
-  std::string FirstCommand() {
-    absl::MutexLock lock(&mutex_);
-    mutex_.Await(absl::Condition(
-        +[](std::vector<std::string>* commands) { return !commands->empty(); },
-        &commands_));
-    return commands_.front();
-  }
-
- private:
-  absl::Mutex mutex_;
-  std::vector<std::string> commands_ ABSL_GUARDED_BY(mutex_);
 };
 
 // A watcher that holds the worker in its first delivery until released.

@@ -9,8 +9,10 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "ecliptix/fleet/v1/agent_service.pb.h"
 #include "gtest/gtest.h"
@@ -20,6 +22,30 @@
 #include "server/storage/state_store.h"
 
 namespace ecliptix::testing {
+
+// An agent that records the commands it is sent (cancels aside) and never
+// answers by itself; the test answers for it.
+class RecordingSession : public server::AgentSession {
+ public:
+  void Send(fleet::v1::ServerMessage message) override {
+    if (!message.has_command() || message.command().has_cancel()) return;
+    absl::MutexLock lock(&mutex_);
+    commands_.push_back(message.command().command_id());
+  }
+  void Close(const absl::Status&) override {}
+  // The first command sent; waits for one.
+  std::string FirstCommand() {
+    absl::MutexLock lock(&mutex_);
+    mutex_.Await(absl::Condition(
+        +[](std::vector<std::string>* commands) { return !commands->empty(); },
+        &commands_));
+    return commands_.front();
+  }
+
+ private:
+  absl::Mutex mutex_;
+  std::vector<std::string> commands_ ABSL_GUARDED_BY(mutex_);
+};
 
 // A SQLite database's agent saying hello.
 inline fleet::v1::Hello MakeHello(

@@ -153,12 +153,12 @@ TEST_P(TargetDatabaseTest, InvalidRequestedIdIsInvalidArgument) {
 
 INSTANTIATE_TEST_SUITE_P(
     Engines, TargetDatabaseTest,
-    ::testing::Values(TargetCase{"SQLite", "", v1::ENGINE_SQLITE,
-                             v1::CONNECTOR_SQLITE},
-                      TargetCase{"PostgreSQL", "ECLIPTIX_TEST_POSTGRES_URL",
-                             v1::ENGINE_POSTGRESQL, v1::CONNECTOR_LIBPQ},
-                      TargetCase{"PostgreSQLThroughOdbc", "ECLIPTIX_TEST_ODBC_URL",
-                             v1::ENGINE_POSTGRESQL, v1::CONNECTOR_ODBC}),
+    ::testing::Values(
+        TargetCase{"SQLite", "", v1::ENGINE_SQLITE, v1::CONNECTOR_SQLITE},
+        TargetCase{"PostgreSQL", "ECLIPTIX_TEST_POSTGRES_URL",
+                   v1::ENGINE_POSTGRESQL, v1::CONNECTOR_LIBPQ},
+        TargetCase{"PostgreSQLThroughOdbc", "ECLIPTIX_TEST_ODBC_URL",
+                   v1::ENGINE_POSTGRESQL, v1::CONNECTOR_ODBC}),
     [](const ::testing::TestParamInfo<TargetCase>& info) {
       return info.param.name;
     });
