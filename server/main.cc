@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -61,6 +62,13 @@ void RaiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Abseil as Debian builds it (without NDEBUG) checks every mutex acquisition
+  // against a process-wide lock graph: a lookup under one global spin lock per
+  // Lock, in a fixed-size table that slows down as live mutexes (several per
+  // agent stream) grow. A debugging aid: the tests that run the server in
+  // their own process keep it; the server does without, as a release build of
+  // Abseil does.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Signals are taken by a dedicated thread with sigwait: no work in a signal
   // handler. Blocked first, so that every thread started later (gRPC's, the
   // store writer's) inherits the mask.
