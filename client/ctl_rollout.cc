@@ -870,10 +870,15 @@ NounSpec RolloutNoun() {
            RolloutRollback},
           {"attest",
            {"ROLLOUT_ID", "GATE"},
-           "Attest a gate that has no automatic evidence",
-           absl::StrCat("GATE is one of: ", GateNames(),
-                        ". Recorded in the audit log with --by and "
-                        "--comment.\n"),
+           "Attest a checklist gate a person vouches for",
+           absl::StrCat(
+               "GATE is one of: ", GateNames(),
+               ". Recorded in the audit log with --by and --comment.\n"
+               "monitoring and team are attested by people; rollback-plan "
+               "too when a step has no revert\nscript; backup when the "
+               "databases are backed up outside the agent (ODBC / SQL\n"
+               "Server: see the README's backup rule). staging and window "
+               "are decided by evidence only.\n"),
            {{"by", Kind::kString, "NAME", "who checked it (required)"},
             {"comment", Kind::kString, "TEXT", "what was checked"}},
            RolloutAttest},
