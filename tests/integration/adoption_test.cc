@@ -33,6 +33,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/postgres.h"
 #include "tests/testing/process.h"
+#include "tests/testing/query.h"
 
 namespace ecliptix {
 namespace {
@@ -140,13 +141,7 @@ class AdoptionTest : public ::testing::TestWithParam<Engine> {
   }
 
   std::string Scalar(const std::string& sql) {
-    auto parsed = sql::ParseDatabaseUrl(url_);
-    auto session = sql::OpenSession(*parsed);
-    if (!session.ok()) return std::string(session.status().message());
-    std::string value;
-    absl::Status status =
-        sql::Guard("query", [&] { **session << sql, soci::into(value); });
-    return status.ok() ? value : std::string(status.message());
+    return testing::QueryScalar(url_, sql);
   }
 
   // Row counts of the tables that hold the application's data.

@@ -8,11 +8,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/sql/session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/postgres.h"
 #include "tests/testing/process.h"
+#include "tests/testing/query.h"
 
 namespace ecliptix {
 namespace {
@@ -39,13 +39,7 @@ testing::CommandResult Agent(std::vector<std::string> args) {
 }
 
 std::string Scalar(const std::string& url, const std::string& sql) {
-  auto parsed = sql::ParseDatabaseUrl(url);
-  auto session = sql::OpenSession(*parsed);
-  if (!session.ok()) return std::string(session.status().message());
-  std::string value;
-  absl::Status status =
-      sql::Guard("query", [&] { **session << sql, soci::into(value); });
-  return status.ok() ? value : std::string(status.message());
+  return testing::QueryScalar(url, sql);
 }
 
 void ApplyAndValidate(const Engine& engine) {
