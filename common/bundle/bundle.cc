@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/bundle/manifest_rules.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -30,23 +31,6 @@ const std::set<std::string>& ParameterTypes() {
   static const auto* types =
       new std::set<std::string>{"text", "int", "bool", "decimal"};
   return *types;
-}
-
-// Whether `value` parses as a parameter of `type` (as the agent binds it).
-bool HasType(const std::string& value, const std::string& type) {
-  if (type == "int") {
-    long long parsed = 0;
-    return absl::SimpleAtoi(value, &parsed);
-  }
-  if (type == "bool") {
-    bool parsed = false;
-    return absl::SimpleAtob(value, &parsed);
-  }
-  if (type == "decimal") {
-    double parsed = 0;
-    return absl::SimpleAtod(value, &parsed);
-  }
-  return true;
 }
 
 bool IsNameChar(char c) {
@@ -254,6 +238,8 @@ class Validator {
         }
       }
     }
+    for (std::string& problem : DayTwoProblems(manifest))
+      Add(0, std::move(problem));
   }
 
  private:
