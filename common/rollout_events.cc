@@ -110,6 +110,45 @@ void ApplyDeployment(const v1::RolloutEvent& event, v1::Rollout& rollout,
   }
 }
 
+void ApplyOperationBatch(const v1::RolloutEvent& event, v1::Rollout& rollout,
+                         const RolloutTargetLookup& lookup) {
+  const v1::OperationBatch& batch = event.operation_batch().batch();
+  v1::RolloutTarget& target =
+      Find(rollout, event.operation_batch().database_id(), lookup);
+  target.set_batches(batch.batch());
+  target.set_rows_done(batch.rows_done_total());
+  target.set_rows_left(batch.rows_left());
+}
+
+void ApplyConfigValue(const v1::RolloutEvent& event, v1::Rollout& rollout,
+                      const RolloutTargetLookup& lookup) {
+  // Only a change records what it replaced (what its rollback stores again);
+  // the first report of a key wins, the one a rollback sends does not count.
+  if (!rollout.operation().has_config_change()) return;
+  const v1::ConfigValueReport& value = event.config_value().value();
+  v1::RolloutTarget& target =
+      Find(rollout, event.config_value().database_id(), lookup);
+  if (target.state() != v1::TARGET_STATE_RUNNING) return;
+  if (value.previous_missing()) {
+    target.add_config_missing_before(value.key());
+  } else if (target.config_previous().count(value.key()) == 0) {
+    (*target.mutable_config_previous())[value.key()] = value.previous_value();
+  }
+  if ((value.previous_missing() || value.previous_value() != value.value()) &&
+      std::find(target.touched_phases().begin(), target.touched_phases().end(),
+                target.phase()) == target.touched_phases().end()) {
+    target.add_touched_phases(target.phase());
+  }
+}
+
+void ApplyQueryRows(const v1::RolloutEvent& event, v1::Rollout& rollout,
+                    const RolloutTargetLookup& lookup) {
+  v1::RolloutTarget& target =
+      Find(rollout, event.query_rows().database_id(), lookup);
+  target.set_rows_returned(target.rows_returned() +
+                           event.query_rows().rows().rows_size());
+}
+
 void ApplyGate(const v1::RolloutEvent& event, v1::Rollout& rollout) {
   for (v1::GateStatus& existing : *rollout.mutable_gates()) {
     if (existing.kind() == event.gate().kind()) {
@@ -195,6 +234,15 @@ void ApplyRolloutEvent(const v1::RolloutEvent& event, v1::Rollout* rollout,
       break;
     case v1::RolloutEvent::kGate:
       ApplyGate(event, *rollout);
+      break;
+    case v1::RolloutEvent::kOperationBatch:
+      ApplyOperationBatch(event, *rollout, lookup);
+      break;
+    case v1::RolloutEvent::kConfigValue:
+      ApplyConfigValue(event, *rollout, lookup);
+      break;
+    case v1::RolloutEvent::kQueryRows:
+      ApplyQueryRows(event, *rollout, lookup);
       break;
     default:
       break;

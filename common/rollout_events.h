@@ -19,6 +19,11 @@
 //   in steps_applied and marks its phase touched, a SKIPPED one counts in
 //   steps_skipped (revert steps of a rollback count in neither); a finished
 //   backup is remembered (backup_id).
+// - operation_batch: the target's batches, rows_done and rows_left.
+// - config_value (configuration changes only, while the target is RUNNING):
+//   the first value reported for a key is remembered in config_previous (or
+//   config_missing_before); a value that changed marks the unit touched.
+// - query_rows: adds to the target's rows_returned.
 // - gate: replaces the gate of its kind.
 // - snapshot: replaces the rollout.
 // last_event_sequence becomes the event's sequence when that is later.

@@ -17,7 +17,7 @@
 #include "common/proto_time.h"
 #include "common/rollout_events.h"
 #include "common/rollout_names.h"
-#include "server/operations/deploy_bundle_action.h"
+#include "server/operations/day2_actions.h"
 #include "server/operations/rollout_planner.h"
 
 namespace ecliptix::server {
@@ -64,7 +64,7 @@ class StagingEvidence : public operations::GateEvidence {
 
 struct RolloutOrchestrator::Active {
   int64_t number = 0;
-  std::unique_ptr<operations::DeployBundleAction> action;
+  std::unique_ptr<operations::TargetAction> action;
   std::unique_ptr<operations::Engine> engine;
   std::vector<std::shared_ptr<RolloutEventSink>> watchers;
   // Its database ids, for routing connection changes.
@@ -121,6 +121,10 @@ RolloutOrchestrator::RolloutOrchestrator(StateStore* store, Registry* registry,
 
 RolloutOrchestrator::~RolloutOrchestrator() { Stop(); }
 
+void RolloutOrchestrator::AddCommitObserver(CommitObserver observer) {
+  observers_.push_back(std::move(observer));
+}
+
 RolloutOrchestrator::Active& RolloutOrchestrator::Activate(
     StateStore::StoredRollout saved) {
   const absl::Time now = clock_->Now();
@@ -133,8 +137,7 @@ RolloutOrchestrator::Active& RolloutOrchestrator::Activate(
       info.ok()) {
     manifest = info->manifest();
   }
-  active->action =
-      std::make_unique<operations::DeployBundleAction>(std::move(manifest));
+  active->action = operations::MakeAction(saved.rollout, std::move(manifest));
   std::set<std::string> connected;
   for (const v1::RolloutTarget& target : saved.rollout.targets()) {
     active->databases.insert(target.database_id());
@@ -504,6 +507,10 @@ void RolloutOrchestrator::Commit() {
     active->changed_targets.clear();
     std::vector<v1::RolloutEvent> events;
     events.swap(active->unsaved_events);
+    if (!events.empty()) {
+      for (const CommitObserver& observer : observers_)
+        observer(active->engine->rollout(), events);
+    }
     auto& watchers = active->watchers;
     for (const v1::RolloutEvent& event : events) {
       watchers.erase(
@@ -536,8 +543,16 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
   if (absl::Status status = ValidateGates(gates); !status.ok()) return status;
   absl::StatusOr<v1::BundleInfo> info = bundles_->Resolve(request.bundle());
   if (!info.ok()) return info.status();
+  const v1::FleetOperation& operation = request.operation();
+  if (absl::Status status = operations::CheckOperation(
+          operation, request.strategy(), info->manifest());
+      !status.ok())
+    return status;
   absl::StatusOr<std::vector<std::string>> phases =
-      PhasesToDeploy(request.strategy(), info->manifest());
+      operation.kind_case() == v1::FleetOperation::KIND_NOT_SET
+          ? PhasesToDeploy(request.strategy(), info->manifest())
+          : absl::StatusOr<std::vector<std::string>>(
+                std::vector<std::string>{});
   if (!phases.ok()) return phases.status();
 
   absl::StatusOr<std::vector<v1::Database>> selected =
@@ -578,12 +593,33 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
           info->version(), " has no SQL for it; narrow the selector"));
     }
   }
-  if (check_conflicts) {
+  if (const std::string capability = operations::RequiredCapability(operation);
+      !capability.empty()) {
+    std::vector<std::string> unable;
+    for (const v1::Database& database : databases) {
+      if (std::find(database.capabilities().begin(),
+                    database.capabilities().end(),
+                    capability) == database.capabilities().end())
+        unable.push_back(database.database_id());
+    }
+    if (!unable.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the agents of ", absl::StrJoin(unable, ", "),
+          " do not announce the \"", capability,
+          "\" capability (an older ecliptix-agent, or not connected since "
+          "an upgrade): upgrade them or narrow the selector"));
+    }
+  }
+  // Operations that change databases never share one; reads run beside
+  // anything.
+  if (check_conflicts && operations::ChangesDatabases(operation)) {
     std::set<std::string> ids;
     for (const v1::Database& database : databases)
       ids.insert(database.database_id());
     for (const auto& [other_id, other] : rollouts_) {
       if (!IsActive(other->engine->rollout().state())) continue;
+      if (!operations::ChangesDatabases(other->engine->rollout().operation()))
+        continue;
       for (const v1::RolloutTarget& target :
            other->engine->rollout().targets()) {
         if (ids.count(target.database_id()) > 0) {
@@ -627,6 +663,11 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
   rollout.set_failure_budget(*budget);
   rollout.set_description(request.description());
   for (const std::string& phase : *phases) rollout.add_phases(phase);
+  *rollout.mutable_operation() = operation;
+  if (operation.kind_case() != v1::FleetOperation::KIND_NOT_SET) {
+    for (const std::string& unit : operations::UnitsOf(rollout))
+      rollout.add_phases(unit);
+  }
   return rollout;
 }
 
@@ -640,8 +681,8 @@ void RolloutOrchestrator::Create(v1::CreateRolloutRequest request,
     active->number = next_number_++;
     active->is_new = true;
     rollout->set_rollout_id(absl::StrCat("r-", active->number));
-    active->action = std::make_unique<operations::DeployBundleAction>(
-        bundles_->Resolve(rollout->bundle_id())->manifest());
+    active->action = operations::MakeAction(
+        *rollout, bundles_->Resolve(rollout->bundle_id())->manifest());
     std::set<std::string> connected;
     for (const v1::RolloutTarget& target : rollout->targets()) {
       active->databases.insert(target.database_id());
@@ -736,7 +777,8 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
       absl::StatusOr<std::vector<StateStore::StoredRollout>> stored =
           store_->LoadRolloutHeaders(
               before, std::vector<int>(states.begin(), states.end()),
-              page_size == INT_MAX ? page_size : page_size + 1);
+              page_size == INT_MAX ? page_size : page_size + 1,
+              request.job_id(), request.database_id());
       if (!stored.ok()) return done(stored.status());
       for (StateStore::StoredRollout& header : *stored) {
         if (Find(header.rollout.rollout_id()) == nullptr)
@@ -746,6 +788,13 @@ void RolloutOrchestrator::List(v1::ListRolloutsRequest request,
         if (active->number >= before) continue;
         if (!states.empty() &&
             states.count(active->engine->rollout().state()) == 0)
+          continue;
+        if (!request.job_id().empty() &&
+            active->engine->rollout().operation().job_run().job_id() !=
+                request.job_id())
+          continue;
+        if (!request.database_id().empty() &&
+            active->databases.count(request.database_id()) == 0)
           continue;
         matching[active->number] = active->engine->Header();
       }

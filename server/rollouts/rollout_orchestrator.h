@@ -68,6 +68,16 @@ class RolloutOrchestrator {
                       RolloutOptions options);
   ~RolloutOrchestrator();
 
+  // Told, on the worker thread, of every batch of a rollout's events once
+  // saved (before watchers), with the rollout as it stands after them: how
+  // the services of other operation kinds (configuration) keep their own
+  // records. Must be quick and must not call back into the orchestrator.
+  using CommitObserver =
+      std::function<void(const fleet::v1::Rollout& rollout,
+                         const std::vector<fleet::v1::RolloutEvent>& events)>;
+  // Before Start only.
+  void AddCommitObserver(CommitObserver observer);
+
   // Loads the stored rollouts, subscribes to the registry and starts the
   // worker.
   absl::Status Start();
@@ -218,6 +228,8 @@ class RolloutOrchestrator {
   uint64_t next_pending_ ABSL_GUARDED_BY(queue_mutex_) = 1;
   std::thread worker_;
 
+  // Set before Start; called by the worker.
+  std::vector<CommitObserver> observers_;
   // Owned by the worker thread.
   std::map<std::string, std::unique_ptr<Active>> rollouts_;
   int64_t next_number_ = 1;

@@ -107,6 +107,38 @@ const std::vector<Migration>& Migrations() {
                 data TEXT NOT NULL,
                 PRIMARY KEY (rollout_id, position)))",
        }},
+      {5,
+       "maintenance jobs, fleet configuration, operation filters",
+       {
+           // Which job a run belongs to, and which database a target row
+           // is: ListRollouts filters by both without decoding rows.
+           "ALTER TABLE rollouts ADD COLUMN job_id TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE rollout_targets ADD COLUMN database_id TEXT NOT NULL "
+           "DEFAULT ''",
+           "CREATE INDEX rollout_targets_by_database ON rollout_targets "
+           "(database_id, rollout_id)",
+           // A Job message as base64 protobuf.
+           R"(CREATE TABLE jobs (
+                job_id TEXT PRIMARY KEY,
+                number BIGINT NOT NULL,
+                name TEXT NOT NULL UNIQUE,
+                data TEXT NOT NULL))",
+           // Desired and last read value of each key on each database.
+           R"(CREATE TABLE config_values (
+                database_id TEXT NOT NULL,
+                config_key TEXT NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (database_id, config_key)))",
+           // Every change of a key on a database (a ConfigChange message).
+           R"(CREATE TABLE config_history (
+                rollout_id TEXT NOT NULL,
+                database_id TEXT NOT NULL,
+                config_key TEXT NOT NULL,
+                rollback INTEGER NOT NULL,
+                change_time BIGINT NOT NULL,
+                data TEXT NOT NULL,
+                PRIMARY KEY (rollout_id, database_id, config_key, rollback)))",
+       }},
   };
   return *migrations;
 }
@@ -423,23 +455,27 @@ void SaveHeader(soci::session& sql, const v1::Rollout& header, long long number,
   const std::string data = absl::Base64Escape(header.SerializeAsString());
   const int state = header.state();
   const int pending = rollback_pending ? 1 : 0;
+  const std::string& job_id = header.operation().job_run().job_id();
   sql << "INSERT INTO rollouts (rollout_id, number, state, data, whole, "
-         "waves_ended, rollback_pending) VALUES (:id, :number, :state, :data, "
-         "0, :waves_ended, :pending) ON CONFLICT (rollout_id) DO UPDATE SET "
-         "state = excluded.state, data = excluded.data, whole = 0, "
-         "waves_ended = excluded.waves_ended, rollback_pending = "
+         "waves_ended, rollback_pending, job_id) VALUES (:id, :number, :state, "
+         ":data, 0, :waves_ended, :pending, :job_id) ON CONFLICT (rollout_id) "
+         "DO UPDATE SET state = excluded.state, data = excluded.data, whole = "
+         "0, waves_ended = excluded.waves_ended, rollback_pending = "
          "excluded.rollback_pending",
       soci::use(header.rollout_id()), soci::use(number), soci::use(state),
-      soci::use(data), soci::use(waves_ended), soci::use(pending);
+      soci::use(data), soci::use(waves_ended), soci::use(pending),
+      soci::use(job_id);
 }
 
 void SaveTarget(soci::session& sql, const std::string& rollout_id, int position,
                 const v1::RolloutTarget& target) {
   const std::string data = absl::Base64Escape(target.SerializeAsString());
-  sql << "INSERT INTO rollout_targets (rollout_id, position, data) VALUES "
-         "(:id, :position, :data) ON CONFLICT (rollout_id, position) DO "
-         "UPDATE SET data = excluded.data",
-      soci::use(rollout_id), soci::use(position), soci::use(data);
+  sql << "INSERT INTO rollout_targets (rollout_id, position, data, "
+         "database_id) VALUES (:id, :position, :data, :database_id) ON "
+         "CONFLICT (rollout_id, position) DO UPDATE SET data = excluded.data, "
+         "database_id = excluded.database_id",
+      soci::use(rollout_id), soci::use(position), soci::use(data),
+      soci::use(target.database_id());
 }
 
 template <typename Message>
@@ -606,7 +642,8 @@ absl::StatusOr<StateStore::StoredRollout> StateStore::LoadRollout(
 
 absl::StatusOr<std::vector<StateStore::StoredRollout>>
 StateStore::LoadRolloutHeaders(long long before, const std::vector<int>& states,
-                               int limit) {
+                               int limit, const std::string& job_id,
+                               const std::string& database_id) {
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   std::vector<StoredRollout> headers;
@@ -615,12 +652,21 @@ StateStore::LoadRolloutHeaders(long long before, const std::vector<int>& states,
     std::string data;
     long long number = 0;
     int state = 0, waves_ended = 0, rollback_pending = 0;
+    // Empty filters match everything. (Each name once: SOCI's PostgreSQL
+    // backend binds a repeated name only where it first appears.)
+    const int any_job = job_id.empty() ? 1 : 0;
+    const int any_database = database_id.empty() ? 1 : 0;
     soci::statement statement =
-        (sql.prepare << "SELECT data, number, state, waves_ended, "
-                        "rollback_pending FROM rollouts WHERE number < :before "
-                        "ORDER BY number DESC",
-         soci::use(before), soci::into(data), soci::into(number),
-         soci::into(state), soci::into(waves_ended),
+        (sql.prepare
+             << "SELECT data, number, state, waves_ended, "
+                "rollback_pending FROM rollouts r WHERE number < "
+                ":before AND (:any_job = 1 OR job_id = :job_id) AND "
+                "(:any_database = 1 OR EXISTS (SELECT 1 FROM "
+                "rollout_targets t WHERE t.database_id = :database_id "
+                "AND t.rollout_id = r.rollout_id)) ORDER BY number DESC",
+         soci::use(before), soci::use(any_job), soci::use(job_id),
+         soci::use(any_database), soci::use(database_id), soci::into(data),
+         soci::into(number), soci::into(state), soci::into(waves_ended),
          soci::into(rollback_pending));
     statement.execute();
     while (static_cast<int>(headers.size()) < limit && statement.fetch()) {
@@ -659,6 +705,120 @@ absl::StatusOr<std::vector<v1::RolloutEvent>> StateStore::LoadRolloutEvents(
     }
   }));
   return events;
+}
+
+absl::Status StateStore::SaveJob(const v1::Job& job, long long number) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  return sql::Guard("save job", [&] {
+    const std::string data = absl::Base64Escape(job.SerializeAsString());
+    sql << "INSERT INTO jobs (job_id, number, name, data) VALUES (:id, "
+           ":number, :name, :data) ON CONFLICT (job_id) DO UPDATE SET name = "
+           "excluded.name, data = excluded.data",
+        soci::use(job.job_id()), soci::use(number),
+        soci::use(job.spec().name()), soci::use(data);
+  });
+}
+
+absl::Status StateStore::DeleteJob(const std::string& job_id) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  return sql::Guard("delete job", [&] {
+    sql << "DELETE FROM jobs WHERE job_id = :id", soci::use(job_id);
+  });
+}
+
+absl::StatusOr<std::vector<StateStore::StoredJob>> StateStore::LoadJobs() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<StoredJob> jobs;
+  RETURN_IF_ERROR(sql::Guard("load jobs", [&] {
+    std::string data;
+    long long number = 0;
+    soci::statement statement =
+        (sql.prepare << "SELECT data, number FROM jobs ORDER BY number",
+         soci::into(data), soci::into(number));
+    statement.execute();
+    while (statement.fetch()) {
+      StoredJob& stored = jobs.emplace_back();
+      Decode(data, &stored.job, "job");
+      stored.number = number;
+    }
+  }));
+  return jobs;
+}
+
+absl::Status StateStore::SaveConfig(
+    const std::vector<v1::ConfigEntry>& entries,
+    const std::vector<v1::ConfigChange>& changes) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  return sql::Guard("save configuration", [&] {
+    soci::transaction transaction(sql);
+    for (const v1::ConfigEntry& entry : entries) {
+      const std::string data = absl::Base64Escape(entry.SerializeAsString());
+      sql << "INSERT INTO config_values (database_id, config_key, data) "
+             "VALUES (:database_id, :config_key, :data) ON CONFLICT "
+             "(database_id, config_key) DO UPDATE SET data = excluded.data",
+          soci::use(entry.database_id()), soci::use(entry.key()),
+          soci::use(data);
+    }
+    for (const v1::ConfigChange& change : changes) {
+      const std::string data = absl::Base64Escape(change.SerializeAsString());
+      const int rollback = change.rollback() ? 1 : 0;
+      const long long time = ToMicros(change.change_time());
+      // The same change reported again (an agent repeating an outcome after
+      // a reconnect) is recorded once.
+      sql << "INSERT INTO config_history (rollout_id, database_id, "
+             "config_key, rollback, change_time, data) VALUES (:rollout_id, "
+             ":database_id, :config_key, :rollback, :change_time, :data) ON "
+             "CONFLICT (rollout_id, database_id, config_key, rollback) DO "
+             "NOTHING",
+          soci::use(change.rollout_id()), soci::use(change.database_id()),
+          soci::use(change.key()), soci::use(rollback), soci::use(time),
+          soci::use(data);
+    }
+    transaction.commit();
+  });
+}
+
+absl::StatusOr<std::vector<v1::ConfigEntry>> StateStore::LoadConfigEntries() {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::ConfigEntry> entries;
+  RETURN_IF_ERROR(sql::Guard("load configuration", [&] {
+    std::string data;
+    soci::statement statement =
+        (sql.prepare << "SELECT data FROM config_values ORDER BY database_id, "
+                        "config_key",
+         soci::into(data));
+    statement.execute();
+    while (statement.fetch()) Decode(data, &entries.emplace_back(), "value");
+  }));
+  return entries;
+}
+
+absl::StatusOr<std::vector<v1::ConfigChange>> StateStore::LoadConfigHistory(
+    const std::string& key, const std::string& database_id, int limit) {
+  absl::MutexLock lock(&mutex_);
+  soci::session& sql = *session_;
+  std::vector<v1::ConfigChange> changes;
+  RETURN_IF_ERROR(sql::Guard("load configuration history", [&] {
+    std::string data;
+    const int any_key = key.empty() ? 1 : 0;
+    const int any_database = database_id.empty() ? 1 : 0;
+    soci::statement statement =
+        (sql.prepare << "SELECT data FROM config_history WHERE (:any_key = 1 "
+                        "OR config_key = :config_key) AND (:any_database = 1 "
+                        "OR database_id = :database_id) ORDER BY change_time "
+                        "DESC, rollout_id DESC, database_id, config_key",
+         soci::use(any_key), soci::use(key), soci::use(any_database),
+         soci::use(database_id), soci::into(data));
+    statement.execute();
+    while (static_cast<int>(changes.size()) < limit && statement.fetch())
+      Decode(data, &changes.emplace_back(), "configuration change");
+  }));
+  return changes;
 }
 
 }  // namespace ecliptix::server

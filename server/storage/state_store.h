@@ -16,6 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "common/sql/database_url.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
+#include "ecliptix/fleet/v1/config_service.pb.h"
+#include "ecliptix/fleet/v1/job_service.pb.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
 #include "ecliptix/fleet/v1/types.pb.h"
 #include "soci/soci.h"
@@ -92,12 +94,37 @@ class StateStore {
   // none has that id.
   absl::StatusOr<StoredRollout> LoadRollout(const std::string& rollout_id);
   // Rollout headers (no targets), newest first: those numbered below
-  // `before`, in one of `states` (any state when empty), `limit` at most.
+  // `before`, in one of `states` (any state when empty), `limit` at most;
+  // when set, only runs of `job_id` and operations including `database_id`.
   absl::StatusOr<std::vector<StoredRollout>> LoadRolloutHeaders(
-      long long before, const std::vector<int>& states, int limit);
+      long long before, const std::vector<int>& states, int limit,
+      const std::string& job_id = "", const std::string& database_id = "");
   // A rollout's events after `after_sequence`, in order.
   absl::StatusOr<std::vector<fleet::v1::RolloutEvent>> LoadRolloutEvents(
       const std::string& rollout_id, long long after_sequence);
+
+  // Maintenance jobs (job ids are "j-<number>").
+  struct StoredJob {
+    fleet::v1::Job job;
+    long long number = 0;
+  };
+  // Inserts or replaces a job. A name taken by another job fails.
+  absl::Status SaveJob(const fleet::v1::Job& job, long long number);
+  absl::Status DeleteJob(const std::string& job_id);
+  // Every job, oldest first.
+  absl::StatusOr<std::vector<StoredJob>> LoadJobs();
+
+  // Configuration: replaces the entries (by database and key) and records
+  // the changes (a change already recorded is kept as it was), in one
+  // transaction.
+  absl::Status SaveConfig(const std::vector<fleet::v1::ConfigEntry>& entries,
+                          const std::vector<fleet::v1::ConfigChange>& changes);
+  // Every entry, by database and key.
+  absl::StatusOr<std::vector<fleet::v1::ConfigEntry>> LoadConfigEntries();
+  // Changes, newest first, of `key` and `database_id` (empty: any), `limit`
+  // at most.
+  absl::StatusOr<std::vector<fleet::v1::ConfigChange>> LoadConfigHistory(
+      const std::string& key, const std::string& database_id, int limit);
 
  private:
   StateStore(sql::DatabaseUrl url, std::unique_ptr<soci::session> session)
