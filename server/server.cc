@@ -31,9 +31,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->rollouts_ = std::make_unique<RolloutOrchestrator>(
       server->store_.get(), server->registry_.get(), server->bundles_.get(),
       options.clock, options.rollouts);
+  // Observers of the orchestrator before it starts.
+  server->jobs_ = std::make_unique<JobManager>(
+      server->store_.get(), server->registry_.get(), server->bundles_.get(),
+      server->rollouts_.get(), options.clock, options.jobs);
   RETURN_IF_ERROR(server->rollouts_->Start());
   server->rollout_service_ =
       std::make_unique<RolloutServiceImpl>(server->rollouts_.get());
+  RETURN_IF_ERROR(server->jobs_->Start());
+  server->job_service_ = std::make_unique<JobServiceImpl>(server->jobs_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -47,6 +53,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->fleet_service_.get());
   builder.RegisterService(server->bundle_service_.get());
   builder.RegisterService(server->rollout_service_.get());
+  builder.RegisterService(server->job_service_.get());
   // Uploads up to the bundle limit, plus room for paths and framing; our own
   // check then answers with a precise message instead of gRPC's generic one.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -80,6 +87,7 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::FleetService::service_full_name(),
       fleet::v1::BundleService::service_full_name(),
       fleet::v1::RolloutService::service_full_name(),
+      fleet::v1::JobService::service_full_name(),
   };
 }
 
@@ -116,6 +124,8 @@ void Server::Shutdown(absl::Duration grace) {
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   // Rollout watchers are told to watch again (elsewhere or later); the state is
   // saved already.
+  // The scheduler first: it starts runs through the orchestrator.
+  if (jobs_ != nullptr) jobs_->Stop();
   if (rollouts_ != nullptr) rollouts_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

@@ -20,6 +20,8 @@
 #include "server/fleet/agent_service.h"
 #include "server/fleet/fleet_service.h"
 #include "server/fleet/registry.h"
+#include "server/jobs/job_manager.h"
+#include "server/jobs/job_service.h"
 #include "server/rollouts/rollout_orchestrator.h"
 #include "server/rollouts/rollout_service.h"
 #include "server/storage/state_store.h"
@@ -33,6 +35,7 @@ struct ServerOptions {
   std::string store_url;
   RegistryOptions registry;
   RolloutOptions rollouts;
+  JobOptions jobs;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
   // The largest bundle upload accepted (sum of file sizes).
@@ -65,6 +68,7 @@ class Server {
   Registry& registry() { return *registry_; }
   BundleCatalog& bundles() { return *bundles_; }
   RolloutOrchestrator& rollouts() { return *rollouts_; }
+  JobManager& jobs() { return *jobs_; }
 
  private:
   Server() = default;
@@ -78,6 +82,8 @@ class Server {
   std::unique_ptr<BundleServiceImpl> bundle_service_;
   std::unique_ptr<RolloutOrchestrator> rollouts_;
   std::unique_ptr<RolloutServiceImpl> rollout_service_;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
