@@ -528,6 +528,12 @@ constexpr char kWatchDescription[] =
 
 }  // namespace
 
+absl::Status WatchRolloutUntilEnd(const std::string& rollout_id,
+                                 const Invocation& invocation,
+                                 CommandRuntime& runtime) {
+  return FollowRollout(rollout_id, 0, invocation, runtime);
+}
+
 absl::StatusOr<v1::MaintenanceWindow> ParseWindowFlag(absl::string_view text) {
   auto error = [&](absl::string_view why) {
     return CommandUsageError(

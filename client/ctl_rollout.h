@@ -35,6 +35,13 @@ absl::StatusOr<fleet::v1::MaintenanceWindow> ParseWindowFlag(
 absl::StatusOr<std::vector<fleet::v1::RolloutState>> ParseStatesFlag(
     absl::string_view text);
 
+// Follows an operation (a rollout of any kind: a job run, a configuration
+// change) as `rollout watch` does, until it ends or the user interrupts; the
+// exit code follows its outcome. For the other nouns' --watch.
+absl::Status WatchRolloutUntilEnd(const std::string& rollout_id,
+                                  const Invocation& invocation,
+                                  CommandRuntime& runtime);
+
 // The noun's entry in the command table.
 NounSpec RolloutNoun();
 
