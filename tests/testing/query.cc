@@ -1,6 +1,8 @@
 #include "tests/testing/query.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
 #include "common/sql/database_url.h"
 #include "common/sql/session.h"
 
@@ -15,6 +17,21 @@ std::string QueryScalar(const std::string& url, const std::string& sql) {
   absl::Status status = ::ecliptix::sql::Guard(
       "query", [&] { **session << sql, soci::into(value); });
   return status.ok() ? value : std::string(status.message());
+}
+
+absl::Status ExecuteSql(const std::string& url, const std::string& sql) {
+  auto parsed = ::ecliptix::sql::ParseDatabaseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  auto session = ::ecliptix::sql::OpenSession(*parsed);
+  if (!session.ok()) return session.status();
+  return ::ecliptix::sql::Guard("execute", [&] {
+    soci::transaction transaction(**session);
+    for (absl::string_view statement : absl::StrSplit(sql, ";\n")) {
+      if (absl::StripAsciiWhitespace(statement).empty()) continue;
+      **session << std::string(statement);
+    }
+    transaction.commit();
+  });
 }
 
 }  // namespace ecliptix::testing

@@ -5,12 +5,19 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace ecliptix::testing {
 
 // The first column of the first row of `sql` on the database at `url`, as
 // text; on failure the error's message (so that an expectation on the value
 // shows why, e.g. "no such table").
 std::string QueryScalar(const std::string& url, const std::string& sql);
+
+// Runs `sql` on the database at `url`: statements separated by ";\n", each
+// on its own (SQLite and libpq take one statement per call), in one
+// transaction.
+absl::Status ExecuteSql(const std::string& url, const std::string& sql);
 
 }  // namespace ecliptix::testing
 
