@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "common/grpc_status.h"
 #include "common/required_field.h"
 
@@ -31,12 +32,44 @@ absl::Status CheckJob(const std::string& job) {
   return RequiredFieldError("job", "the job's id (j-N) or name");
 }
 
+// What a job cannot do without, named as the API names it.
+absl::Status CheckCreate(const v1::CreateJobRequest& request) {
+  const v1::JobSpec& spec = request.spec();
+  if (spec.name().empty())
+    return RequiredFieldError("spec.name", "e.g. cleanup-audit-logs");
+  if (absl::StripAsciiWhitespace(spec.bundle()).empty())
+    return RequiredFieldError(
+        "spec.bundle", "name@version, the bundle id or a unique prefix of it");
+  if (spec.operation().empty())
+    return RequiredFieldError("spec.operation",
+                              "the bundle operation to run, e.g. "
+                              "CleanupAuditLogs");
+  if (absl::StripAsciiWhitespace(spec.schedule()).empty())
+    return RequiredFieldError("spec.schedule",
+                              "a cron expression such as \"0 2 * * *\"");
+  const bool has_selector =
+      !absl::StripAsciiWhitespace(spec.selector()).empty();
+  if (!has_selector && !spec.all_databases())
+    return RequiredFieldError(
+        "spec.selector",
+        "a label selector such as env=prod; set all_databases (ecliptixctl: "
+        "--all) to mean every database");
+  if (has_selector && spec.all_databases())
+    return absl::InvalidArgumentError(
+        "spec.selector and spec.all_databases exclude each other");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* JobServiceImpl::CreateJob(
     grpc::CallbackServerContext* context, const v1::CreateJobRequest* request,
     v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status status = CheckCreate(*request); !status.ok()) {
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  }
   v1::CreateJobRequest copy = *request;
   copy.set_requested_by(Actor(context, request->requested_by()));
   Finisher(reactor, response)(jobs_->Create(copy));

@@ -16,6 +16,7 @@
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/job_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -128,6 +129,7 @@ class ApiValidationTest : public ::testing::Test {
     bundles_ = v1::BundleService::NewStub(channel);
     rollouts_ = v1::RolloutService::NewStub(channel);
     agents_ = v1::AgentService::NewStub(channel);
+    jobs_ = v1::JobService::NewStub(channel);
   }
 
   // Opens AgentService.Connect, sends `hello` first, and returns how the
@@ -150,6 +152,8 @@ class ApiValidationTest : public ::testing::Test {
     using FS = v1::FleetService::Stub;
     using BS = v1::BundleService::Stub;
     using RS = v1::RolloutService::Stub;
+    using JS = v1::JobService::Stub;
+    auto job = [](auto& r) { r.set_job("no-such-job"); };
     auto create = Make<v1::CreateRolloutRequest>([](auto& r) {
       r.set_bundle("nothing@1.0.0");
       r.set_selector("env=prod");
@@ -273,6 +277,66 @@ class ApiValidationTest : public ::testing::Test {
          {{"rollout_id"}, {"gate"}, {"attested_by"}},
          "",
          Unary(rollouts_.get(), &RS::AttestGate)},
+        {"JobService.CreateJob (spec)",
+         Make<v1::JobSpec>([](auto& spec) {
+           spec.set_name("nightly");
+           spec.set_bundle("nothing@1.0.0");
+           spec.set_operation("CleanupAuditLogs");
+           spec.set_schedule("0 2 * * *");
+           spec.set_selector("env=prod");
+         }),
+         NF,
+         {{"name"}, {"bundle"}, {"operation"}, {"schedule"}, {"selector"}},
+         "spec.",
+         [this](const Message& spec) {
+           v1::CreateJobRequest request;
+           *request.mutable_spec() = dynamic_cast<const v1::JobSpec&>(spec);
+           v1::Job job;
+           return jobs_->CreateJob(Context().get(), request, &job);
+         }},
+        {"JobService.GetJob",
+         Make<v1::GetJobRequest>(job),
+         NF,
+         {{"job"}},
+         "",
+         Unary(jobs_.get(), &JS::GetJob)},
+        {"JobService.ListJobs",
+         Make<v1::ListJobsRequest>(),
+         OK,
+         {},
+         "",
+         Unary(jobs_.get(), &JS::ListJobs)},
+        {"JobService.DeleteJob",
+         Make<v1::DeleteJobRequest>(job),
+         NF,
+         {{"job"}},
+         "",
+         Unary(jobs_.get(), &JS::DeleteJob)},
+        {"JobService.SetJobEnabled",
+         Make<v1::SetJobEnabledRequest>(job),
+         NF,
+         {{"job"}},
+         "",
+         Unary(jobs_.get(), &JS::SetJobEnabled)},
+        {"JobService.RunJobNow",
+         Make<v1::RunJobNowRequest>(job),
+         NF,
+         {{"job"}},
+         "",
+         Unary(jobs_.get(), &JS::RunJobNow)},
+        {"JobService.ListJobRuns",
+         Make<v1::ListJobRunsRequest>(job),
+         NF,
+         {{"job"}},
+         "",
+         Unary(jobs_.get(), &JS::ListJobRuns)},
+        {"JobService.GetDatabaseJobHistory",
+         Make<v1::GetDatabaseJobHistoryRequest>(
+             [](auto& r) { r.set_database_id("db-404"); }),
+         OK,
+         {{"database_id"}},
+         "",
+         Unary(jobs_.get(), &JS::GetDatabaseJobHistory)},
         {"AgentService.Connect (first message: Hello)",
          Make<v1::Hello>([](auto& hello) {
            hello.set_database_id("db-valid");
@@ -295,6 +359,7 @@ class ApiValidationTest : public ::testing::Test {
   std::unique_ptr<v1::BundleService::Stub> bundles_;
   std::unique_ptr<v1::RolloutService::Stub> rollouts_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
 };
 
 std::string Named(const std::vector<std::string>& fields,
