@@ -685,8 +685,17 @@ std::string RolloutView::Describe(const v1::RolloutEvent& event) const {
       if (changed.state() == v1::TARGET_STATE_SUCCEEDED) {
         for (const v1::RolloutTarget& target : rollout_.targets()) {
           if (target.database_id() != changed.database_id()) continue;
-          absl::StrAppend(&text, " (", target.steps_applied(), " applied, ",
-                          target.steps_skipped(), " skipped)");
+          if (rollout_.operation().has_job_run()) {
+            absl::StrAppend(&text, " (", target.rows_done(), " rows in ",
+                            target.batches(),
+                            target.batches() == 1 ? " batch)" : " batches)");
+          } else if (rollout_.operation().has_query()) {
+            absl::StrAppend(&text, " (", target.rows_returned(), " rows)");
+          } else if (!rollout_.operation().has_config_change() &&
+                     !rollout_.operation().has_config_read()) {
+            absl::StrAppend(&text, " (", target.steps_applied(), " applied, ",
+                            target.steps_skipped(), " skipped)");
+          }
         }
       }
       if (!changed.error().empty()) {
@@ -744,6 +753,42 @@ std::string RolloutView::Describe(const v1::RolloutEvent& event) const {
         default:
           return absl::StrCat(prefix, " (unknown progress event)");
       }
+    }
+    case v1::RolloutEvent::kOperationBatch: {
+      const v1::OperationBatch& batch = event.operation_batch().batch();
+      std::string text = absl::StrCat(
+          event.operation_batch().database_id(), " batch ", batch.batch(), ": ",
+          batch.rows_done(), batch.rows_done() == 1 ? " row" : " rows");
+      if (batch.rows_left() >= 0)
+        absl::StrAppend(&text, ", ", batch.rows_left(), " left");
+      absl::StrAppend(&text, ", ",
+                      static_cast<int64_t>(batch.rows_per_second()), " rows/s");
+      if (!batch.stop_reason().empty())
+        absl::StrAppend(&text, " (", batch.stop_reason(), ")");
+      return text;
+    }
+    case v1::RolloutEvent::kConfigValue: {
+      const v1::ConfigValueReport& value = event.config_value().value();
+      std::string text =
+          absl::StrCat(event.config_value().database_id(), " ", value.key(),
+                       " = ", value.present() ? value.value() : "(missing)");
+      if (rollout_.operation().has_config_change()) {
+        absl::StrAppend(
+            &text, " (was ",
+            value.previous_missing() ? "missing" : value.previous_value(),
+            event.config_value().rollback() ? ", rollback)" : ")");
+      }
+      return text;
+    }
+    case v1::RolloutEvent::kQueryRows: {
+      const v1::QueryRows& rows = event.query_rows().rows();
+      std::string text =
+          absl::StrCat(event.query_rows().database_id(), " ", rows.rows_size(),
+                       rows.rows_size() == 1 ? " row" : " rows");
+      if (rows.rows_truncated() > 0)
+        absl::StrAppend(&text, " (", rows.rows_truncated(),
+                        " more left out by the row limit)");
+      return text;
     }
     case v1::RolloutEvent::kGate: {
       const v1::GateStatus& gate = event.gate();
