@@ -36,7 +36,6 @@
 #include "client/ctl_args.h"
 #include "client/ctl_commands.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
-#include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
