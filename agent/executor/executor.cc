@@ -1,6 +1,5 @@
 #include "agent/executor/executor.h"
 
-#include <deque>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -9,10 +8,8 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "agent/executor/data_guard.h"
 #include "common/logging.h"
 #include "common/proto_time.h"
@@ -49,35 +46,6 @@ std::string WhenApplied(const HistoryRow& row) {
                       " at ", FormatHistoryTime(row.started_at));
 }
 
-bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
-
-// Whether `text` names the parameter `:name` (not "::name", a PostgreSQL cast,
-// nor ":names"). Only parameters a statement names are bound to it.
-bool UsesParameter(absl::string_view text, absl::string_view name) {
-  const std::string marker = absl::StrCat(":", name);
-  for (size_t at = text.find(marker); at != absl::string_view::npos;
-       at = text.find(marker, at + 1)) {
-    const size_t after = at + marker.size();
-    if (at > 0 && text[at - 1] == ':') continue;
-    if (after < text.size() && IsIdentifierChar(text[after])) continue;
-    return true;
-  }
-  return false;
-}
-
-// A database's own message can quote a bound value (PostgreSQL: `invalid
-// input syntax for type integer: "..."`): values of four characters or more
-// are shown as *** (shorter ones are no secret and would mangle the text).
-template <typename Values>
-absl::Status WithoutValues(const absl::Status& status, const Values& values) {
-  std::string message(status.message());
-  for (const auto& value : values) {
-    if (value.text.size() < 4) continue;
-    message = absl::StrReplaceAll(message, {{value.text, "***"}});
-  }
-  return absl::Status(status.code(), message);
-}
-
 }  // namespace
 
 Executor::Executor(Target* database, ExecutorOptions options)
@@ -95,19 +63,7 @@ void Executor::ClearCancel() { cancelled_.store(false); }
 
 absl::StatusOr<v1::Dialect> Executor::DialectOf(
     const bundle::Bundle& bundle) const {
-  const v1::Dialect dialect = bundle::DialectForEngine(database_->engine());
-  if (dialect == v1::DIALECT_UNSPECIFIED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the engine of ", database_->redacted_url(),
-                     " has no SQL dialect the agent knows"));
-  }
-  for (int supported : bundle.manifest().dialects()) {
-    if (supported == dialect) return dialect;
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "bundle ", bundle.manifest().name(), " ", bundle.manifest().version(),
-      " has no SQL for ", bundle::DialectName(dialect), ", the dialect of ",
-      database_->redacted_url()));
+  return BundleDialect(bundle, *database_);
 }
 
 absl::Duration Executor::TimeoutOf(const bundle::Bundle& bundle,
@@ -1030,128 +986,26 @@ absl::Status Executor::Restore(const std::string& backup_id,
 absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
     const bundle::Bundle& bundle, const std::string& operation_name,
     const std::map<std::string, std::string>& arguments) {
-  const v1::Operation* operation = bundle.FindOperation(operation_name);
-  if (operation == nullptr) {
+  if (bundle.FindOperation(operation_name) == nullptr) {
     return absl::NotFoundError(absl::StrCat("bundle ", bundle.manifest().name(),
                                             " has no operation \"",
                                             operation_name, "\""));
   }
   ASSIGN_OR_RETURN(v1::Dialect dialect, DialectOf(bundle));
-  const std::string& text = bundle::SqlFor(operation->sql(), dialect);
-  if (absl::StripAsciiWhitespace(text).empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("operation ", operation_name, " has no SQL for ",
-                     bundle::DialectName(dialect)));
-  }
-
-  // Values typed as declared.
-  struct Bound {
-    std::string name;
-    std::string type;
-    std::string text;
-    long long integer = 0;
-    int boolean = 0;
-  };
-  std::deque<Bound> bound;
-  for (const auto& [name, value] : arguments) {
-    bool known = false;
-    for (const v1::OperationParameter& parameter : operation->parameters()) {
-      known |= parameter.name() == name;
-    }
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "operation ", operation_name, " has no parameter \"", name, "\""));
-    }
-  }
-  for (const v1::OperationParameter& parameter : operation->parameters()) {
-    auto it = arguments.find(parameter.name());
-    if (it == arguments.end() && !parameter.has_default_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("operation ", operation_name, " needs parameter \"",
-                       parameter.name(), "\" (", parameter.type(), ")"));
-    }
-    Bound& value = bound.emplace_back();
-    value.name = parameter.name();
-    value.type = parameter.type();
-    // A parameter left out takes its declared default.
-    value.text = it != arguments.end() ? it->second : parameter.default_value();
-    // The value is not repeated: it may be a secret.
-    const std::string bad = absl::StrCat(
-        "parameter \"", parameter.name(), "\" of operation ", operation_name,
-        " is ", parameter.type(), "; the value given is not one");
-    if (value.type == "int") {
-      if (!absl::SimpleAtoi(value.text, &value.integer)) {
-        return absl::InvalidArgumentError(bad);
-      }
-    } else if (value.type == "bool") {
-      bool parsed = false;
-      if (!absl::SimpleAtob(value.text, &parsed)) {
-        return absl::InvalidArgumentError(bad);
-      }
-      value.boolean = parsed ? 1 : 0;
-    } else if (value.type == "decimal") {
-      // Bound as text so no digit is lost to a double; checked here.
-      double ignored = 0;
-      if (!absl::SimpleAtod(value.text, &ignored)) {
-        return absl::InvalidArgumentError(bad);
-      }
-    }
-  }
-
-  absl::StatusOr<std::vector<sql::Statement>> statements =
-      sql::SplitStatements(dialect, text);
-  if (!statements.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "operation ", operation_name, ": ", statements.status().message()));
-  }
-  if (statements->empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("operation ", operation_name, " has no statements"));
-  }
-
-  OperationResult result;
+  ASSIGN_OR_RETURN(
+      BoundOperation operation,
+      BoundOperation::Bind(bundle, operation_name, arguments, dialect));
   RETURN_IF_ERROR(Begin());
-  for (size_t i = 0; i < statements->size(); ++i) {
-    const sql::Statement& statement = (*statements)[i];
-    const bool last = i + 1 == statements->size();
-    std::vector<SqlParam> params;
-    for (const Bound& value : bound) {
-      if (!UsesParameter(statement.text, value.name)) continue;
-      if (value.type == "int") {
-        params.push_back(SqlParam::Int(value.name, value.integer));
-      } else if (value.type == "bool") {
-        params.push_back(SqlParam::Bool(value.name, value.boolean != 0));
-      } else {
-        params.push_back(SqlParam::Text(value.name, value.text));
-      }
-    }
-    absl::Status status;
-    if (last) {
-      absl::StatusOr<QueryResult> rows =
-          database_->Query(statement.text, params);
-      status = rows.status();
-      if (rows.ok() && !rows->columns.empty()) {
-        result.columns = std::move(rows->columns);
-        for (SqlRow& row : rows->rows) {
-          result.rows.push_back(std::move(row.values));
-        }
-      } else if (rows.ok()) {
-        result.rows_affected += rows->rows_affected;
-      }
-    } else {
-      int64_t changed = 0;
-      status = database_->Execute(statement.text, params, &changed);
-      result.rows_affected += changed;
-    }
-    status = WithContext(
-        absl::StrCat("operation ", operation_name, ", statement ", i + 1),
-        status);
-    if (!status.ok()) {
-      Rollback();
-      return WithoutValues(status, bound);
-    }
+  absl::StatusOr<OperationResult> result =
+      RunBoundOperation(*database_, operation);
+  absl::Status status = result.status();
+  if (status.ok()) status = Commit();
+  if (!status.ok()) {
+    // Also after a failed COMMIT (an interrupted one can leave the
+    // transaction open): the next call must start clean.
+    Rollback();
+    return status;
   }
-  RETURN_IF_ERROR(Commit());
   return result;
 }
 

@@ -34,6 +34,7 @@
 #include "agent/backup/backup.h"
 #include "agent/executor/data_guard.h"
 #include "agent/executor/history.h"
+#include "agent/executor/operation.h"
 #include "agent/executor/sql_runner.h"
 #include "agent/sql/splitter.h"
 #include "agent/target/target.h"
@@ -147,14 +148,13 @@ class Executor {
                        const DeploymentEventSink& sink);
 
   // Runs a named operation of the bundle with bound named parameters (:Name);
-  // returns the last statement's rows as text (NULL as ""). Several
-  // statements run in one transaction. INVALID_ARGUMENT for a missing,
-  // unknown or ill-typed argument; NOT_FOUND for an unknown operation.
-  struct OperationResult {
-    std::vector<std::string> columns;
-    std::vector<std::vector<std::string>> rows;
-    int64_t rows_affected = 0;
-  };
+  // returns the last statement's rows as text (NULL as "", with nulls set).
+  // Several statements run in one transaction, committed when all succeed
+  // (one call, one transaction: a batch of a maintenance job is never half
+  // done). INVALID_ARGUMENT for a missing, unknown or ill-typed argument
+  // (bundle::CheckArguments); NOT_FOUND for an unknown operation. Cancel()
+  // interrupts the running statement and the call is rolled back.
+  using OperationResult = ::ecliptix::agent::OperationResult;
   absl::StatusOr<OperationResult> CallOperation(
       const bundle::Bundle& bundle, const std::string& operation,
       const std::map<std::string, std::string>& arguments);

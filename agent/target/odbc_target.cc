@@ -78,6 +78,17 @@ void OdbcTarget::SetLimits(absl::Time deadline,
 
 void OdbcTarget::ClearLimits() { deadline_ = absl::InfiniteFuture(); }
 
+void OdbcTarget::BeforeExecute(soci::statement& statement) {
+  if (deadline_ == absl::InfiniteFuture()) return;
+  // Best effort: the driver's query timeout, in whole seconds.
+  const int64_t seconds =
+      std::max<int64_t>(1, absl::ToInt64Seconds(deadline_ - absl::Now()));
+  auto* backend =
+      static_cast<soci::odbc_statement_backend*>(statement.get_backend());
+  SQLSetStmtAttr(backend->hstmt_, SQL_ATTR_QUERY_TIMEOUT,
+                 reinterpret_cast<SQLPOINTER>(seconds), 0);
+}
+
 absl::StatusOr<int64_t> OdbcTarget::RunStatement(const std::string& sql,
                                                  SqlError* error) {
   try {
@@ -85,15 +96,7 @@ absl::StatusOr<int64_t> OdbcTarget::RunStatement(const std::string& sql,
     statement.alloc();
     statement.prepare(sql);
     statement.define_and_bind();
-    if (deadline_ != absl::InfiniteFuture()) {
-      // Best effort: the driver's query timeout, in whole seconds.
-      const int64_t seconds =
-          std::max<int64_t>(1, absl::ToInt64Seconds(deadline_ - absl::Now()));
-      auto* backend =
-          static_cast<soci::odbc_statement_backend*>(statement.get_backend());
-      SQLSetStmtAttr(backend->hstmt_, SQL_ATTR_QUERY_TIMEOUT,
-                     reinterpret_cast<SQLPOINTER>(seconds), 0);
-    }
+    BeforeExecute(statement);
     statement.execute(true);
     const long long rows = statement.get_affected_rows();
     return rows > 0 ? rows : 0;

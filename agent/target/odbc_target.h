@@ -1,7 +1,8 @@
 // OdbcTarget: any ODBC data source through SOCI's odbc backend (SQL Server
 // through FreeTDS or Microsoft's driver, PostgreSQL's ODBC driver in tests).
 // The engine is what the driver reports; deadlines are the driver's query
-// timeout, in whole seconds; there is no interruption and no notices. Private
+// timeout, in whole seconds (for step SQL and, under limits, the agent's own
+// statements); there is no interruption and no notices. Private
 // to agent/target/.
 #ifndef ECLIPTIX_AGENT_TARGET_ODBC_TARGET_H_
 #define ECLIPTIX_AGENT_TARGET_ODBC_TARGET_H_
@@ -28,6 +29,10 @@ class OdbcTarget : public SociTarget {
   absl::StatusOr<std::optional<std::string>> RunScalar(
       const std::string& query, SqlError* error) override;
   void Interrupt() override {}
+
+ protected:
+  // Under limits: the driver's query timeout (what is left of the deadline).
+  void BeforeExecute(soci::statement& statement) override;
 
  private:
   using SociTarget::SociTarget;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -93,6 +94,7 @@ absl::Status SociTarget::Execute(const std::string& sql,
     statement.alloc();
     statement.prepare(sql);
     statement.define_and_bind();
+    BeforeExecute(statement);
     statement.execute(true);
     if (rows_affected != nullptr) {
       *rows_affected = std::max(0LL, statement.get_affected_rows());
@@ -102,6 +104,12 @@ absl::Status SociTarget::Execute(const std::string& sql,
 
 absl::StatusOr<QueryResult> SociTarget::Query(
     const std::string& sql, const std::vector<SqlParam>& params) {
+  return QueryAtMost(sql, params, std::numeric_limits<size_t>::max());
+}
+
+absl::StatusOr<QueryResult> SociTarget::QueryAtMost(
+    const std::string& sql, const std::vector<SqlParam>& params,
+    size_t max_rows) {
   QueryResult result;
   absl::Status status = Run([&] {
     soci::row row;
@@ -111,6 +119,7 @@ absl::StatusOr<QueryResult> SociTarget::Query(
     statement.alloc();
     statement.prepare(sql);
     statement.define_and_bind();
+    BeforeExecute(statement);
     bool got = statement.execute(true);
     if (row.size() == 0) {
       result.rows_affected = std::max(0LL, statement.get_affected_rows());
@@ -118,8 +127,12 @@ absl::StatusOr<QueryResult> SociTarget::Query(
     }
     result.columns = ColumnNames(row);
     while (got) {
-      SqlRow& text = result.rows.emplace_back();
-      text.values = RowText(row, &text.nulls);
+      if (result.rows.size() < max_rows) {
+        SqlRow& text = result.rows.emplace_back();
+        text.values = RowText(row, &text.nulls);
+      } else {
+        ++result.rows_left_out;
+      }
       got = statement.fetch();
     }
   });

@@ -20,6 +20,9 @@ class SociTarget : public Target {
                        int64_t* rows_affected) override;
   absl::StatusOr<QueryResult> Query(
       const std::string& sql, const std::vector<SqlParam>& params) override;
+  absl::StatusOr<QueryResult> QueryAtMost(const std::string& sql,
+                                          const std::vector<SqlParam>& params,
+                                          size_t max_rows) override;
   absl::Status Begin() override;
   absl::Status Commit() override;
   absl::Status Rollback() override;
@@ -33,6 +36,10 @@ class SociTarget : public Target {
   absl::Status ReadVersion(const char* query);
 
   soci::session& session() { return *session_; }
+
+  // Called on every prepared statement of Execute() and Query() just before
+  // it runs (ODBC sets its query timeout there).
+  virtual void BeforeExecute(soci::statement& statement) {}
 
  private:
   std::unique_ptr<soci::session> session_;

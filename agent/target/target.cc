@@ -240,4 +240,15 @@ absl::StatusOr<std::string> Target::EnsureDatabaseId(
   return *std::move(stored);
 }
 
+absl::StatusOr<QueryResult> Target::QueryAtMost(
+    const std::string& sql, const std::vector<SqlParam>& params,
+    size_t max_rows) {
+  ASSIGN_OR_RETURN(QueryResult result, Query(sql, params));
+  if (result.rows.size() > max_rows) {
+    result.rows_left_out = static_cast<int64_t>(result.rows.size() - max_rows);
+    result.rows.resize(max_rows);
+  }
+  return result;
+}
+
 }  // namespace ecliptix::agent

@@ -68,6 +68,8 @@ struct QueryResult {
   std::vector<SqlRow> rows;
   // The rows the statement changed, when it has no columns.
   int64_t rows_affected = 0;
+  // QueryAtMost(): the rows read past the limit and not kept.
+  int64_t rows_left_out = 0;
 };
 
 // What the database said about a failed statement of a step.
@@ -128,6 +130,12 @@ class Target {
   // Runs one statement and returns its rows, every value as text.
   virtual absl::StatusOr<QueryResult> Query(
       const std::string& sql, const std::vector<SqlParam>& params = {}) = 0;
+  // As Query(), keeping the first `max_rows` rows: the others are read and
+  // counted in rows_left_out, not held (a fleet query's row limit bounds the
+  // agent's memory, not only what it sends).
+  virtual absl::StatusOr<QueryResult> QueryAtMost(
+      const std::string& sql, const std::vector<SqlParam>& params,
+      size_t max_rows);
 
   virtual absl::Status Begin() = 0;
   virtual absl::Status Commit() = 0;
@@ -141,8 +149,11 @@ class Target {
 
   // Until ClearLimits(), statements are stopped once `deadline` passes or
   // `*cancelled` is set (read while a statement runs, where the engine
-  // allows). `in_transaction`: the statements run inside a transaction
-  // (PostgreSQL then scopes its statement_timeout to it).
+  // allows). SQLite and ODBC apply the limits to the agent's own statements
+  // (Execute, Query) as well; PostgreSQL only to RunStatement (a caller that
+  // needs a deadline on its own statements sets statement_timeout).
+  // `in_transaction`: the statements run inside a transaction (PostgreSQL then
+  // scopes its statement_timeout to it).
   virtual void SetLimits(absl::Time deadline,
                          const std::atomic<bool>* cancelled,
                          bool in_transaction) = 0;
