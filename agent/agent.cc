@@ -96,7 +96,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
       std::make_unique<ServerBundleSource>(std::move(channel));
   agent->deployment_handler_ = std::make_unique<DeploymentHandler>(
       agent->executor_.get(), agent->bundle_source_.get());
-  stream_options.handler = agent->deployment_handler_.get();
+  // Reads open sessions of their own from the same URL.
+  agent->read_handler_ = std::make_unique<ReadHandler>(
+      agent->options_.database_url, agent->bundle_source_.get());
+  agent->router_ = std::make_unique<CommandRouter>(
+      agent->deployment_handler_.get(), agent->read_handler_.get());
+  stream_options.handler = agent->router_.get();
   agent->control_stream_ =
       std::make_unique<ControlStream>(std::move(stream_options));
   {
@@ -110,10 +115,15 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
 Agent::~Agent() {
   Shutdown();
   Wait();
+  // The handlers' threads report to the control stream until they end: they
+  // are joined while it still exists.
+  router_.reset();
+  read_handler_.reset();
+  deployment_handler_.reset();
 }
 
 void Agent::Shutdown() {
-  if (deployment_handler_ != nullptr) deployment_handler_->CancelRunning();
+  if (router_ != nullptr) router_->CancelAll();
   if (control_stream_ != nullptr) control_stream_->Stop();
 }
 

@@ -16,9 +16,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/bundle_source.h"
+#include "agent/command_router.h"
 #include "agent/control_stream.h"
 #include "agent/deployment_handler.h"
 #include "agent/executor/executor.h"
+#include "agent/read_handler.h"
 #include "agent/target/target.h"
 #include "common/labels.h"
 
@@ -78,6 +80,8 @@ class Agent {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ServerBundleSource> bundle_source_;
   std::unique_ptr<DeploymentHandler> deployment_handler_;
+  std::unique_ptr<ReadHandler> read_handler_;
+  std::unique_ptr<CommandRouter> router_;
   std::unique_ptr<ControlStream> control_stream_;
 
   absl::Mutex thread_mutex_;

@@ -57,7 +57,10 @@ class ControlStream {
  public:
   // What this agent announces in Hello: only these commands are ever sent to
   // it.
-  static constexpr const char* kCapabilities[] = {"heartbeat", "ping"};
+  // "operations": run_operation (maintenance jobs); "config": apply_config
+  // and read_config; "query": run_query.
+  static constexpr const char* kCapabilities[] = {
+      "heartbeat", "ping", "operations", "config", "query"};
   // How many command ids are remembered to refuse re-running them (oldest
   // forgotten first).
   static constexpr size_t kMaxJournalEntries = 10000;

@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "agent/executor/config_commands.h"
+#include "agent/executor/operation_job.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -11,20 +13,22 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 
-bool IsDeployment(const v1::Command& command) {
+}  // namespace
+
+bool DeploymentHandler::Handles(const v1::Command& command) {
   switch (command.kind_case()) {
     case v1::Command::kRunPhase:
     case v1::Command::kRevertPhase:
     case v1::Command::kBackup:
     case v1::Command::kRestore:
     case v1::Command::kRepair:
+    case v1::Command::kRunOperation:
+    case v1::Command::kApplyConfig:
       return true;
     default:
       return false;
   }
 }
-
-}  // namespace
 
 DeploymentHandler::DeploymentHandler(Executor* executor, BundleSource* bundles)
     : executor_(executor), bundles_(bundles) {}
@@ -41,7 +45,7 @@ absl::Status DeploymentHandler::Accept(const v1::Command& command) {
     // Never busy: it is how a busy agent is stopped.
     return absl::OkStatus();
   }
-  if (!IsDeployment(command)) {
+  if (!Handles(command)) {
     return absl::InvalidArgumentError(
         "command kind not supported by this agent");
   }
@@ -60,6 +64,18 @@ absl::Status DeploymentHandler::Accept(const v1::Command& command) {
   if (command.has_restore() && command.restore().backup_id().empty()) {
     return absl::InvalidArgumentError("restore needs backup_id");
   }
+  if (command.has_run_operation() &&
+      (command.run_operation().bundle_id().empty() ||
+       command.run_operation().operation().empty())) {
+    return absl::InvalidArgumentError(
+        "run_operation needs bundle_id and operation");
+  }
+  if (command.has_apply_config() &&
+      (command.apply_config().bundle_id().empty() ||
+       command.apply_config().settings().empty())) {
+    return absl::InvalidArgumentError(
+        "apply_config needs bundle_id and settings");
+  }
   absl::MutexLock lock(&mutex_);
   if (!running_.empty()) {
     // One deployment at a time: a database is changed by one plan at once.
@@ -71,6 +87,7 @@ absl::Status DeploymentHandler::Accept(const v1::Command& command) {
   // it, and none for an earlier one can.
   cancel_requested_ = false;
   executor_->ClearCancel();
+  cancel_signal_.Reset();
   return absl::OkStatus();
 }
 
@@ -78,21 +95,7 @@ void DeploymentHandler::Run(const v1::Command& command,
                             std::shared_ptr<CommandReporter> reporter) {
   if (command.has_cancel()) {
     const std::string& target = command.cancel().command_id();
-    bool running = false;
-    {
-      absl::MutexLock lock(&mutex_);
-      running = running_ == target;
-      // The running statement is interrupted and its step rolled back; the
-      // cancelled command then finishes CANCELLED, and one that has not
-      // started a step yet (fetching its bundle) never starts one. Under the
-      // lock, so that the cancel cannot reach the next command. Cancelling
-      // what is not running is harmless (the server may repeat a cancel after
-      // a reconnect).
-      if (running) {
-        cancel_requested_ = true;
-        executor_->Cancel();
-      }
-    }
+    const bool running = CancelCommand(target);
     Logger("agent.deploy")
         ->info("command {}: cancel {}: {}", command.command_id(), target,
                running ? "requested" : "not running");
@@ -116,6 +119,22 @@ void DeploymentHandler::CancelRunning() {
   absl::MutexLock lock(&mutex_);
   cancel_requested_ = true;
   executor_->Cancel();
+  cancel_signal_.Cancel();
+}
+
+bool DeploymentHandler::CancelCommand(const std::string& command_id) {
+  absl::MutexLock lock(&mutex_);
+  // The running statement is interrupted and its step (or batch) rolled
+  // back; the cancelled command then finishes CANCELLED, and one that has not
+  // started a step yet (fetching its bundle) never starts one. Under the
+  // lock, so that the cancel cannot reach the next command. Cancelling what
+  // is not running is harmless (the server may repeat a cancel after a
+  // reconnect).
+  if (command_id.empty() || running_ != command_id) return false;
+  cancel_requested_ = true;
+  executor_->Cancel();
+  cancel_signal_.Cancel();
+  return true;
 }
 
 absl::Status DeploymentHandler::CheckNotCancelled(const v1::Command& command) {
@@ -133,6 +152,9 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
         *command_event.mutable_deployment() = event;
         reporter.Report(std::move(command_event));
       };
+  const CommandEventSink events = [&reporter](v1::CommandEvent event) {
+    reporter.Report(std::move(event));
+  };
   auto log = Logger("agent.deploy");
   switch (command.kind_case()) {
     case v1::Command::kRunPhase: {
@@ -185,6 +207,26 @@ absl::Status DeploymentHandler::Execute(const v1::Command& command,
     case v1::Command::kRestore:
       RETURN_IF_ERROR(CheckNotCancelled(command));
       return executor_->Restore(command.restore().backup_id(), sink);
+    case v1::Command::kRunOperation: {
+      const v1::RunOperationCommand& run = command.run_operation();
+      log->info("command {}: run operation {} of bundle {}",
+                command.command_id(), run.operation(), run.bundle_id());
+      absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
+          bundles_->Fetch(run.bundle_id());
+      if (!bundle.ok()) return bundle.status();
+      RETURN_IF_ERROR(CheckNotCancelled(command));
+      return RunOperationJob(*executor_, **bundle, run, cancel_signal_, events);
+    }
+    case v1::Command::kApplyConfig: {
+      const v1::ApplyConfigCommand& apply = command.apply_config();
+      log->info("command {}: apply {} configuration setting(s) of bundle {}",
+                command.command_id(), apply.settings_size(), apply.bundle_id());
+      absl::StatusOr<std::shared_ptr<const bundle::Bundle>> bundle =
+          bundles_->Fetch(apply.bundle_id());
+      if (!bundle.ok()) return bundle.status();
+      RETURN_IF_ERROR(CheckNotCancelled(command));
+      return ApplyConfig(*executor_, **bundle, apply, cancel_signal_, events);
+    }
     default:
       return absl::InvalidArgumentError(
           "command kind not supported by this agent");

@@ -1,6 +1,9 @@
-// Runs deployment commands (run phase, revert phase, backup, restore, repair)
-// sent by the server: one at a time per database, on a worker thread, streaming
-// the executor's events back.
+// Runs the commands that change the database, sent by the server: deployments
+// (run phase, revert phase, backup, restore, repair), maintenance job runs
+// (run operation) and configuration changes (apply config). One at a time per
+// database (a database is changed by one command at once), on a worker
+// thread, through the executor on the agent's main session, streaming events
+// back. Reads (read config, queries) are ReadHandler's and run beside these.
 #ifndef ECLIPTIX_AGENT_DEPLOYMENT_HANDLER_H_
 #define ECLIPTIX_AGENT_DEPLOYMENT_HANDLER_H_
 
@@ -12,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/bundle_source.h"
 #include "agent/command_handler.h"
+#include "agent/executor/cancel_signal.h"
 #include "agent/executor/executor.h"
 
 namespace ecliptix::agent {
@@ -30,6 +34,12 @@ class DeploymentHandler : public CommandHandler {
   // Interrupts the running command (agent shutdown). A cancel holds for the
   // command it came for, from its Accept to its end, whenever it comes.
   void CancelRunning();
+  // Cancels `command_id` if it is the command running now (true); a cancel
+  // for anything else is harmless (false).
+  bool CancelCommand(const std::string& command_id);
+
+  // Whether `command` is one of this handler's kinds (cancel aside).
+  static bool Handles(const fleet::v1::Command& command);
 
  private:
   // CANCELLED when a cancel for the running command has come.
@@ -45,6 +55,8 @@ class DeploymentHandler : public CommandHandler {
   std::string running_ ABSL_GUARDED_BY(mutex_);
   // A cancel for the running command came (the executor was told too).
   bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
+  // The same, for maintenance jobs: ends a pause between batches at once.
+  CancelSignal cancel_signal_;
   std::thread worker_;
 };
 

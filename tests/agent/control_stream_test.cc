@@ -197,7 +197,9 @@ TEST_F(ControlStreamTest, HelloHeartbeatsAndCommands) {
   EXPECT_EQ(hello.database_id(), "db-test");
   EXPECT_EQ(hello.engine(), v1::ENGINE_SQLITE);
   EXPECT_EQ(hello.agent_version(), "0.1.0");
-  EXPECT_THAT(hello.capabilities(), ElementsAre("heartbeat", "ping"));
+  EXPECT_THAT(
+      hello.capabilities(),
+      ElementsAre("heartbeat", "ping", "operations", "config", "query"));
   EXPECT_FALSE(hello.agent_host().empty());
   EXPECT_EQ(hello.last_processed_server_sequence(), 0u);
   EXPECT_EQ(hello.labels().at("env"), "test");
