@@ -12,17 +12,22 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/executor/cancel_signal.h"
 #include "agent/executor/executor.h"
 #include "agent/executor/history.h"
+#include "agent/executor/operation_job.h"
 #include "agent/target/open_target.h"
 #include "common/bundle/bundle.h"
 #include "common/logging.h"
+#include "common/proto_time.h"
 #include "common/sql/database_url.h"
 
 namespace ecliptix::agent {
@@ -77,6 +82,14 @@ const std::vector<CommandSpec>& Commands() {
        {"bundle", "database", "operation"},
        {"arg"},
        "runs a named operation of the bundle: --arg=Name=Value, repeated"},
+      {"run-job",
+       {"database", "operation"},
+       {"bundle", "bundle_dir", "arg", "pause", "max_batches", "window"},
+       "runs a maintenance job: the operation once, or a batch operation "
+       "batch after batch (each its own transaction) until nothing is left, "
+       "printing each batch; --pause=2s between batches, --max_batches=N, "
+       "--window=30m starts no batch after that long; Ctrl-C stops between "
+       "batches or rolls the running one back (--bundle_dir is --bundle)"},
   };
   return *commands;
 }
@@ -324,6 +337,20 @@ void PrintTable(std::FILE* out, const std::vector<std::string>& header,
 // The executor of the command running now, for CancelRunningLocalCommand.
 absl::Mutex running_mutex;
 Executor* running_executor ABSL_GUARDED_BY(running_mutex) = nullptr;
+// The cancel signal of the job running now (run-job), if any.
+CancelSignal* running_job ABSL_GUARDED_BY(running_mutex) = nullptr;
+
+class RunningJobScope {
+ public:
+  explicit RunningJobScope(CancelSignal* cancel) {
+    absl::MutexLock lock(&running_mutex);
+    running_job = cancel;
+  }
+  ~RunningJobScope() {
+    absl::MutexLock lock(&running_mutex);
+    running_job = nullptr;
+  }
+};
 
 class RunningScope {
  public:
@@ -362,11 +389,16 @@ class LocalCommand {
     }
 
     std::optional<bundle::Bundle> loaded;
-    if (spec_.required.count("bundle") > 0) {
+    const std::string bundle_dir =
+        flags_.Has("bundle") ? flags_.Get("bundle") : flags_.Get("bundle_dir");
+    if (spec_.optional.count("bundle") > 0 && bundle_dir.empty()) {
+      return Usage(absl::StrCat(spec_.name, " needs --bundle"));
+    }
+    if (!bundle_dir.empty()) {
       absl::StatusOr<bundle::Bundle> bundle =
-          bundle::Bundle::LoadDirectory(flags_.Get("bundle"));
+          bundle::Bundle::LoadDirectory(bundle_dir);
       if (!bundle.ok()) {
-        return Failure(absl::StrCat("bundle ", flags_.Get("bundle"), ": ",
+        return Failure(absl::StrCat("bundle ", bundle_dir, ": ",
                                     bundle.status().message()));
       }
       loaded.emplace(*std::move(bundle));
@@ -395,6 +427,7 @@ class LocalCommand {
     if (command == "restore") return Restore(executor);
     if (command == "history") return PrintHistory(executor);
     if (command == "call") return Call(executor, *loaded, arguments);
+    if (command == "run-job") return RunJob(executor, *loaded, arguments);
     return Usage(absl::StrCat("unknown command ", command));
   }
 
@@ -587,6 +620,106 @@ class LocalCommand {
     return kLocalExitOk;
   }
 
+  int RunJob(Executor& executor, const bundle::Bundle& bundle,
+             const std::map<std::string, std::string>& arguments) {
+    v1::RunOperationCommand command;
+    command.set_bundle_id(bundle.id());
+    command.set_operation(flags_.Get("operation"));
+    for (const auto& [name, value] : arguments)
+      (*command.mutable_arguments())[name] = value;
+    if (flags_.Has("pause")) {
+      absl::Duration pause;
+      if (!absl::ParseDuration(flags_.Get("pause"), &pause) ||
+          pause < absl::ZeroDuration()) {
+        return Usage(absl::StrCat("--pause takes a duration such as 2s, not \"",
+                                  flags_.Get("pause"), "\""));
+      }
+      *command.mutable_pause_between_batches() = ToProtoDuration(pause);
+    }
+    if (flags_.Has("max_batches")) {
+      int max_batches = 0;
+      if (!absl::SimpleAtoi(flags_.Get("max_batches"), &max_batches) ||
+          max_batches < 0) {
+        return Usage(absl::StrCat("--max_batches takes a count, not \"",
+                                  flags_.Get("max_batches"), "\""));
+      }
+      command.set_max_batches(max_batches);
+    }
+    if (flags_.Has("window")) {
+      absl::Duration window;
+      if (!absl::ParseDuration(flags_.Get("window"), &window) ||
+          window <= absl::ZeroDuration()) {
+        return Usage(
+            absl::StrCat("--window takes a duration such as 30m, not \"",
+                         flags_.Get("window"), "\""));
+      }
+      *command.mutable_not_after_time() =
+          ToProtoTimestamp(absl::Now() + window);
+    }
+    // Mistakes in the command line (an unknown operation, its arguments) are
+    // usage errors, as for call.
+    if (absl::Status checked = CheckRunOperation(bundle, command);
+        !checked.ok()) {
+      return Usage(checked.message());
+    }
+    std::fprintf(out_, "running %s of %s\n", command.operation().c_str(),
+                 Describe(bundle).c_str());
+    std::fflush(out_);
+    CancelSignal cancel;
+    RunningJobScope running(&cancel);
+    const bool batches = bundle.FindOperation(command.operation())->has_batch();
+    std::string stop_reason;
+    int64_t rows = 0;
+    bool printed_rows = false;
+    const absl::Status status = RunOperationJob(
+        executor, bundle, command, cancel, [&](v1::CommandEvent event) {
+          if (event.has_operation_batch()) {
+            const v1::OperationBatch& batch = event.operation_batch();
+            stop_reason = batch.stop_reason();
+            rows = batch.rows_done();
+            // Batch 0: no batch ran (the window was closed).
+            if (!batches || batch.batch() == 0) return;
+            std::fprintf(
+                out_,
+                "batch %d: %lld row%s done, %lld left (%lld in all, "
+                "%.1f rows/s, %s)\n",
+                batch.batch(), static_cast<long long>(batch.rows_done()),
+                batch.rows_done() == 1 ? "" : "s",
+                static_cast<long long>(batch.rows_left()),
+                static_cast<long long>(batch.rows_done_total()),
+                batch.rows_per_second(),
+                FormatMillis(FromProtoDuration(batch.elapsed())).c_str());
+          } else if (event.has_query_rows()) {
+            const v1::QueryRows& result = event.query_rows();
+            std::vector<std::string> header(result.columns().begin(),
+                                            result.columns().end());
+            std::vector<std::vector<std::string>> table;
+            for (const v1::QueryRow& row : result.rows()) {
+              std::vector<std::string>& cells = table.emplace_back();
+              for (const v1::QueryValue& value : row.values())
+                cells.push_back(value.null_value() ? "NULL" : value.text());
+            }
+            PrintTable(out_, header, table);
+            printed_rows = true;
+            if (result.rows_truncated() > 0) {
+              std::fprintf(out_, "(%lld more rows not shown)\n",
+                           static_cast<long long>(result.rows_truncated()));
+            }
+          }
+          std::fflush(out_);
+        });
+    if (!status.ok()) return Failure(status.message());
+    if (!batches) {
+      std::fprintf(out_,
+                   printed_rows ? "(%lld row%s)\n" : "%lld row%s affected\n",
+                   static_cast<long long>(rows), rows == 1 ? "" : "s");
+      return kLocalExitOk;
+    }
+    std::fprintf(out_, "done%s%s\n", stop_reason.empty() ? "" : ": ",
+                 stop_reason.c_str());
+    return kLocalExitOk;
+  }
+
   const CommandSpec& spec_;
   Flags flags_;
   std::FILE* out_;
@@ -626,6 +759,7 @@ std::string LocalUsage() {
 void CancelRunningLocalCommand() {
   absl::MutexLock lock(&running_mutex);
   if (running_executor != nullptr) running_executor->Cancel();
+  if (running_job != nullptr) running_job->Cancel();
 }
 
 int RunLocalCommand(int argc, char* argv[], std::FILE* out, std::FILE* err) {
@@ -634,7 +768,7 @@ int RunLocalCommand(int argc, char* argv[], std::FILE* out, std::FILE* err) {
     std::fprintf(err, "ecliptix-agent: unknown command \"%s\" (commands: %s)\n",
                  argc > 1 ? argv[1] : "",
                  "plan, apply, revert, repair, "
-                 "backup, restore, history, call");
+                 "backup, restore, history, call, run-job");
     return kLocalExitUsage;
   }
   Flags flags;

@@ -1,7 +1,8 @@
 // The agent's local mode: `ecliptix-agent <command> --flag=value ...` runs one
 // executor operation against a database directly, without a server (plan,
-// apply, revert, repair, backup, restore, history, call), printing progress as
-// it happens. Owns the commands' flags, their parsing and their output.
+// apply, revert, repair, backup, restore, history, call, run-job), printing
+// progress as it happens. Owns the commands' flags, their parsing and their
+// output.
 #ifndef ECLIPTIX_AGENT_EXECUTOR_LOCAL_COMMANDS_H_
 #define ECLIPTIX_AGENT_EXECUTOR_LOCAL_COMMANDS_H_
 

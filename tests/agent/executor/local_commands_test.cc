@@ -222,6 +222,74 @@ TEST_F(LocalCommandsTest, FailedCallNeverPrintsItsValues) {
   }
 }
 
+TEST_F(LocalCommandsTest, RunJobPrintsEachBatch) {
+  Write(
+      "manifest.textproto",
+      R"pb(name: "purge"
+           version: "1.0.0"
+           dialects: DIALECT_SQLITE
+           phases {
+             name: "one"
+             steps {
+               name: "items"
+               kind: STEP_KIND_VERSIONED
+               sql { sqlite: "sqlite/items.sql" }
+             }
+           }
+           operations {
+             name: "PurgeOld"
+             batch { rows_done_column: "Deleted" rows_left_column: "Left" }
+             parameters { name: "BatchSize" type: "int" default_value: "5" }
+             sql {
+               sqlite: "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE old = 1 ORDER BY id LIMIT :BatchSize);\n"
+                       "SELECT changes() AS Deleted, (SELECT COUNT(*) FROM items WHERE old = 1) AS Left;\n"
+             }
+           }
+           operations {
+             name: "CountItems"
+             sql {
+               sqlite: "SELECT old, COUNT(*) AS Items FROM items GROUP BY old ORDER BY old"
+             }
+           })pb");
+  Write("sqlite/items.sql",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, old INTEGER);\n"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 25) INSERT INTO items (old) SELECT i <= 20 FROM n;\n");
+  ASSERT_EQ(Agent({"apply", bundle_, database_}).exit_code, 0);
+  const std::string bundle_dir = absl::StrCat("--bundle_dir=", dir_, "/bundle");
+
+  testing::CommandResult job =
+      Agent({"run-job", bundle_dir, database_, "--operation=PurgeOld",
+             "--arg=BatchSize=7", "--pause=10ms"});
+  EXPECT_EQ(job.exit_code, 0) << job.output;
+  EXPECT_THAT(job.output,
+              AllOf(HasSubstr("batch 1: 7 rows done, 13 left (7 in all"),
+                    HasSubstr("batch 2: 7 rows done, 6 left (14 in all"),
+                    HasSubstr("batch 3: 6 rows done, 0 left (20 in all"),
+                    HasSubstr("done: nothing left")));
+  job = Agent({"run-job", bundle_, database_, "--operation=PurgeOld"});
+  EXPECT_EQ(job.exit_code, 0) << job.output;
+  EXPECT_THAT(job.output, AllOf(HasSubstr("batch 1: 0 rows done, 0 left"),
+                                HasSubstr("done: nothing left")));
+
+  job = Agent({"run-job", bundle_, database_, "--operation=CountItems"});
+  EXPECT_EQ(job.exit_code, 0) << job.output;
+  EXPECT_THAT(job.output, AllOf(HasSubstr("Items"), HasSubstr("(1 row)")));
+
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{
+           {"run-job", bundle_, database_, "--operation=Nope"},
+           {"run-job", bundle_, database_, "--operation=PurgeOld",
+            "--arg=BatchSize=many"},
+           {"run-job", bundle_, database_, "--operation=PurgeOld",
+            "--pause=soon"},
+           {"run-job", database_, "--operation=PurgeOld"},
+       }) {
+    testing::CommandResult result = Agent(args);
+    EXPECT_EQ(result.exit_code, 2) << args.back() << ": " << result.output;
+  }
+}
+
 TEST_F(LocalCommandsTest, UsageErrorsAreOneLineAndExitTwo) {
   for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{
