@@ -392,6 +392,23 @@ std::string RolloutCreatedText(const v1::Rollout& rollout) {
 }
 
 std::string TargetTable(const v1::Rollout& rollout, absl::Time now) {
+  if (rollout.operation().has_job_run() || rollout.operation().has_query()) {
+    // What a job run or a query did: rows, not steps.
+    const bool job = rollout.operation().has_job_run();
+    std::vector<std::vector<std::string>> rows = {
+        {"DATABASE", "WAVE", "STATE", job ? "ROWS DONE" : "ROWS",
+         job ? "ROWS LEFT" : "", job ? "BATCHES" : "", "ELAPSED", "ERROR"}};
+    for (const v1::RolloutTarget& target : rollout.targets()) {
+      rows.push_back(
+          {target.database_id(), absl::StrCat(target.wave()),
+           TargetStateName(target.state()),
+           absl::StrCat(job ? target.rows_done() : target.rows_returned()),
+           job && target.batches() > 0 ? absl::StrCat(target.rows_left()) : "",
+           job ? absl::StrCat(target.batches()) : "", Elapsed(target, now),
+           Shorten(OneLine(target.error()), kMaxErrorInTable)});
+    }
+    return AlignedTable(rows);
+  }
   std::vector<std::vector<std::string>> rows = {
       {"DATABASE", "WAVE", "STATE", "PHASE/STEP", "APPLIED/SKIPPED", "ELAPSED",
        "ERROR"}};
