@@ -35,11 +35,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->jobs_ = std::make_unique<JobManager>(
       server->store_.get(), server->registry_.get(), server->bundles_.get(),
       server->rollouts_.get(), options.clock, options.jobs);
+  // Configuration records what configuration operations report: it observes
+  // the orchestrator from its first commit on.
+  server->config_ = std::make_unique<ConfigManager>(
+      server->store_.get(), server->registry_.get(), server->bundles_.get(),
+      server->rollouts_.get(), options.config);
+  RETURN_IF_ERROR(server->config_->Start());
   RETURN_IF_ERROR(server->rollouts_->Start());
   server->rollout_service_ =
       std::make_unique<RolloutServiceImpl>(server->rollouts_.get());
   RETURN_IF_ERROR(server->jobs_->Start());
   server->job_service_ = std::make_unique<JobServiceImpl>(server->jobs_.get());
+  server->config_service_ =
+      std::make_unique<ConfigServiceImpl>(server->config_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -54,6 +62,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->bundle_service_.get());
   builder.RegisterService(server->rollout_service_.get());
   builder.RegisterService(server->job_service_.get());
+  builder.RegisterService(server->config_service_.get());
   // Uploads up to the bundle limit, plus room for paths and framing; our own
   // check then answers with a precise message instead of gRPC's generic one.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -88,6 +97,7 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::BundleService::service_full_name(),
       fleet::v1::RolloutService::service_full_name(),
       fleet::v1::JobService::service_full_name(),
+      fleet::v1::ConfigService::service_full_name(),
   };
 }
 
@@ -127,6 +137,8 @@ void Server::Shutdown(absl::Duration grace) {
   // The scheduler first: it starts runs through the orchestrator.
   if (jobs_ != nullptr) jobs_->Stop();
   if (rollouts_ != nullptr) rollouts_->Stop();
+  // Waiting configuration reads are answered; what is recorded is saved.
+  if (config_ != nullptr) config_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }

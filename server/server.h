@@ -17,6 +17,8 @@
 #include "common/clock.h"
 #include "server/bundles/bundle_catalog.h"
 #include "server/bundles/bundle_service.h"
+#include "server/config/config_manager.h"
+#include "server/config/config_service.h"
 #include "server/fleet/agent_service.h"
 #include "server/fleet/fleet_service.h"
 #include "server/fleet/registry.h"
@@ -36,6 +38,7 @@ struct ServerOptions {
   RegistryOptions registry;
   RolloutOptions rollouts;
   JobOptions jobs;
+  ConfigOptions config;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
   // The largest bundle upload accepted (sum of file sizes).
@@ -69,6 +72,7 @@ class Server {
   BundleCatalog& bundles() { return *bundles_; }
   RolloutOrchestrator& rollouts() { return *rollouts_; }
   JobManager& jobs() { return *jobs_; }
+  ConfigManager& config() { return *config_; }
 
  private:
   Server() = default;
@@ -84,6 +88,8 @@ class Server {
   std::unique_ptr<RolloutServiceImpl> rollout_service_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<ConfigManager> config_;
+  std::unique_ptr<ConfigServiceImpl> config_service_;
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

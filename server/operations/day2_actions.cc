@@ -261,13 +261,18 @@ absl::Status CheckOperation(const v1::FleetOperation& operation,
         return absl::FailedPreconditionError(
             absl::StrCat("bundle ", bundle, " declares no configuration keys"));
       if (change.settings().empty())
-        return absl::InvalidArgumentError("no key to set");
+        return absl::InvalidArgumentError(
+            "settings is required: at least one key and its value");
       if (absl::StripAsciiWhitespace(change.reason()).empty())
         return absl::InvalidArgumentError(
             "reason is required: say why the configuration changes (it is "
             "audited)");
       std::set<std::string> seen;
       for (const v1::ConfigSetting& setting : change.settings()) {
+        if (setting.key().empty())
+          return absl::InvalidArgumentError(absl::StrCat(
+              "a setting has no key (value \"", setting.value(), "\"): bundle ",
+              bundle, " declares ", KeyList(manifest)));
         const v1::ConfigKeySpec* key =
             bundle::FindConfigKey(manifest, setting.key());
         if (key == nullptr)
