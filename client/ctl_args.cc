@@ -529,7 +529,9 @@ absl::StatusOr<Invocation> ParseCommandLine(
                                    verb->args.end(), " "),
                      " (usage: ", Usage(*noun, *verb), ")"));
   }
-  if (invocation.args.size() > verb->args.size()) {
+  const bool variadic =
+      !verb->args.empty() && absl::EndsWith(verb->args.back(), "...");
+  if (invocation.args.size() > verb->args.size() && !variadic) {
     return UsageError(absl::StrCat(
         "unexpected argument \"", invocation.args[verb->args.size()],
         "\" for \"", command, "\" (usage: ", Usage(*noun, *verb), ")"));

@@ -51,7 +51,8 @@ using Handler = std::function<absl::Status(const Invocation&, CommandRuntime&)>;
 struct VerbSpec {
   // Empty for a noun that is a command by itself ("version").
   std::string name;
-  // Required positional arguments, e.g. {"DATABASE_ID"}.
+  // Required positional arguments, e.g. {"DATABASE_ID"}. A last one whose
+  // name ends in "..." (e.g. "KEY=VALUE...") takes one or more words.
   std::vector<std::string> args;
   std::string summary;      // one line, for the command list
   std::string description;  // the rest, for "--help"

@@ -9,8 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "client/ctl_bundle.h"
-#include "client/ctl_job.h"
+#include "client/ctl_config.h"
 #include "client/ctl_format.h"
+#include "client/ctl_job.h"
 #include "client/ctl_rollout.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -215,6 +216,8 @@ const CommandTable& Commands() {
       BundleNoun(),
       RolloutNoun(),
       JobNoun(),
+      ConfigNoun(),
+      EmergencyNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -529,8 +529,8 @@ constexpr char kWatchDescription[] =
 }  // namespace
 
 absl::Status WatchRolloutUntilEnd(const std::string& rollout_id,
-                                 const Invocation& invocation,
-                                 CommandRuntime& runtime) {
+                                  const Invocation& invocation,
+                                  CommandRuntime& runtime) {
   return FollowRollout(rollout_id, 0, invocation, runtime);
 }
 
@@ -625,23 +625,8 @@ absl::StatusOr<std::vector<v1::RolloutState>> ParseStatesFlag(
   return states;
 }
 
-absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
-    const Invocation& invocation, const std::string& requested_by) {
-  v1::CreateRolloutRequest request;
-  const std::string bundle =
-      std::string(absl::StripAsciiWhitespace(invocation.args.at(0)));
-  if (bundle.empty()) {
-    return CommandUsageError(
-        "BUNDLE is empty: give name@version, the id (sha256:...) or a unique "
-        "prefix of it");
-  }
-  request.set_bundle(bundle);
-  request.set_selector(invocation.Flag("selector"));
-  request.set_all_databases(invocation.BoolFlag("all"));
-  request.set_requested_by(requested_by);
-  request.set_description(invocation.Flag("description"));
-
-  v1::Strategy& strategy = *request.mutable_strategy();
+absl::StatusOr<v1::Strategy> StrategyFromFlags(const Invocation& invocation) {
+  v1::Strategy strategy;
   if (invocation.flags.count("waves")) {
     const std::vector<std::string> waves = SplitList(invocation.Flag("waves"));
     if (waves.empty()) {
@@ -724,6 +709,26 @@ absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
   for (const std::string& phase : SplitList(invocation.Flag("phases"))) {
     strategy.add_phases(phase);
   }
+  return strategy;
+}
+
+absl::StatusOr<v1::CreateRolloutRequest> CreateRequestFromFlags(
+    const Invocation& invocation, const std::string& requested_by) {
+  v1::CreateRolloutRequest request;
+  const std::string bundle =
+      std::string(absl::StripAsciiWhitespace(invocation.args.at(0)));
+  if (bundle.empty()) {
+    return CommandUsageError(
+        "BUNDLE is empty: give name@version, the id (sha256:...) or a unique "
+        "prefix of it");
+  }
+  request.set_bundle(bundle);
+  request.set_selector(invocation.Flag("selector"));
+  request.set_all_databases(invocation.BoolFlag("all"));
+  request.set_requested_by(requested_by);
+  request.set_description(invocation.Flag("description"));
+
+  ASSIGN_OR_RETURN(*request.mutable_strategy(), StrategyFromFlags(invocation));
 
   std::set<v1::GateKind> seen;
   std::vector<v1::GateKind> gates;

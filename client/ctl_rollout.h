@@ -25,6 +25,14 @@ namespace ecliptix::client::ctl {
 absl::StatusOr<fleet::v1::CreateRolloutRequest> CreateRequestFromFlags(
     const Invocation& invocation, const std::string& requested_by);
 
+// The strategy of the flags the verb declares (waves, max_parallel,
+// failure_budget, pause, approval, auto_rollback, offline_deadline, offline,
+// order_by, order_values, backup, adopt, phases); flags left out keep the
+// Strategy's defaults. Values that cannot be right are usage errors, as in
+// CreateRequestFromFlags.
+absl::StatusOr<fleet::v1::Strategy> StrategyFromFlags(
+    const Invocation& invocation);
+
 // "[ZONE,]HH:MM-HH:MM[,DAYS]" where DAYS is a comma list of days and day
 // ranges ("mon-fri", "sat,sun", "fri-mon"). A usage error otherwise.
 absl::StatusOr<fleet::v1::MaintenanceWindow> ParseWindowFlag(

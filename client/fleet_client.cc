@@ -48,7 +48,8 @@ FleetClient::FleetClient(ClientOptions options,
       stub_(fleet::v1::FleetService::NewStub(channel_)),
       bundle_stub_(fleet::v1::BundleService::NewStub(channel_)),
       rollout_stub_(fleet::v1::RolloutService::NewStub(channel_)),
-      job_stub_(fleet::v1::JobService::NewStub(channel_)) {}
+      job_stub_(fleet::v1::JobService::NewStub(channel_)),
+      config_stub_(fleet::v1::ConfigService::NewStub(channel_)) {}
 
 void FleetClient::PrepareUnary(grpc::ClientContext& context) const {
   context.set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
@@ -469,6 +470,64 @@ FleetClient::GetDatabaseJobHistory(
                                 fleet::v1::DatabaseJobHistory* response) {
         return job_stub_->GetDatabaseJobHistory(context, request, response);
       });
+}
+
+// ---- ConfigService ----
+
+absl::StatusOr<Rollout> FleetClient::SetConfig(
+    const fleet::v1::SetConfigRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return config_stub_->SetConfig(context, request, response);
+  });
+}
+
+absl::StatusOr<fleet::v1::GetConfigResponse> FleetClient::GetConfig(
+    const fleet::v1::GetConfigRequest& request) {
+  return Unary<fleet::v1::GetConfigResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::GetConfigResponse* response) {
+        return config_stub_->GetConfig(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::GetConfigResponse> FleetClient::DiffConfig(
+    const fleet::v1::DiffConfigRequest& request) {
+  absl::Duration read = absl::Seconds(request.timeout().seconds()) +
+                        absl::Nanoseconds(request.timeout().nanos());
+  if (read <= absl::ZeroDuration()) read = absl::Seconds(30);
+  return Unary<fleet::v1::GetConfigResponse>(
+      std::max(options_.rpc_timeout, read + kDiffMargin),
+      [&](grpc::ClientContext* context,
+          fleet::v1::GetConfigResponse* response) {
+        return config_stub_->DiffConfig(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::GetConfigHistoryResponse>
+FleetClient::GetConfigHistory(
+    const fleet::v1::GetConfigHistoryRequest& request) {
+  return Unary<fleet::v1::GetConfigHistoryResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::GetConfigHistoryResponse* response) {
+        return config_stub_->GetConfigHistory(context, request, response);
+      });
+}
+
+absl::StatusOr<Rollout> FleetClient::DisableLogging(
+    const fleet::v1::EmergencyLoggingRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return config_stub_->DisableLogging(context, request, response);
+  });
+}
+
+absl::StatusOr<Rollout> FleetClient::EnableLogging(
+    const fleet::v1::EmergencyLoggingRequest& request) {
+  return Unary<Rollout>(options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                                  Rollout* response) {
+    return config_stub_->EnableLogging(context, request, response);
+  });
 }
 
 }  // namespace ecliptix::client

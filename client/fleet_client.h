@@ -1,7 +1,8 @@
-// The C++ client library of ecliptix-server's FleetService, BundleService and
-// RolloutService: one channel, unary calls with a deadline, paging, and
-// blocking watches that another thread can cancel (a rollout watch can also
-// resume itself after a dropped stream). Every failure is an absl::Status.
+// The C++ client library of ecliptix-server's FleetService, BundleService,
+// RolloutService and ConfigService: one channel, unary calls with a deadline,
+// paging, and blocking watches that another thread can cancel (a rollout watch
+// can also resume itself after a dropped stream). Every failure is an
+// absl::Status.
 #ifndef ECLIPTIX_CLIENT_FLEET_CLIENT_H_
 #define ECLIPTIX_CLIENT_FLEET_CLIENT_H_
 
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
+#include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
@@ -156,6 +158,23 @@ class FleetClient {
   absl::StatusOr<fleet::v1::DatabaseJobHistory> GetDatabaseJobHistory(
       const fleet::v1::GetDatabaseJobHistoryRequest& request);
 
+  // ConfigService. Each is one unary call with the RPC timeout, except
+  // DiffConfig: the server reads the databases before it answers, so the call
+  // gets max(rpc_timeout, the read's timeout (30 s when 0) + kDiffMargin).
+  static constexpr absl::Duration kDiffMargin = absl::Seconds(10);
+  absl::StatusOr<fleet::v1::Rollout> SetConfig(
+      const fleet::v1::SetConfigRequest& request);
+  absl::StatusOr<fleet::v1::GetConfigResponse> GetConfig(
+      const fleet::v1::GetConfigRequest& request);
+  absl::StatusOr<fleet::v1::GetConfigResponse> DiffConfig(
+      const fleet::v1::DiffConfigRequest& request);
+  absl::StatusOr<fleet::v1::GetConfigHistoryResponse> GetConfigHistory(
+      const fleet::v1::GetConfigHistoryRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> DisableLogging(
+      const fleet::v1::EmergencyLoggingRequest& request);
+  absl::StatusOr<fleet::v1::Rollout> EnableLogging(
+      const fleet::v1::EmergencyLoggingRequest& request);
+
  private:
   FleetClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
 
@@ -186,6 +205,8 @@ class FleetClient {
   std::unique_ptr<fleet::v1::BundleService::Stub> bundle_stub_;
   std::unique_ptr<fleet::v1::RolloutService::Stub> rollout_stub_;
   std::unique_ptr<fleet::v1::JobService::Stub> job_stub_;
+
+  std::unique_ptr<fleet::v1::ConfigService::Stub> config_stub_;
 
   absl::Mutex mutex_;
   // The running watches, each with whether CancelWatches() cancelled it (so its

@@ -173,6 +173,7 @@ TEST(CtlArgsTest, UsageErrorsNameTheProblemAndTheValidChoices) {
                         "rollout, "));
   EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", job, "));
   EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", version, help"));
+  EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", config, emergency, "));
   EXPECT_THAT(
       UsageError({"fleet", "lst"}),
       HasSubstr("unknown verb \"lst\" for \"fleet\"; verbs: list, get, watch"));
