@@ -772,9 +772,9 @@ void ConfigManager::FinishDiff(uint64_t id) {
         }
         break;
       case v1::TARGET_STATE_SKIPPED:
-        response.add_unread_databases(
-            absl::StrCat(database_id, ": agent offline",
-                         error.empty() ? "" : absl::StrCat(" (", error, ")")));
+        // "agent offline for more than 3s" from the engine.
+        response.add_unread_databases(absl::StrCat(
+            database_id, ": ", error.empty() ? "agent offline" : error));
         break;
       case v1::TARGET_STATE_FAILED:
       case v1::TARGET_STATE_UNKNOWN:
