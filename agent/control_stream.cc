@@ -354,6 +354,8 @@ class ControlStream::Reporter : public CommandReporter {
   void Report(v1::CommandEvent event) override {
     event.set_command_id(command_id_);
     *event.mutable_event_time() = ToProtoTimestamp(absl::Now());
+    if (event.has_config_value())
+      stream_->RememberConfigValue(command_id_, event);
     v1::AgentMessage message;
     *message.mutable_command_event() = std::move(event);
     stream_->SendCurrent(std::move(message));
@@ -467,6 +469,11 @@ void ControlStream::SendOutcome(Session* session, const std::string& command_id,
   ack.mutable_command_ack()->set_command_id(command_id);
   *ack.mutable_command_ack()->mutable_status() = entry.ack;
   Send(session, std::move(ack));
+  for (const v1::CommandEvent& reported : entry.config_values) {
+    v1::AgentMessage event;
+    *event.mutable_command_event() = reported;
+    Send(session, std::move(event));
+  }
   if (!entry.finished.has_value()) return;
   v1::AgentMessage event;
   v1::CommandEvent* command_event = event.mutable_command_event();
@@ -474,6 +481,14 @@ void ControlStream::SendOutcome(Session* session, const std::string& command_id,
   *command_event->mutable_event_time() = ToProtoTimestamp(absl::Now());
   *command_event->mutable_finished() = *entry.finished;
   Send(session, std::move(event));
+}
+
+void ControlStream::RememberConfigValue(const std::string& command_id,
+                                        const v1::CommandEvent& event) {
+  absl::MutexLock lock(&journal_mutex_);
+  if (auto it = journal_.find(command_id); it != journal_.end()) {
+    it->second.config_values.push_back(event);
+  }
 }
 
 void ControlStream::Remember(const std::string& command_id,

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -102,6 +103,12 @@ class ControlStream {
     fleet::v1::Status ack;
     // Unset while the command runs.
     std::optional<fleet::v1::Status> finished;
+    // The configuration values the command reported (one per key): sent
+    // again with the outcome, so that a server that lost them (it restarted
+    // while the command ran) still learns what the database held before and
+    // holds now. Other progress is not kept: deployments are settled from the
+    // history table, and a job's or a query's rows can be many.
+    std::vector<fleet::v1::CommandEvent> config_values;
   };
   class Reporter;
 
@@ -113,6 +120,9 @@ class ControlStream {
   void SendOutcome(Session* session, const std::string& command_id,
                    const JournalEntry& entry);
   void Remember(const std::string& command_id, JournalEntry entry);
+  // Adds a configuration value the command reported to its journal entry.
+  void RememberConfigValue(const std::string& command_id,
+                           const fleet::v1::CommandEvent& event);
   // Sends on the current session, if any (commands outlive sessions).
   bool SendCurrent(fleet::v1::AgentMessage message);
   // Records a running command's outcome and sends its finished event.

@@ -153,11 +153,14 @@ class ControlStreamTest : public ::testing::Test {
     options.backoff.initial = absl::Milliseconds(20);
     options.backoff.max = absl::Milliseconds(100);
     options.welcome_timeout = absl::Seconds(2);
+    options.handler = handler_;
     stream_ = std::make_unique<ControlStream>(std::move(options));
     runner_ = std::thread([this] { stream_->Run(); });
   }
 
   FakeAgentService service_;
+  // Runs the commands other than ping when set (before StartAgent).
+  CommandHandler* handler_ = nullptr;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<ControlStream> stream_;
@@ -228,6 +231,69 @@ TEST_F(ControlStreamTest, HelloHeartbeatsAndCommands) {
     EXPECT_EQ(event.command_event().finished().code(), 0);
     EXPECT_EQ(event.command_event().finished().message(), "hello there");
   }
+}
+
+// Reports one configuration value, then finishes.
+class ConfigValueHandler : public CommandHandler {
+ public:
+  absl::Status Accept(const v1::Command&) override { return absl::OkStatus(); }
+  void Run(const v1::Command&,
+           std::shared_ptr<CommandReporter> reporter) override {
+    {
+      absl::MutexLock lock(&mutex_);
+      ++runs_;
+    }
+    v1::CommandEvent event;
+    v1::ConfigValueReport* value = event.mutable_config_value();
+    value->set_key("Audit.RetentionDays");
+    value->set_value("90");
+    value->set_present(true);
+    value->set_previous_value("365");
+    reporter->Report(event);
+    reporter->Finish(absl::OkStatus());
+  }
+  int runs() {
+    absl::MutexLock lock(&mutex_);
+    return runs_;
+  }
+
+ private:
+  absl::Mutex mutex_;
+  int runs_ ABSL_GUARDED_BY(mutex_) = 0;
+};
+
+// A server that restarted while a configuration change ran lost the values
+// it reported: the repeated command id brings them again with the outcome,
+// without running the command twice.
+TEST_F(ControlStreamTest, RepeatedCommandReportsItsConfigurationValuesAgain) {
+  ConfigValueHandler handler;
+  handler_ = &handler;
+  v1::Command apply;
+  apply.set_command_id("r-2/db-test/set/set/1");
+  apply.mutable_apply_config()->set_bundle_id("sha256:b");
+  service_.SetCommands({apply, apply});
+  StartAgent();
+  ASSERT_TRUE(service_.Await([](const auto& sessions) {
+    return !sessions.empty() &&
+           OfKind(sessions[0], v1::AgentMessage::kCommandEvent).size() == 4;
+  }));
+  EXPECT_EQ(handler.runs(), 1);
+  std::vector<std::string> seen;
+  const std::vector<v1::AgentMessage> messages = service_.sessions()[0];
+  for (const v1::AgentMessage& message : messages) {
+    if (message.has_command_ack()) seen.push_back("ack");
+    if (!message.has_command_event()) continue;
+    const v1::CommandEvent& event = message.command_event();
+    EXPECT_EQ(event.command_id(), "r-2/db-test/set/set/1");
+    if (event.has_config_value()) {
+      EXPECT_EQ(event.config_value().value(), "90");
+      EXPECT_EQ(event.config_value().previous_value(), "365");
+      seen.push_back("value");
+    }
+    if (event.has_finished()) seen.push_back("finished");
+  }
+  EXPECT_THAT(seen, ElementsAre("ack", "value", "finished", "ack", "value",
+                                "finished"));
 }
 
 TEST_F(ControlStreamTest, ReconnectsAfterServerRestartAndReportsLastSequence) {
