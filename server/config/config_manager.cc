@@ -376,15 +376,18 @@ ConfigManager::Records ConfigManager::Record(
       *entry.mutable_actual_time() = event.event_time();
       changed = true;
     }
-    if (change) {
-      // A change's value is what the control plane wants from now on; its
-      // rollback makes the restored value the wanted one again.
+    // A change holds where the database stores the value asked for. An agent
+    // that could not make every setting of a command hold sets the earlier
+    // ones back and reports what they hold again: no change, only a value
+    // read. A rollback makes the restored value the wanted one again.
+    auto setting = wanted.find(value.key());
+    const bool held = change && (reported.rollback() ||
+                                 (setting != wanted.end() && value.present() &&
+                                  value.value() == setting->second));
+    if (held) {
       if (!entry.desired_set() ||
           number >= RolloutNumber(entry.desired_by_rollout())) {
-        auto setting = wanted.find(value.key());
-        entry.set_desired_value(reported.rollback() || setting == wanted.end()
-                                    ? value.value()
-                                    : setting->second);
+        entry.set_desired_value(value.value());
         entry.set_desired_set(true);
         entry.set_desired_by_rollout(rollout.rollout_id());
         changed = true;

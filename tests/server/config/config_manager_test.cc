@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -64,10 +65,11 @@ config {
 }
 )";
 
-// An agent with a key/value store for a database: applies every setting of a
-// command or none (a refused key fails the whole command, as a transaction
-// would), reports each key's value before and after, reads keys, and answers
-// a command id it has seen again without running it twice.
+// An agent with a key/value store for a database: applies the settings of a
+// command in order and, when one is refused, sets the earlier ones back and
+// reports what they hold (as ecliptix-agent does); reports each key's value
+// before and after, reads keys, and answers a command id it has seen again
+// without running it twice.
 class FakeConfigAgent : public AgentSession {
  public:
   // Time passes on `clock` before each answer, so that events of later
@@ -164,29 +166,49 @@ class FakeConfigAgent : public AgentSession {
     };
     v1::Status outcome;
     if (command.has_apply_config()) {
+      // In order; when one fails, the earlier ones are set back (latest
+      // first) and reported as they are then, as ecliptix-agent does.
+      struct Applied {
+        std::string key;
+        std::optional<std::string> previous;
+      };
+      std::vector<Applied> applied;
+      std::string failed;
       for (const v1::ConfigSetting& setting :
            command.apply_config().settings()) {
         if (refused_.count(setting.key()) > 0) {
-          outcome.set_code(static_cast<int>(absl::StatusCode::kAborted));
-          outcome.set_message(
-              absl::StrCat("SetConfigValue ", setting.key(),
-                           ": change refused by trigger (rolled back)"));
+          failed = setting.key();
+          break;
         }
+        auto before = values_.find(setting.key());
+        applied.push_back(
+            {setting.key(), before == values_.end()
+                                ? std::nullopt
+                                : std::optional<std::string>(before->second)});
+        values_[setting.key()] = setting.value();
+        ++writes_[setting.key()];
       }
-      if (outcome.code() == 0) {
-        for (const v1::ConfigSetting& setting :
-             command.apply_config().settings()) {
-          v1::ConfigValueReport& report = *event().mutable_config_value();
-          report.set_key(setting.key());
-          auto before = values_.find(setting.key());
-          report.set_previous_missing(before == values_.end());
-          if (before != values_.end())
-            report.set_previous_value(before->second);
-          values_[setting.key()] = setting.value();
-          ++writes_[setting.key()];
-          report.set_value(setting.value());
-          report.set_present(true);
+      auto report = [&](const Applied& done) {
+        v1::ConfigValueReport& value = *event().mutable_config_value();
+        value.set_key(done.key);
+        value.set_previous_missing(!done.previous.has_value());
+        value.set_previous_value(done.previous.value_or(""));
+        value.set_value(values_[done.key]);
+        value.set_present(true);
+      };
+      if (failed.empty()) {
+        for (const Applied& done : applied) report(done);
+      } else {
+        for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
+          if (it->previous.has_value()) {
+            values_[it->key] = *it->previous;
+            ++writes_[it->key];
+          }
+          report(*it);
         }
+        outcome.set_code(static_cast<int>(absl::StatusCode::kAborted));
+        outcome.set_message(absl::StrCat("setting ", failed,
+                                         " failed: change refused by trigger"));
       }
     } else if (command.has_read_config()) {
       std::vector<std::string> keys(command.read_config().keys().begin(),
