@@ -130,8 +130,13 @@ absl::Status ConfigSet(const Invocation& invocation, CommandRuntime& runtime) {
     std::vector<std::string> settings;
     for (const v1::ConfigSetting& setting : request.settings())
       settings.push_back(absl::StrCat(setting.key(), "=", setting.value()));
-    runtime.out() << RolloutCreatedText(rollout)
-                  << "  settings: " << absl::StrJoin(settings, ", ") << "\n";
+    // The settings right under the first line, before the strategy.
+    std::string text = RolloutCreatedText(rollout);
+    const size_t first_line = text.find('\n');
+    text.insert(
+        first_line == std::string::npos ? text.size() : first_line + 1,
+        absl::StrCat("  settings: ", absl::StrJoin(settings, ", "), "\n"));
+    runtime.out() << text;
   }
   runtime.out().flush();
   if (!invocation.BoolFlag("watch")) return absl::OkStatus();

@@ -403,7 +403,8 @@ TEST_F(CtlConfigTest, SetPrintsTheRolloutAndSendsTheRequest) {
   ASSERT_FALSE(lines.empty());
   EXPECT_THAT(lines[0], StartsWith("rollout r-7 created: ecliptix@1.2.0 to 3 "
                                    "databases in 2 waves (1, 2)"));
-  EXPECT_EQ(lines.back(), "  settings: Audit.RetentionDays=90");
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines[1], "  settings: Audit.RetentionDays=90");
   const auto calls = config_.calls();
   ASSERT_TRUE(calls.set.has_value());
   EXPECT_EQ(calls.set->requested_by(), "erin@desk");
