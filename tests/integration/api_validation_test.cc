@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
+#include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
@@ -130,6 +131,7 @@ class ApiValidationTest : public ::testing::Test {
     rollouts_ = v1::RolloutService::NewStub(channel);
     agents_ = v1::AgentService::NewStub(channel);
     jobs_ = v1::JobService::NewStub(channel);
+    config_ = v1::ConfigService::NewStub(channel);
   }
 
   // Opens AgentService.Connect, sends `hello` first, and returns how the
@@ -153,6 +155,14 @@ class ApiValidationTest : public ::testing::Test {
     using BS = v1::BundleService::Stub;
     using RS = v1::RolloutService::Stub;
     using JS = v1::JobService::Stub;
+    using CS = v1::ConfigService::Stub;
+    // No uploaded bundle declares configuration keys: complete requests get
+    // that far.
+    const auto FP = grpc::StatusCode::FAILED_PRECONDITION;
+    auto logging = Make<v1::EmergencyLoggingRequest>([](auto& r) {
+      r.set_selector("env=prod");
+      r.set_reason("audit log fills the disk");
+    });
     auto job = [](auto& r) { r.set_job("no-such-job"); };
     auto create = Make<v1::CreateRolloutRequest>([](auto& r) {
       r.set_bundle("nothing@1.0.0");
@@ -337,6 +347,49 @@ class ApiValidationTest : public ::testing::Test {
          {{"database_id"}},
          "",
          Unary(jobs_.get(), &JS::GetDatabaseJobHistory)},
+        {"ConfigService.SetConfig",
+         Make<v1::SetConfigRequest>([](auto& r) {
+           v1::ConfigSetting* setting = r.add_settings();
+           setting->set_key("Audit.RetentionDays");
+           setting->set_value("90");
+           r.set_selector("env=prod");
+           r.set_reason("shorter retention");
+         }),
+         FP,
+         {{"selector"}, {"settings"}, {"reason"}},
+         "",
+         Unary(config_.get(), &CS::SetConfig)},
+        {"ConfigService.GetConfig",
+         Make<v1::GetConfigRequest>(),
+         OK,
+         {},
+         "",
+         Unary(config_.get(), &CS::GetConfig)},
+        {"ConfigService.DiffConfig",
+         Make<v1::DiffConfigRequest>(
+             [](auto& r) { r.set_selector("env=prod"); }),
+         FP,
+         {{"selector"}},
+         "",
+         Unary(config_.get(), &CS::DiffConfig)},
+        {"ConfigService.GetConfigHistory",
+         Make<v1::GetConfigHistoryRequest>(),
+         OK,
+         {},
+         "",
+         Unary(config_.get(), &CS::GetConfigHistory)},
+        {"ConfigService.DisableLogging",
+         logging,
+         FP,
+         {{"selector"}, {"reason"}},
+         "",
+         Unary(config_.get(), &CS::DisableLogging)},
+        {"ConfigService.EnableLogging",
+         logging,
+         FP,
+         {{"selector"}, {"reason"}},
+         "",
+         Unary(config_.get(), &CS::EnableLogging)},
         {"AgentService.Connect (first message: Hello)",
          Make<v1::Hello>([](auto& hello) {
            hello.set_database_id("db-valid");
@@ -360,6 +413,7 @@ class ApiValidationTest : public ::testing::Test {
   std::unique_ptr<v1::RolloutService::Stub> rollouts_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::ConfigService::Stub> config_;
 };
 
 std::string Named(const std::vector<std::string>& fields,
