@@ -16,7 +16,6 @@
 #include "common/proto_time.h"
 #include "common/required_field.h"
 #include "common/rollout_events.h"
-#include "common/rollout_names.h"
 #include "common/status_macros.h"
 
 namespace ecliptix::server {
