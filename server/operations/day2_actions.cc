@@ -19,7 +19,13 @@ namespace v1 = ::ecliptix::fleet::v1;
 // and the agent's reports published as they come.
 class SingleUnitAction : public TargetAction {
  public:
-  explicit SingleUnitAction(std::string unit) : unit_(std::move(unit)) {}
+  SingleUnitAction(std::string unit, std::string succeeded)
+      : unit_(std::move(unit)), succeeded_(std::move(succeeded)) {}
+
+  std::string SucceededReason() const override { return succeeded_; }
+  std::string RollbackReason() const override {
+    return "nothing to undo for this kind of operation";
+  }
 
   std::string UnitNoun() const override { return "step"; }
   std::vector<std::string> Units(const v1::Rollout&) const override {
@@ -73,13 +79,15 @@ class SingleUnitAction : public TargetAction {
 
  private:
   const std::string unit_;
+  const std::string succeeded_;
 };
 
 // A maintenance job's run: the job's command on every target. What a cleanup
 // deleted stays deleted: a rollback has nothing to undo.
 class RunOperationAction : public SingleUnitAction {
  public:
-  RunOperationAction() : SingleUnitAction(kJobUnit) {}
+  RunOperationAction()
+      : SingleUnitAction(kJobUnit, "every database ran the operation") {}
   v1::Command RunCommand(const v1::Rollout& rollout,
                          const v1::RolloutTarget&) const override {
     v1::Command command;
@@ -93,7 +101,12 @@ class RunOperationAction : public SingleUnitAction {
 // the values it held before (RolloutTarget.config_previous).
 class ConfigChangeAction : public SingleUnitAction {
  public:
-  ConfigChangeAction() : SingleUnitAction(kConfigChangeUnit) {}
+  ConfigChangeAction()
+      : SingleUnitAction(kConfigChangeUnit,
+                         "every database stores the new values") {}
+  std::string RollbackReason() const override {
+    return "storing the previous values again where they changed";
+  }
   v1::Command RunCommand(const v1::Rollout& rollout,
                          const v1::RolloutTarget&) const override {
     v1::Command command;
@@ -141,7 +154,8 @@ class ConfigChangeAction : public SingleUnitAction {
 
 class ConfigReadAction : public SingleUnitAction {
  public:
-  ConfigReadAction() : SingleUnitAction(kConfigReadUnit) {}
+  ConfigReadAction()
+      : SingleUnitAction(kConfigReadUnit, "every database was read") {}
   v1::Command RunCommand(const v1::Rollout& rollout,
                          const v1::RolloutTarget&) const override {
     v1::Command command;
@@ -154,7 +168,7 @@ class ConfigReadAction : public SingleUnitAction {
 
 class QueryAction : public SingleUnitAction {
  public:
-  QueryAction() : SingleUnitAction(kQueryUnit) {}
+  QueryAction() : SingleUnitAction(kQueryUnit, "every database answered") {}
   v1::Command RunCommand(const v1::Rollout& rollout,
                          const v1::RolloutTarget&) const override {
     v1::Command command;

@@ -402,7 +402,7 @@ void Engine::BeginRollback(Step& step) {
            rollout.rollback_restore()
                ? "restoring each changed database's pre-rollout backup"
            : rollout.rollback_phase().empty()
-               ? "reverting every phase applied, last first"
+               ? action_->RollbackReason()
                : absl::StrCat("reverting phase ", rollout.rollback_phase()));
   for (int i = 0; i < rollout.targets_size(); ++i) {
     ++targets_examined_;
@@ -421,7 +421,7 @@ void Engine::FinishRollout(Step& step) {
   if (rollout.failures() <= rollout.failure_budget()) {
     SetState(step, v1::ROLLOUT_STATE_SUCCEEDED,
              rollout.failures() == 0
-                 ? "every database applied the bundle"
+                 ? action_->SucceededReason()
                  : absl::StrCat(rollout.failures(),
                                 " failures, within the budget of ",
                                 rollout.failure_budget()));

@@ -50,6 +50,15 @@ class TargetAction {
   // What a unit is called in messages for people ("phase").
   virtual std::string UnitNoun() const = 0;
 
+  // Why a rollout without failures succeeded, for people.
+  virtual std::string SucceededReason() const {
+    return "every database applied the bundle";
+  }
+  // What a whole rollback does, for people.
+  virtual std::string RollbackReason() const {
+    return "reverting every phase applied, last first";
+  }
+
   // The units every target runs, in order. Never empty.
   virtual std::vector<std::string> Units(
       const fleet::v1::Rollout& rollout) const = 0;
