@@ -281,11 +281,14 @@ absl::Status SwitchLogging(const Invocation& invocation,
       return WatchRolloutUntilEnd(rollout.rollout_id(), invocation, runtime);
     return absl::OkStatus();
   }
-  const std::string value = enabled ? "1" : "0";
+  // The values the server chose (enable-logging: the bundle's defaults).
+  std::vector<std::string> values;
+  for (const v1::ConfigSetting& setting :
+       rollout.operation().config_change().settings())
+    values.push_back(absl::StrCat(setting.key(), "=", setting.value()));
   runtime.out() << "rollout " << rollout.rollout_id() << ": logging "
-                << (enabled ? "on" : "off")
-                << " (Monitoring.EnableMetrics=" << value
-                << ", Audit.LogValidations=" << value << ") on "
+                << (enabled ? "on" : "off") << " ("
+                << absl::StrJoin(values, ", ") << ") on "
                 << rollout.targets_size()
                 << (rollout.targets_size() == 1 ? " database" : " databases")
                 << " at once\n";
@@ -599,7 +602,7 @@ NounSpec EmergencyNoun() {
               {"enable-logging",
                {},
                "Set Monitoring.EnableMetrics and Audit.LogValidations back to "
-               "1",
+               "the bundle's defaults (1 and 0)",
                absl::StrCat(kSwitchDescription,
                             "Example: ecliptixctl emergency enable-logging "
                             "--all --reason='disk extended' --watch\n"),

@@ -568,7 +568,17 @@ void ConfigManager::SetLogging(v1::EmergencyLoggingRequest request,
   absl::StatusOr<v1::BundleInfo> bundle =
       ResolveBundle("", {kMetricsKey, kValidationLogKey});
   if (!bundle.ok()) return done(bundle.status());
-  const std::string value = enabled ? "1" : "0";
+  // Off is 0 for both; on is each key's default in the bundle (the runbook:
+  // metrics on, validation auditing off unless needed), not blindly 1.
+  std::map<std::string, std::string> values;
+  for (const char* key : {kMetricsKey, kValidationLogKey}) {
+    const v1::ConfigKeySpec* spec =
+        bundle::FindConfigKey(bundle->manifest(), key);
+    values[key] = !enabled ? "0"
+                  : spec != nullptr && !spec->default_value().empty()
+                      ? spec->default_value()
+                      : "1";
+  }
 
   v1::CreateRolloutRequest create;
   create.set_bundle(bundle->bundle_id());
@@ -591,21 +601,22 @@ void ConfigManager::SetLogging(v1::EmergencyLoggingRequest request,
   for (const char* key : {kMetricsKey, kValidationLogKey}) {
     v1::ConfigSetting* setting = change->add_settings();
     setting->set_key(key);
-    setting->set_value(value);
+    setting->set_value(values[key]);
   }
   change->set_reason(request.reason());
   change->set_emergency(true);
 
   orchestrator_->Create(
       std::move(create),
-      [request = std::move(request), enabled, value,
+      [request = std::move(request), enabled, values,
        done = std::move(done)](absl::StatusOr<v1::Rollout> rollout) {
         if (rollout.ok()) {
           Logger("audit")->warn(
               "{} switched logging {} ({}={}, {}={}) on {} as rollout {} ({} "
               "databases, emergency): {}",
               request.requested_by(), enabled ? "ON" : "OFF", kMetricsKey,
-              value, kValidationLogKey, value,
+              values.at(kMetricsKey), kValidationLogKey,
+              values.at(kValidationLogKey),
               Where(request.selector(), request.all_databases()),
               rollout->rollout_id(), rollout->targets_size(), request.reason());
         }

@@ -127,6 +127,19 @@ class FakeConfigService final : public v1::ConfigService::Service {
     calls_.logging = request;
     if (error_) return *error_;
     *response = rollout_;
+    // As the server answers: the values it chose (on: the bundle's
+    // defaults).
+    const bool on = std::string(method) == "EnableLogging";
+    for (const auto& [key, value] :
+         {std::pair<std::string, std::string>{"Monitoring.EnableMetrics",
+                                              on ? "1" : "0"},
+          {"Audit.LogValidations", "0"}}) {
+      v1::ConfigSetting* setting = response->mutable_operation()
+                                       ->mutable_config_change()
+                                       ->add_settings();
+      setting->set_key(key);
+      setting->set_value(value);
+    }
     return grpc::Status::OK;
   }
 
@@ -570,7 +583,7 @@ TEST_F(CtlConfigTest, EmergencyWithoutWatchPrintsTheRollout) {
   EXPECT_THAT(
       OutLines(),
       ElementsAre("rollout r-7: logging on (Monitoring.EnableMetrics=1, "
-                  "Audit.LogValidations=1) on 3 databases at once",
+                  "Audit.LogValidations=0) on 3 databases at once",
                   "follow it: ecliptixctl rollout watch r-7"));
   EXPECT_THAT(config_.calls().methods, ElementsAre("EnableLogging"));
   EXPECT_TRUE(config_.calls().logging->all_databases());

@@ -647,8 +647,10 @@ TEST_F(ConfigManagerTest, EmergencySwitchTurnsLoggingOffAndOnEverywhere) {
   ASSERT_TRUE(on.ok()) << on.status();
   Finished(on->rollout_id());
   for (const char* id : {"db-1", "db-3", "db-4"}) {
+    // On again means the bundle's defaults: metrics on, validation
+    // auditing off.
     EXPECT_EQ(agents_[id]->Value("Monitoring.EnableMetrics"), "1") << id;
-    EXPECT_EQ(agents_[id]->Value("Audit.LogValidations"), "1") << id;
+    EXPECT_EQ(agents_[id]->Value("Audit.LogValidations"), "0") << id;
   }
   absl::StatusOr<v1::Rollout> no_reason =
       RolloutOrchestrator::Await<v1::Rollout>([&](auto done) {
