@@ -48,6 +48,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->job_service_ = std::make_unique<JobServiceImpl>(server->jobs_.get());
   server->config_service_ =
       std::make_unique<ConfigServiceImpl>(server->config_.get());
+  server->queries_ = std::make_unique<QueryRunner>(
+      server->rollouts_.get(), server->bundles_.get(), server->registry_.get(),
+      options.clock);
+  server->queries_->Start();
+  server->query_service_ =
+      std::make_unique<QueryServiceImpl>(server->queries_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -63,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->rollout_service_.get());
   builder.RegisterService(server->job_service_.get());
   builder.RegisterService(server->config_service_.get());
+  builder.RegisterService(server->query_service_.get());
   // Uploads up to the bundle limit, plus room for paths and framing; our own
   // check then answers with a precise message instead of gRPC's generic one.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -98,6 +105,7 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::RolloutService::service_full_name(),
       fleet::v1::JobService::service_full_name(),
       fleet::v1::ConfigService::service_full_name(),
+      fleet::v1::QueryService::service_full_name(),
   };
 }
 
@@ -132,6 +140,8 @@ void Server::Shutdown(absl::Duration grace) {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
   }
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  // Running queries end UNAVAILABLE before the orchestrator stops under them.
+  if (queries_ != nullptr) queries_->Stop();
   // Rollout watchers are told to watch again (elsewhere or later); the state is
   // saved already.
   // The scheduler first: it starts runs through the orchestrator.

@@ -24,6 +24,8 @@
 #include "server/fleet/registry.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/job_service.h"
+#include "server/queries/query_runner.h"
+#include "server/queries/query_service.h"
 #include "server/rollouts/rollout_orchestrator.h"
 #include "server/rollouts/rollout_service.h"
 #include "server/storage/state_store.h"
@@ -73,6 +75,7 @@ class Server {
   RolloutOrchestrator& rollouts() { return *rollouts_; }
   JobManager& jobs() { return *jobs_; }
   ConfigManager& config() { return *config_; }
+  QueryRunner& queries() { return *queries_; }
 
  private:
   Server() = default;
@@ -91,6 +94,8 @@ class Server {
   std::unique_ptr<ConfigManager> config_;
   std::unique_ptr<ConfigServiceImpl> config_service_;
   std::unique_ptr<FleetServiceImpl> fleet_service_;
+  std::unique_ptr<QueryRunner> queries_;
+  std::unique_ptr<QueryServiceImpl> query_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 
