@@ -501,6 +501,7 @@ absl::StatusOr<Invocation> ParseCommandLine(
             flag.value, "\""));
       }
       invocation.timeout = timeout;
+      invocation.timeout_set = true;
     } else if (const FlagSpec* spec = FindFlag(verb->flags, name)) {
       if (absl::Status status = CheckValue(*spec, flag); !status.ok()) {
         return status;

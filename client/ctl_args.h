@@ -83,6 +83,9 @@ struct Invocation {
   std::string server;
   OutputFormat output = OutputFormat::kTable;
   absl::Duration timeout = absl::Seconds(10);
+  // --timeout was given (commands whose own deadline defaults otherwise, such
+  // as `query run`, take it then).
+  bool timeout_set = false;
 
   const NounSpec* noun = nullptr;
   const VerbSpec* verb = nullptr;

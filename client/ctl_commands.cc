@@ -12,6 +12,7 @@
 #include "client/ctl_config.h"
 #include "client/ctl_format.h"
 #include "client/ctl_job.h"
+#include "client/ctl_query.h"
 #include "client/ctl_rollout.h"
 #include "common/status_macros.h"
 #include "common/version.h"
@@ -218,6 +219,7 @@ const CommandTable& Commands() {
       JobNoun(),
       ConfigNoun(),
       EmergencyNoun(),
+      QueryNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -530,4 +530,62 @@ absl::StatusOr<Rollout> FleetClient::EnableLogging(
   });
 }
 
+// ---- QueryService: fleet queries ----
+
+absl::StatusOr<fleet::v1::ListQueriesResponse> FleetClient::ListQueries(
+    const fleet::v1::ListQueriesRequest& request) {
+  auto stub = fleet::v1::QueryService::NewStub(channel_);
+  return Unary<fleet::v1::ListQueriesResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::ListQueriesResponse* response) {
+        return stub->ListQueries(context, request, response);
+      });
+}
+
+absl::Status FleetClient::RunQuery(
+    const fleet::v1::RunQueryRequest& request,
+    std::function<bool(const fleet::v1::QueryResult&)> on_result) {
+  auto stub = fleet::v1::QueryService::NewStub(channel_);
+  const absl::Duration query_timeout =
+      request.has_timeout() &&
+              (request.timeout().seconds() > 0 || request.timeout().nanos() > 0)
+          ? absl::Seconds(request.timeout().seconds()) +
+                absl::Nanoseconds(request.timeout().nanos())
+          : absl::Seconds(30);
+  const absl::Duration deadline = query_timeout + kQueryDeadlineMargin;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  context.set_wait_for_ready(false);
+  {
+    absl::MutexLock lock(&mutex_);
+    watches_.emplace(&context, false);
+  }
+  std::unique_ptr<grpc::ClientReader<fleet::v1::QueryResult>> reader =
+      stub->RunQuery(&context, request);
+  fleet::v1::QueryResult result;
+  bool stopped_by_caller = false;
+  while (reader->Read(&result)) {
+    if (!on_result(result)) {
+      stopped_by_caller = true;
+      context.TryCancel();
+      break;
+    }
+  }
+  // Finish() wants every message read; after a cancel the reads fail at once.
+  while (stopped_by_caller && reader->Read(&result)) {
+  }
+  const grpc::Status status = reader->Finish();
+  bool cancelled_by_us;
+  {
+    absl::MutexLock lock(&mutex_);
+    cancelled_by_us = watches_[&context];
+    watches_.erase(&context);
+  }
+  if (stopped_by_caller) return absl::OkStatus();
+  if (cancelled_by_us && status.error_code() == grpc::StatusCode::CANCELLED) {
+    return absl::OkStatus();
+  }
+  return ToStatus(status, deadline);
+}
+
 }  // namespace ecliptix::client

@@ -24,6 +24,7 @@
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/query_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 
 namespace ecliptix::client {
@@ -174,6 +175,33 @@ class FleetClient {
       const fleet::v1::EmergencyLoggingRequest& request);
   absl::StatusOr<fleet::v1::Rollout> EnableLogging(
       const fleet::v1::EmergencyLoggingRequest& request);
+
+  // ---- QueryService: fleet queries ----
+
+  // The read-only queries a bundle declares (request.bundle, or the newest
+  // uploaded). One unary call with the RPC timeout.
+  absl::StatusOr<fleet::v1::ListQueriesResponse> ListQueries(
+      const fleet::v1::ListQueriesRequest& request);
+
+  // How long past the query's own timeout (30 s when the request leaves it
+  // unset) a RunQuery call may last: the server ends the stream at the
+  // query's deadline, so this only bounds a server that does not.
+  static constexpr absl::Duration kQueryDeadlineMargin = absl::Seconds(30);
+
+  // Runs a fleet query. Blocks, calling `on_result` for each message (on the
+  // calling thread): QueryStarted, each database's rows as they arrive, a
+  // summary per database. Returns:
+  //   - OK when the server ends the stream OK (every database summarized, or
+  //     the deadline passed and the rest were summarized DEADLINE_EXCEEDED);
+  //   - OK when `on_result` returns false or CancelWatches() is called from
+  //     another thread: the stream is cancelled and the server aborts the
+  //     query;
+  //   - the server's refusal otherwise (INVALID_ARGUMENT, NOT_FOUND,
+  //     PERMISSION_DENIED, FAILED_PRECONDITION), or UNAVAILABLE.
+  // Not wait-for-ready, like the watches.
+  absl::Status RunQuery(
+      const fleet::v1::RunQueryRequest& request,
+      std::function<bool(const fleet::v1::QueryResult&)> on_result);
 
  private:
   FleetClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);

@@ -172,6 +172,7 @@ TEST(CtlArgsTest, UsageErrorsNameTheProblemAndTheValidChoices) {
               HasSubstr("unknown command \"flet\"; commands: fleet, bundle, "
                         "rollout, "));
   EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", job, "));
+  EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", query, "));
   EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", version, help"));
   EXPECT_THAT(UsageError({"flet", "list"}), HasSubstr(", config, emergency, "));
   EXPECT_THAT(
