@@ -154,6 +154,7 @@ QueryOutput::QueryOutput(QueryFormat format, std::ostream& out,
 void QueryOutput::Add(const v1::QueryResult& result) {
   switch (result.kind_case()) {
     case v1::QueryResult::kStarted:
+      started_ = true;
       rollout_id_ = result.started().rollout_id();
       database_ids_.assign(result.started().database_ids().begin(),
                            result.started().database_ids().end());
@@ -454,8 +455,9 @@ absl::Status QueryRun(const Invocation& invocation, CommandRuntime& runtime) {
       });
   if (interrupts != nullptr) interrupts->EndWatch();
   if (!status.ok()) {
-    // What came before a broken stream is still shown.
-    output.Finish();
+    // What came before a broken stream is still shown; a refused query has
+    // nothing to show.
+    if (output.started()) output.Finish();
     return status;
   }
   output.Finish();

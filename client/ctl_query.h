@@ -65,6 +65,8 @@ class QueryOutput {
   // Every database of the query answered OK (rows truncated by the limit
   // still count as an answer).
   bool AllAnswered() const;
+  // The query started (QueryStarted came): there is something to summarize.
+  bool started() const { return started_; }
 
  private:
   struct Row {
@@ -81,6 +83,7 @@ class QueryOutput {
   std::ostream& err_;
   const size_t table_block_rows_;
 
+  bool started_ = false;
   std::string rollout_id_;
   std::vector<std::string> database_ids_;
   std::map<std::string, fleet::v1::QueryDatabaseSummary> summaries_;

@@ -18,6 +18,7 @@
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/query_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -132,6 +133,7 @@ class ApiValidationTest : public ::testing::Test {
     agents_ = v1::AgentService::NewStub(channel);
     jobs_ = v1::JobService::NewStub(channel);
     config_ = v1::ConfigService::NewStub(channel);
+    queries_ = v1::QueryService::NewStub(channel);
   }
 
   // Opens AgentService.Connect, sends `hello` first, and returns how the
@@ -156,6 +158,7 @@ class ApiValidationTest : public ::testing::Test {
     using RS = v1::RolloutService::Stub;
     using JS = v1::JobService::Stub;
     using CS = v1::ConfigService::Stub;
+    using QS = v1::QueryService::Stub;
     // No uploaded bundle declares configuration keys: complete requests get
     // that far.
     const auto FP = grpc::StatusCode::FAILED_PRECONDITION;
@@ -390,6 +393,16 @@ class ApiValidationTest : public ::testing::Test {
          {{"selector"}, {"reason"}},
          "",
          Unary(config_.get(), &CS::EnableLogging)},
+        // ListQueries has no required field ({} is the newest bundle's).
+        {"QueryService.RunQuery",
+         Make<v1::RunQueryRequest>([](auto& r) {
+           r.set_query("RecentAuditCount");
+           r.set_selector("env=prod");
+         }),
+         NF,
+         {{"query"}, {"selector"}},
+         "",
+         Watch(queries_.get(), &QS::RunQuery)},
         {"AgentService.Connect (first message: Hello)",
          Make<v1::Hello>([](auto& hello) {
            hello.set_database_id("db-valid");
@@ -414,6 +427,7 @@ class ApiValidationTest : public ::testing::Test {
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::ConfigService::Stub> config_;
+  std::unique_ptr<v1::QueryService::Stub> queries_;
 };
 
 std::string Named(const std::vector<std::string>& fields,
