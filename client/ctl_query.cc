@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "client/ctl_format.h"
 #include "common/proto_time.h"
 #include "common/status_macros.h"
@@ -151,7 +154,8 @@ QueryOutput::QueryOutput(QueryFormat format, std::ostream& out,
       err_(err),
       table_block_rows_(std::max<size_t>(1, table_block_rows)) {}
 
-void QueryOutput::Add(const v1::QueryResult& result) {
+void QueryOutput::Add(const v1::QueryResult& result, absl::Time now) {
+  last_added_ = now;
   switch (result.kind_case()) {
     case v1::QueryResult::kStarted:
       started_ = true;
@@ -285,6 +289,14 @@ void QueryOutput::FlushTable() {
     out_ << TableLine(line, widths_) << "\n";
   }
   pending_.clear();
+}
+
+void QueryOutput::Idle(absl::Time now, absl::Duration quiet) {
+  if (format_ == QueryFormat::kTable && !pending_.empty() &&
+      now - last_added_ >= quiet) {
+    FlushTable();
+    out_.flush();
+  }
 }
 
 bool QueryOutput::AllAnswered() const {
@@ -444,16 +456,31 @@ absl::Status QueryRun(const Invocation& invocation, CommandRuntime& runtime) {
 
   ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
   QueryOutput output(format, runtime.out(), runtime.err());
+  // The stream's reader and the idle ticker take turns on the output.
+  absl::Mutex mutex;
+  absl::Notification done;
+  std::thread ticker;
+  if (format == QueryFormat::kTable) {
+    ticker = std::thread([&] {
+      while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+        absl::MutexLock lock(&mutex);
+        output.Idle(runtime.Now());
+      }
+    });
+  }
   InterruptState* interrupts = runtime.interrupts();
   if (interrupts != nullptr) interrupts->BeginWatch(client);
   const absl::Status status =
       client->RunQuery(request, [&](const v1::QueryResult& result) {
-        output.Add(result);
+        absl::MutexLock lock(&mutex);
+        output.Add(result, runtime.Now());
         // Whoever reads our stdout (a pipe, a script) sees rows as they come.
         runtime.out().flush();
         return interrupts == nullptr || !interrupts->interrupted();
       });
   if (interrupts != nullptr) interrupts->EndWatch();
+  done.Notify();
+  if (ticker.joinable()) ticker.join();
   if (!status.ok()) {
     // What came before a broken stream is still shown; a refused query has
     // nothing to show.

@@ -15,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/ctl_args.h"
 #include "client/ctl_commands.h"
 #include "ecliptix/fleet/v1/query_service.pb.h"
@@ -43,7 +45,8 @@ std::string JsonString(absl::string_view text);
 
 // Prints a query's answer as it streams in. Table: rows are buffered and
 // printed in blocks (when `table_block_rows` are waiting, the columns change,
-// or at the end), column widths from the rows seen so far; the summary
+// the stream goes quiet (Idle), or at the end), column widths from the rows
+// seen so far; the summary
 // follows on `out`. CSV: a header "DATABASE,<columns>" (again whenever the
 // columns change), a line per row (CRLF, as RFC 4180 says), the summary on
 // `err` so that `out` stays CSV. JSON: one object per line on `out`:
@@ -58,8 +61,12 @@ class QueryOutput {
   QueryOutput(QueryFormat format, std::ostream& out, std::ostream& err,
               size_t table_block_rows = 500);
 
-  // One message of the stream.
-  void Add(const fleet::v1::QueryResult& result);
+  // One message of the stream, received at `now`.
+  void Add(const fleet::v1::QueryResult& result, absl::Time now = absl::Now());
+  // Table only, called now and then while the stream is open: prints the
+  // rows waiting once nothing came for `quiet`, so that the databases that
+  // answered show while slower ones are waited for.
+  void Idle(absl::Time now, absl::Duration quiet = absl::Milliseconds(500));
   // The stream is over: prints what waits and the summary.
   void Finish();
   // Every database of the query answered OK (rows truncated by the limit
@@ -95,6 +102,7 @@ class QueryOutput {
   // Table rows waiting to be printed, with the columns they belong to.
   std::vector<Row> pending_;
   std::vector<std::string> pending_columns_;
+  absl::Time last_added_ = absl::InfinitePast();
 };
 
 // The noun's entry in the command table.

@@ -172,6 +172,27 @@ TEST(QueryOutputTest, TableIsAlignedOverTheRowsSeenAndPrintedInBlocks) {
   EXPECT_TRUE(output.AllAnswered());
 }
 
+TEST(QueryOutputTest, TableRowsShowOnceTheStreamGoesQuiet) {
+  std::ostringstream out, err;
+  QueryOutput output(QueryFormat::kTable, out, err);
+  const absl::Time start = absl::FromUnixSeconds(1'700'000'000);
+  output.Add(Started({"fast", "slow"}), start);
+  output.Add(Rows("fast", {"n"}, {{"1"}}), start);
+  output.Add(Summary("fast", "OK", 1), start);
+  output.Idle(start + absl::Milliseconds(100));
+  EXPECT_EQ(out.str(), "");
+  // Nothing more came for half a second: the answers so far are shown while
+  // the slow database is waited for.
+  output.Idle(start + absl::Milliseconds(500));
+  EXPECT_EQ(out.str(), "DATABASE   n\nfast       1\n");
+  output.Add(Rows("slow", {"n"}, {{"22"}}), start + absl::Seconds(3));
+  output.Add(Summary("slow", "OK", 1), start + absl::Seconds(3));
+  output.Finish();
+  EXPECT_THAT(Lines(out.str()),
+              ElementsAre("DATABASE   n", "fast       1", "slow       22", "",
+                          "2 databases: 2 ok; 2 rows; operation r-7"));
+}
+
 TEST(QueryOutputTest, TableSummaryNamesEveryDatabaseThatDidNotAnswer) {
   std::ostringstream out, err;
   QueryOutput output(QueryFormat::kTable, out, err);
