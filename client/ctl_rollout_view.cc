@@ -409,6 +409,18 @@ std::string TargetTable(const v1::Rollout& rollout, absl::Time now) {
     }
     return AlignedTable(rows);
   }
+  if (rollout.operation().has_config_change() ||
+      rollout.operation().has_config_read()) {
+    // A configuration change has no phases or steps: outcome per database.
+    std::vector<std::vector<std::string>> rows = {
+        {"DATABASE", "WAVE", "STATE", "ELAPSED", "ERROR"}};
+    for (const v1::RolloutTarget& target : rollout.targets()) {
+      rows.push_back({target.database_id(), absl::StrCat(target.wave()),
+                      TargetStateName(target.state()), Elapsed(target, now),
+                      Shorten(OneLine(target.error()), kMaxErrorInTable)});
+    }
+    return AlignedTable(rows);
+  }
   std::vector<std::vector<std::string>> rows = {
       {"DATABASE", "WAVE", "STATE", "PHASE/STEP", "APPLIED/SKIPPED", "ELAPSED",
        "ERROR"}};
