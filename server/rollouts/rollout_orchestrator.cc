@@ -612,26 +612,45 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
   }
   // Operations that change databases never share one; reads run beside
   // anything.
+  // A maintenance job's run leaves out the databases another operation is
+  // changing (named in its description; the next run cleans them) rather
+  // than waiting for them or not running at all.
+  std::vector<std::string> left_out;
   if (check_conflicts && operations::ChangesDatabases(operation)) {
-    std::set<std::string> ids;
-    for (const v1::Database& database : databases)
-      ids.insert(database.database_id());
+    std::map<std::string, std::string> busy;  // database -> its operation
     for (const auto& [other_id, other] : rollouts_) {
       if (!IsActive(other->engine->rollout().state())) continue;
       if (!operations::ChangesDatabases(other->engine->rollout().operation()))
         continue;
-      for (const v1::RolloutTarget& target :
-           other->engine->rollout().targets()) {
-        if (ids.count(target.database_id()) > 0) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "database ", target.database_id(), " is in rollout ", other_id,
-              " (", RolloutStateName(other->engine->rollout().state()),
-              "); wait for it to end, or stop it with "
-              "`ecliptixctl rollout abort ",
-              other_id, "`"));
-        }
-      }
+      for (const v1::RolloutTarget& target : other->engine->rollout().targets())
+        busy.emplace(target.database_id(), other_id);
     }
+    const bool job_run = operation.has_job_run();
+    std::vector<v1::Database> free;
+    for (v1::Database& database : databases) {
+      auto it = busy.find(database.database_id());
+      if (it == busy.end()) {
+        free.push_back(std::move(database));
+        continue;
+      }
+      const v1::Rollout& other = rollouts_.at(it->second)->engine->rollout();
+      if (!job_run) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "database ", it->first, " is in rollout ", it->second, " (",
+            RolloutStateName(other.state()),
+            "); wait for it to end, or stop it with `ecliptixctl rollout "
+            "abort ",
+            it->second, "`"));
+      }
+      left_out.push_back(
+          absl::StrCat(it->first, " (busy in ", it->second, ")"));
+    }
+    if (free.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "every selected database is being changed by another operation: ",
+          absl::StrJoin(left_out, ", ")));
+    }
+    databases = std::move(free);
   }
   absl::StatusOr<std::vector<v1::RolloutTarget>> targets =
       AssignWaves(request.strategy(), databases);
@@ -661,7 +680,11 @@ absl::StatusOr<v1::Rollout> RolloutOrchestrator::BuildRollout(
   rollout.set_created_by(request.requested_by());
   *rollout.mutable_create_time() = Now();
   rollout.set_failure_budget(*budget);
-  rollout.set_description(request.description());
+  rollout.set_description(
+      left_out.empty()
+          ? request.description()
+          : absl::StrCat(request.description(),
+                         "; left out: ", absl::StrJoin(left_out, ", ")));
   for (const std::string& phase : *phases) rollout.add_phases(phase);
   *rollout.mutable_operation() = operation;
   if (operation.kind_case() != v1::FleetOperation::KIND_NOT_SET) {

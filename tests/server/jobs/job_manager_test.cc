@@ -303,6 +303,55 @@ TEST_F(JobManagerTest, RunSavedBeforeACrashIsNotStartedAgain) {
   EXPECT_EQ(recovered->last_run_id(), Runs()[0].rollout_id());
 }
 
+TEST_F(JobManagerTest, RunLeavesOutDatabasesAnotherOperationIsChanging) {
+  auto second = std::make_shared<RecordingSession>();
+  v1::Hello hello = testing::MakeHello("db-2", {{"env", "prod"}});
+  hello.add_capabilities("operations");
+  ASSERT_TRUE(registry_->Register(hello, "peer", second).ok());
+  // A deployment holds db-1.
+  v1::CreateRolloutRequest deploy;
+  deploy.set_bundle(bundle_id_);
+  deploy.set_selector("env=prod");
+  absl::StatusOr<v1::Rollout> deployment =
+      RolloutOrchestrator::Await<v1::Rollout>(
+          [&](auto done) { orchestrator_->Create(deploy, std::move(done)); });
+  ASSERT_TRUE(deployment.ok()) << deployment.status();
+  ASSERT_TRUE(jobs_->Create(Request()).ok());
+  absl::StatusOr<v1::Rollout> refused =
+      RolloutOrchestrator::Await<v1::Rollout>([&](auto done) {
+        jobs_->RunNow("audit-cleanup", "bob", std::move(done));
+      });
+  // Both databases are in the deployment: nothing to run on.
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("every selected database is being changed"));
+
+  // The deployment ends; a third database joins and a new deployment holds
+  // only db-1.
+  Abort(deployment->rollout_id());
+  deploy.set_selector("env=prod,id=one");
+  v1::Hello tagged =
+      testing::MakeHello("db-3", {{"env", "prod"}, {"id", "one"}});
+  tagged.add_capabilities("operations");
+  ASSERT_TRUE(
+      registry_->Register(tagged, "peer", std::make_shared<RecordingSession>())
+          .ok());
+  absl::StatusOr<v1::Rollout> narrow = RolloutOrchestrator::Await<v1::Rollout>(
+      [&](auto done) { orchestrator_->Create(deploy, std::move(done)); });
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  absl::StatusOr<v1::Rollout> run =
+      RolloutOrchestrator::Await<v1::Rollout>([&](auto done) {
+        jobs_->RunNow("audit-cleanup", "bob", std::move(done));
+      });
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->targets_size(), 2);
+  for (const v1::RolloutTarget& target : run->targets())
+    EXPECT_NE(target.database_id(), "db-3");
+  EXPECT_THAT(run->description(),
+              HasSubstr(absl::StrCat("left out: db-3 (busy in ",
+                                     narrow->rollout_id(), ")")));
+}
+
 TEST_F(JobManagerTest, DisabledJobsDoNotRunAndEnablingCountsFromNow) {
   ASSERT_TRUE(jobs_->Create(Request()).ok());
   ASSERT_TRUE(jobs_->SetEnabled("audit-cleanup", false, "bob").ok());
