@@ -26,6 +26,18 @@ inline constexpr char kServerEnvVar[] = "ECLIPTIX_SERVER";
 
 enum class OutputFormat { kTable, kJson };
 
+// The help of every --selector flag. Where --all is offered, it adds
+// kSelectorOrAllHelp.
+inline constexpr char kSelectorHelp[] =
+    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
+    "comma-separated, all must hold";
+inline constexpr char kSelectorOrAllHelp[] =
+    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
+    "comma-separated, all must hold (required unless --all)";
+// Reconnections in a row without an event before a watch gives up on a
+// server that went away.
+inline constexpr int kMaxWatchReconnects = 8;
+
 // A flag of one verb. Global flags (--server, --output, --timeout, --help) are
 // built in.
 struct FlagSpec {

@@ -24,10 +24,6 @@ using fleet::v1::Database;
 using fleet::v1::FleetEvent;
 using Kind = FlagSpec::Kind;
 
-constexpr char kSelectorHelp[] =
-    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
-    "comma-separated, all must hold";
-
 absl::Status FleetList(const Invocation& invocation, CommandRuntime& runtime) {
   ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
   ASSIGN_OR_RETURN(

@@ -23,14 +23,6 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using Kind = FlagSpec::Kind;
 
-// Reconnections in a row without an event before an emergency watch gives up
-// on a server that went away (as `rollout watch`).
-constexpr int kMaxReconnects = 8;
-
-constexpr char kSelectorHelp[] =
-    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
-    "comma-separated, all must hold (required unless --all)";
-
 bool Blank(const std::string& text) {
   return absl::StripAsciiWhitespace(text).empty();
 }
@@ -237,7 +229,7 @@ absl::Status FollowSwitch(const std::string& rollout_id, bool enabled,
         runtime.out().flush();
         return interrupts == nullptr || !interrupts->interrupted();
       },
-      kMaxReconnects);
+      kMaxWatchReconnects);
   if (interrupts != nullptr) interrupts->EndWatch();
   RETURN_IF_ERROR(status);
   // Stopped by the user before the end: the switch goes on.
@@ -313,7 +305,7 @@ absl::Status EmergencyEnable(const Invocation& invocation,
 
 std::vector<FlagSpec> SelectionFlags() {
   return {
-      {"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+      {"selector", Kind::kString, "SELECTOR", kSelectorOrAllHelp},
       {"all", Kind::kBool, "", "every database of the fleet (no --selector)"},
   };
 }

@@ -19,9 +19,6 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using Kind = FlagSpec::Kind;
 
-constexpr char kSelectorHelp[] =
-    "label selector, e.g. 'env=prod,region in (eu,us)'";
-
 absl::Status PrintJson(CommandRuntime& runtime,
                        const google::protobuf::Message& message) {
   ASSIGN_OR_RETURN(std::string json, MessageJson(message));
@@ -374,7 +371,7 @@ NounSpec JobNoun() {
        "'0 2 * * *'; @daily, @weekly ... too"},
       {"time_zone", Kind::kString, "ZONE",
        "IANA time zone of the schedule, e.g. Europe/Berlin (default UTC)"},
-      {"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+      {"selector", Kind::kString, "SELECTOR", kSelectorOrAllHelp},
       {"all", Kind::kBool, "", "every database of the fleet (no --selector)"},
       {"window", Kind::kString, "[ZONE,]HH:MM-HH:MM[,DAYS]",
        "runs wait for this maintenance window and start no batch after it "

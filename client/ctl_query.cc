@@ -25,9 +25,6 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using Kind = FlagSpec::Kind;
 
-constexpr char kSelectorHelp[] =
-    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
-    "comma-separated, all must hold";
 constexpr char kNullText[] = "NULL";
 
 // A parameter name as bundles declare them, followed by "=": where a new
@@ -550,7 +547,7 @@ NounSpec QueryNoun() {
            "--selector=env=prod\n",
            {{"arg", Kind::kString, "NAME=VALUE", "an argument of the query",
              /*repeated=*/true},
-            {"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+            {"selector", Kind::kString, "SELECTOR", kSelectorOrAllHelp},
             {"all", Kind::kBool, "", "every database of the fleet"},
             {"bundle", Kind::kString, "BUNDLE",
              "name@version or id (default: the newest uploaded bundle "

@@ -25,14 +25,6 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using Kind = FlagSpec::Kind;
 
-// Reconnections in a row without an event before `rollout watch` gives up on a
-// server that went away.
-constexpr int kMaxReconnects = 8;
-
-constexpr char kSelectorHelp[] =
-    "label selector: k=v, k!=v, k in (a,b), k notin (a,b), k, !k; "
-    "comma-separated, all must hold (required unless --all)";
-
 const std::vector<std::string>& DayNames() {
   static const auto* names = new std::vector<std::string>{
       "mon", "tue", "wed", "thu", "fri", "sat", "sun"};
@@ -257,7 +249,7 @@ absl::Status FollowRollout(const std::string& rollout_id,
         runtime.out().flush();
         return interrupts == nullptr || !interrupts->interrupted();
       },
-      kMaxReconnects, after_sequence);
+      kMaxWatchReconnects, after_sequence);
   if (interrupts != nullptr) interrupts->EndWatch();
   RETURN_IF_ERROR(print_status);
   RETURN_IF_ERROR(status);
@@ -451,7 +443,7 @@ absl::Status RolloutAttest(const Invocation& invocation,
 
 std::vector<FlagSpec> StrategyFlags(bool with_watch) {
   std::vector<FlagSpec> flags = {
-      {"selector", Kind::kString, "SELECTOR", kSelectorHelp},
+      {"selector", Kind::kString, "SELECTOR", kSelectorOrAllHelp},
       {"all", Kind::kBool, "", "every database of the fleet (no --selector)"},
       {"waves", Kind::kString, "SIZES",
        "cumulative wave sizes, counts or percentages, e.g. 1,25%,100% "

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/bundle/bundle.h"
 
 namespace ecliptix::bundle {
 namespace {
@@ -57,19 +58,6 @@ bool HasParameter(const v1::Operation& operation, absl::string_view name) {
   for (const v1::OperationParameter& parameter : operation.parameters())
     if (parameter.name() == name) return true;
   return false;
-}
-
-std::string DialectSqlOf(const v1::DialectSql& sql, int dialect) {
-  switch (dialect) {
-    case v1::DIALECT_SQLITE:
-      return sql.sqlite();
-    case v1::DIALECT_POSTGRESQL:
-      return sql.postgresql();
-    case v1::DIALECT_MSSQL:
-      return sql.mssql();
-    default:
-      return "";
-  }
 }
 
 }  // namespace
@@ -187,7 +175,8 @@ std::vector<std::string> DayTwoProblems(const v1::BundleManifest& manifest) {
         absl::StrCat("operation \"", operation.name(), "\"");
     if (operation.read_only()) {
       for (int dialect : manifest.dialects()) {
-        const std::string sql = DialectSqlOf(operation.sql(), dialect);
+        const std::string sql =
+            SqlFor(operation.sql(), static_cast<v1::Dialect>(dialect));
         if (!sql.empty() && !IsSingleSelect(sql)) {
           problems.push_back(
               absl::StrCat(where, " is read_only but its ",

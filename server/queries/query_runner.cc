@@ -10,6 +10,7 @@
 #include "common/proto_status.h"
 #include "common/proto_time.h"
 #include "common/required_field.h"
+#include "common/rollout_events.h"
 #include "common/rollout_names.h"
 
 namespace ecliptix::server {
@@ -20,19 +21,6 @@ namespace v1 = ::ecliptix::fleet::v1;
 // The part of a query command's id after "<rollout id>/<database id>" (see
 // Engine::AssignCommand: rollout/database/verb/unit/attempt).
 constexpr char kQueryCommandInfix[] = "/run/query/";
-
-bool IsFinal(v1::TargetState state) {
-  switch (state) {
-    case v1::TARGET_STATE_SUCCEEDED:
-    case v1::TARGET_STATE_FAILED:
-    case v1::TARGET_STATE_SKIPPED:
-    case v1::TARGET_STATE_ROLLED_BACK:
-    case v1::TARGET_STATE_UNKNOWN:
-      return true;
-    default:
-      return false;
-  }
-}
 
 bool DeclaresOperation(const v1::BundleManifest& manifest,
                        const std::string& name) {
@@ -418,7 +406,8 @@ bool QueryRunner::OnEvent(const std::shared_ptr<Query>& query,
         *result.mutable_rows() = event.query_rows();
         gone = !query->Send(result);
       }
-    } else if (event.has_target() && IsFinal(event.target().state())) {
+    } else if (event.has_target() &&
+               IsFinalTargetState(event.target().state())) {
       const v1::TargetStateChanged& target = event.target();
       const std::string& database_id = target.database_id();
       switch (target.state()) {
