@@ -49,25 +49,10 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 using ::ecliptix::bench::Child;
+using ::ecliptix::bench::CpuSeconds;
 using ::ecliptix::bench::FreePort;
 using ::ecliptix::bench::RssKb;
 using ::ecliptix::bench::StartServer;
-
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(stat)),
-                   std::istreambuf_iterator<char>());
-  // Fields after the command name's closing parenthesis; utime and stime are
-  // the 12th and 13th.
-  std::istringstream rest(text.substr(text.rfind(')') + 2));
-  std::string field;
-  long utime = 0, stime = 0;
-  for (int i = 1; i <= 13 && rest >> field; ++i) {
-    if (i == 12) utime = std::stol(field);
-    if (i == 13) stime = std::stol(field);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
 
 // One agent: Hello, wait for the first answer, then hold the stream open.
 class AgentStream

@@ -1,5 +1,5 @@
 // What the benchmarks share: a free loopback port, a server child process
-// started and waited for, and a process's resident memory.
+// started and waited for, and a process's resident memory and CPU time.
 #ifndef ECLIPTIX_TOOLS_BENCH_BENCH_PROCESS_H_
 #define ECLIPTIX_TOOLS_BENCH_BENCH_PROCESS_H_
 
@@ -25,6 +25,8 @@ Child StartServer(const std::vector<std::string>& argv, int port,
                   const std::string& log);
 // Resident memory of a process, in KB (0 when unknown).
 long RssKb(pid_t pid);
+// CPU time (user + system, all threads) a process has used, in seconds.
+double CpuSeconds(pid_t pid);
 
 }  // namespace ecliptix::bench
 

@@ -42,6 +42,8 @@
 ABSL_FLAG(int, targets, 1000, "databases in the rollout (the baseline: 1/4)");
 ABSL_FLAG(int, steps, 1, "steps of the bundle's one phase");
 ABSL_FLAG(int, channels, 32, "connections the agent streams are spread over");
+ABSL_FLAG(int, streams_per_queue, 256,
+          "agent streams per completion queue (and thread) of this process");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(10),
           "give up on a rollout after this long");
 ABSL_FLAG(std::string, server_binary, "server/ecliptix-server",
@@ -51,6 +53,7 @@ namespace {
 
 namespace v1 = ::ecliptix::fleet::v1;
 using ::ecliptix::bench::Child;
+using ::ecliptix::bench::CpuSeconds;
 using ::ecliptix::bench::FreePort;
 using ::ecliptix::bench::RssKb;
 using ::ecliptix::bench::StartServer;
@@ -85,43 +88,82 @@ WriteCounters Writes(pid_t pid) {
 
 // A simulated agent: Hello, then every command answered at once: acked, each
 // step of the phase reported applied, finished OK. One write in flight.
-class FakeAgent
-    : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ServerMessage> {
+//
+// On gRPC's async API rather than the callback API: with gRPC 1.51 every
+// callback operation of a process completes through one completion queue,
+// and a build without NDEBUG (Debian's) scans that queue's list of
+// outstanding operations on every completion, so 10,000 callback streams
+// would cost this process O(streams) per message. An AgentPool spreads the
+// streams over queues of a bounded size instead. Every operation of one
+// agent completes on its queue's one thread: an agent needs no lock.
+class FakeAgent {
  public:
-  FakeAgent(v1::AgentService::Stub* stub, int index, int steps,
-            std::atomic<int>* welcomed)
-      : steps_(steps), welcomed_(welcomed) {
-    v1::AgentMessage hello;
-    v1::Hello* body = hello.mutable_hello();
-    body->set_database_id(absl::StrFormat("bench-%06d", index));
-    body->set_engine(v1::ENGINE_SQLITE);
-    body->set_engine_version("3.40.1");
-    body->set_agent_version("bench");
-    (*body->mutable_labels())["env"] = "bench";
-    stub->async()->Connect(&context_, this);
-    Send(std::move(hello));
-    StartRead(&reply_);
-    StartCall();
+  enum class Op { kStart, kRead, kWrite, kFinish };
+  // What a completion queue hands back: which agent, which operation.
+  struct Tag {
+    FakeAgent* agent;
+    Op op;
+  };
+
+  FakeAgent(v1::AgentService::Stub* stub, grpc::CompletionQueue* queue,
+            int index, int steps, std::atomic<int>* welcomed,
+            std::atomic<int>* ended)
+      : steps_(steps),
+        welcomed_(welcomed),
+        ended_(ended),
+        database_id_(absl::StrFormat("bench-%06d", index)) {
+    stream_ = stub->PrepareAsyncConnect(&context_, queue);
+    stream_->StartCall(&start_tag_);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    if (reply_.has_welcome()) {
-      welcomed_->fetch_add(1);
-    } else if (reply_.has_command()) {
-      Answer(reply_.command());
+  // Only ever on the thread that drains this agent's queue.
+  void Handle(Op op, bool ok) {
+    switch (op) {
+      case Op::kStart:
+        if (!ok) break;
+        {
+          v1::AgentMessage hello;
+          v1::Hello* body = hello.mutable_hello();
+          body->set_database_id(database_id_);
+          body->set_engine(v1::ENGINE_SQLITE);
+          body->set_engine_version("3.40.1");
+          body->set_agent_version("bench");
+          (*body->mutable_labels())["env"] = "bench";
+          Send(std::move(hello));
+        }
+        reading_ = true;
+        stream_->Read(&reply_, &read_tag_);
+        break;
+      case Op::kRead:
+        if (!ok) {
+          reading_ = false;
+          break;
+        }
+        if (reply_.has_welcome()) {
+          welcomed_->fetch_add(1);
+        } else if (reply_.has_command()) {
+          Answer(reply_.command());
+        }
+        stream_->Read(&reply_, &read_tag_);
+        break;
+      case Op::kWrite:
+        queue_.pop_front();
+        if (!ok) queue_.clear();  // The stream is broken: the read ends too.
+        writing_ = !queue_.empty();
+        if (writing_) stream_->Write(queue_.front(), &write_tag_);
+        break;
+      case Op::kFinish:
+        ended_->fetch_add(1);
+        return;
     }
-    StartRead(&reply_);
+    // Finish once nothing else is in flight: the stream's status comes last.
+    if (!reading_ && !writing_ && !finishing_) {
+      finishing_ = true;
+      stream_->Finish(&status_, &finish_tag_);
+    }
   }
 
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mutex_);
-    queue_.pop_front();
-    writing_ = ok && !queue_.empty();
-    if (writing_) StartWrite(&queue_.front());
-  }
-
-  void OnDone(const grpc::Status&) override {}
+  // Thread-safe: every pending operation then completes, not ok.
   void Cancel() { context_.TryCancel(); }
 
  private:
@@ -151,23 +193,84 @@ class FakeAgent
   }
 
   void Send(v1::AgentMessage message) {
-    absl::MutexLock lock(&mutex_);
     message.set_sequence(++sequence_);
     queue_.push_back(std::move(message));
     if (!writing_) {
       writing_ = true;
-      StartWrite(&queue_.front());
+      stream_->Write(queue_.front(), &write_tag_);
     }
   }
 
   const int steps_;
   std::atomic<int>* welcomed_;
+  std::atomic<int>* ended_;
+  const std::string database_id_;
+  Tag start_tag_{this, Op::kStart};
+  Tag read_tag_{this, Op::kRead};
+  Tag write_tag_{this, Op::kWrite};
+  Tag finish_tag_{this, Op::kFinish};
   grpc::ClientContext context_;
+  std::unique_ptr<
+      grpc::ClientAsyncReaderWriter<v1::AgentMessage, v1::ServerMessage>>
+      stream_;
   v1::ServerMessage reply_;
-  absl::Mutex mutex_;
-  std::deque<v1::AgentMessage> queue_ ABSL_GUARDED_BY(mutex_);
-  bool writing_ ABSL_GUARDED_BY(mutex_) = false;
-  uint64_t sequence_ ABSL_GUARDED_BY(mutex_) = 0;
+  grpc::Status status_;
+  std::deque<v1::AgentMessage> queue_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool finishing_ = false;
+  uint64_t sequence_ = 0;
+};
+
+// N agents over completion queues of at most `per_queue` streams, one thread
+// blocked in Next on each. A thread per queue rather than a few threads
+// polling several queues each (AsyncNext with a deadline): a blocked thread
+// costs nothing, polling would add either latency or spinning, and the count
+// stays small (40 threads for 10,000 agents at 256 a queue).
+class AgentPool {
+ public:
+  AgentPool(const std::vector<std::unique_ptr<v1::AgentService::Stub>>& stubs,
+            int count, int steps, int per_queue, std::atomic<int>* welcomed)
+      : queues_((count + per_queue - 1) / per_queue) {
+    for (auto& queue : queues_) {
+      queue = std::make_unique<grpc::CompletionQueue>();
+    }
+    agents_.reserve(count);
+    for (int i = 0; i < count; ++i) {
+      agents_.push_back(std::make_unique<FakeAgent>(
+          stubs[i % stubs.size()].get(), queues_[i % queues_.size()].get(), i,
+          steps, welcomed, &ended_));
+    }
+    for (auto& queue : queues_) {
+      threads_.emplace_back([queue = queue.get()] {
+        void* tag = nullptr;
+        bool ok = false;
+        while (queue->Next(&tag, &ok)) {
+          auto* which = static_cast<FakeAgent::Tag*>(tag);
+          which->agent->Handle(which->op, ok);
+        }
+      });
+    }
+  }
+
+  // Cancels every stream and waits for each to end before shutting the
+  // queues down: an agent may still start its Finish until then.
+  ~AgentPool() {
+    for (auto& agent : agents_) agent->Cancel();
+    while (ended_.load() < static_cast<int>(agents_.size())) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    for (auto& queue : queues_) queue->Shutdown();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  int queues() const { return static_cast<int>(queues_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
+  std::vector<std::unique_ptr<FakeAgent>> agents_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> ended_{0};
 };
 
 // Steps share their SQL files beyond 500 (a bundle holds 1,000 files at
@@ -210,6 +313,14 @@ struct Figures {
   double list_max_ms = 0;
   double pause_ms = 0;
   double resume_ms = 0;
+  // CPU seconds (all threads) of the server and of this process, which
+  // plays every agent: while the agents connect, and from the rollout's
+  // creation until it is seen settled.
+  double connect_seconds = 0;
+  double connect_server_cpu = 0;
+  double connect_bench_cpu = 0;
+  double server_cpu = 0;
+  double bench_cpu = 0;
   std::string error;
 };
 
@@ -234,14 +345,21 @@ Figures Measure(int targets, int steps) {
         address, grpc::InsecureChannelCredentials(), args)));
   }
   std::atomic<int> welcomed{0};
-  std::vector<std::unique_ptr<FakeAgent>> agents;
-  for (int i = 0; i < targets; ++i) {
-    agents.push_back(std::make_unique<FakeAgent>(stubs[i % stubs.size()].get(),
-                                                 i, steps, &welcomed));
-  }
+  const absl::Time connect_start = absl::Now();
+  const double connect_server_cpu = CpuSeconds(server);
+  const double connect_bench_cpu = CpuSeconds(getpid());
+  auto agents = std::make_unique<AgentPool>(
+      stubs, targets, steps, absl::GetFlag(FLAGS_streams_per_queue), &welcomed);
   const absl::Time connect_deadline = absl::Now() + absl::Seconds(120);
   while (welcomed.load() < targets && absl::Now() < connect_deadline) {
     absl::SleepFor(absl::Milliseconds(20));
+  }
+  figures.connect_seconds = absl::ToDoubleSeconds(absl::Now() - connect_start);
+  figures.connect_server_cpu = CpuSeconds(server) - connect_server_cpu;
+  figures.connect_bench_cpu = CpuSeconds(getpid()) - connect_bench_cpu;
+  if (welcomed.load() < targets) {
+    figures.error = absl::StrCat(welcomed.load(), " of ", targets,
+                                 " agents welcomed after 120 s");
   }
   auto channel =
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -257,6 +375,8 @@ Figures Measure(int targets, int steps) {
   }
   absl::SleepFor(absl::Seconds(1));  // Registry writes settle.
   const WriteCounters before = Writes(server);
+  const double server_cpu_before = CpuSeconds(server);
+  const double bench_cpu_before = CpuSeconds(getpid());
   const absl::Time start = absl::Now();
   v1::Rollout rollout;
   if (figures.error.empty()) {
@@ -339,6 +459,8 @@ Figures Measure(int targets, int steps) {
     }
     if (current.state() == v1::ROLLOUT_STATE_SUCCEEDED) {
       figures.settle_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      figures.server_cpu = CpuSeconds(server) - server_cpu_before;
+      figures.bench_cpu = CpuSeconds(getpid()) - bench_cpu_before;
       figures.ok = true;
       break;
     }
@@ -380,8 +502,7 @@ Figures Measure(int targets, int steps) {
   } else {
     watcher.detach();  // The server is gone: its stream ends soon.
   }
-  for (auto& agent : agents) agent->Cancel();
-  absl::SleepFor(absl::Milliseconds(300));
+  agents.reset();
   std::system(absl::StrCat("rm -rf ", dir).c_str());
   return figures;
 }
@@ -391,7 +512,7 @@ Figures Measure(int targets, int steps) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   // As in the server: Abseil's lock graph (on in Debian's build) costs every
-  // Lock more as mutexes grow, and this process holds several per agent.
+  // Lock more as mutexes grow, and gRPC holds several per agent stream.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
@@ -425,6 +546,14 @@ int main(int argc, char** argv) {
                 absl::StrFormat(format, b).c_str(), ratio(b, a).c_str());
   };
   row("settle time (s)", base.settle_seconds, full.settle_seconds, "%.2f");
+  row("server CPU while settling (s)", base.server_cpu, full.server_cpu,
+      "%.2f");
+  row("bench CPU while settling (s)", base.bench_cpu, full.bench_cpu, "%.2f");
+  row("agents connect (s)", base.connect_seconds, full.connect_seconds, "%.2f");
+  row("server CPU while connecting (s)", base.connect_server_cpu,
+      full.connect_server_cpu, "%.2f");
+  row("bench CPU while connecting (s)", base.connect_bench_cpu,
+      full.connect_bench_cpu, "%.2f");
   row("server writes, wchar (MB)", base.written_mb, full.written_mb, "%.1f");
   row("server writes to storage (MB)", base.stored_mb, full.stored_mb, "%.1f");
   row("server peak RSS (MB)", base.peak_rss_mb, full.peak_rss_mb, "%.0f");
