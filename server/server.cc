@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                                ? options.credentials
                                : grpc::InsecureServerCredentials(),
                            &server->port_);
-  builder.RegisterService(server->agent_service_.get());
+  server->agent_service_->AddTo(&builder);
   builder.RegisterService(server->fleet_service_.get());
   builder.RegisterService(server->bundle_service_.get());
   builder.RegisterService(server->rollout_service_.get());
@@ -82,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         absl::StrCat("cannot listen on ", options.listen_address,
                      ": the address is invalid or already in use"));
   }
+  server->agent_service_->Start();
   // grpc.health.v1: the whole server ("") and each of its services by name.
   grpc::HealthCheckServiceInterface* health =
       server->grpc_server_->GetHealthCheckService();
@@ -152,6 +153,8 @@ void Server::Shutdown(absl::Duration grace) {
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }
+  // Its streams have ended with the server's calls: its queues stop.
+  if (agent_service_ != nullptr) agent_service_->Stop();
   if (registry_ != nullptr) registry_->Stop();
   Logger("server")->info("stopped");
   absl::MutexLock lock(&mutex_);

@@ -21,6 +21,11 @@ namespace v1 = ::ecliptix::fleet::v1;
 // than buffered forever.
 constexpr size_t kMaxQueuedToAgent = 10'000;
 
+// Requests for a new call kept waiting on each queue, so that a burst of
+// agents connecting at once is taken up without waiting for a queue's thread
+// to ask for the next one.
+constexpr int kAcceptsPerQueue = 4;
+
 // What the registry holds for a live stream: numbers and queues messages to the
 // agent.
 class StreamSession : public AgentSession {
@@ -50,16 +55,16 @@ class StreamSession : public AgentSession {
 };
 
 // Reads the next message of a stream held back by flow control, from the
-// thread that frees room (the reactor does not read while it waits). Closed
-// when the reactor is done, so a late resume does nothing.
+// thread that frees room (the stream does not read while it waits). Closed
+// when the stream is done, so a late resume does nothing.
 class ReadGate {
  public:
   explicit ReadGate(std::function<void()> start_read)
       : start_read_(std::move(start_read)) {}
 
   void Resume() {
-    // Under the lock: Close (from OnDone) waits for a read being started, and
-    // once the read is pending OnDone cannot come before it completes.
+    // Under the lock: Close waits for a read being started, and the stream
+    // object is not deleted while that read is in flight.
     absl::MutexLock lock(&mutex_);
     if (!closed_) start_read_();
   }
@@ -75,54 +80,144 @@ class ReadGate {
   bool closed_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
-class ConnectReactor final
-    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage> {
+}  // namespace
+
+// One agent stream, from the request for a call to its end. Every operation
+// completes on this object's queue, whose one thread calls Proceed; reads
+// also start from the thread that resumes a stream held by flow control, and
+// writes and the Finish from any thread that sends to the agent or closes its
+// session (through the StreamWriter, which keeps one write in flight and
+// finishes once). So the operations in flight are counted under a lock, and
+// the object deletes itself once the call is over (its Finish and its
+// "done" notification completed) and nothing is in flight.
+class AgentServiceImpl::ConnectStream {
  public:
-  ConnectReactor(Registry* registry, grpc::CallbackServerContext* context)
-      : registry_(registry),
-        context_(context),
-        peer_(context->peer()),
-        session_(std::make_shared<StreamSession>(
-            [this](const v1::ServerMessage* message) { StartWrite(message); },
-            [this](const grpc::Status& status) { Finish(status); })),
-        read_gate_(std::make_shared<ReadGate>([this] {
-          if (!session_->writer().finishing()) StartRead(&incoming_);
-        })) {
-    StartRead(&incoming_);
+  enum class Op { kAccept, kRead, kWrite, kFinish, kDone };
+  // What a completion queue hands back: which stream, which operation.
+  struct Tag {
+    ConnectStream* stream;
+    Op op;
+  };
+
+  // Asks for the next Connect call on `queue`.
+  ConnectStream(AgentServiceImpl* owner, grpc::ServerCompletionQueue* queue)
+      : owner_(owner),
+        registry_(owner->registry_),
+        queue_(queue),
+        stream_(&context_) {
+    owner_->StreamCreated();
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    in_flight_ = 1;
+    owner_->service_.RequestConnect(&context_, &stream_, queue_, queue_,
+                                    &accept_tag_);
   }
 
-  void OnReadDone(bool ok) override {
+  ~ConnectStream() { owner_->StreamDeleted(); }
+
+  // On the queue's thread only.
+  void Proceed(Op op, bool ok) {
+    switch (op) {
+      case Op::kAccept:
+        if (!ok) {
+          // The server is shutting down: no call came, nothing else was
+          // started.
+          delete this;
+          return;
+        }
+        new ConnectStream(owner_, queue_);  // Waits for the next agent.
+        Begin();
+        break;
+      case Op::kRead:
+        OnReadDone(ok);
+        break;
+      case Op::kWrite:
+        session_->writer().OnWriteDone(ok);
+        break;
+      case Op::kFinish:
+        finish_done_ = true;
+        break;
+      case Op::kDone:
+        done_ = true;
+        // Cancelled (the connection dropped, or the server is going away):
+        // reads fail next; make sure queued writes do not hold the stream
+        // open.
+        if (context_.IsCancelled()) {
+          session_->writer().Abort(
+              grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+        }
+        break;
+    }
+    Completed();
+  }
+
+ private:
+  void Begin() {
+    peer_ = context_.peer();
+    session_ = std::make_shared<StreamSession>(
+        [this](const v1::ServerMessage* message) {
+          Started();
+          stream_.Write(*message, &write_tag_);
+        },
+        [this](const grpc::Status& status) {
+          Started();
+          stream_.Finish(status, &finish_tag_);
+        });
+    read_gate_ = std::make_shared<ReadGate>([this] {
+      if (!session_->writer().finishing()) StartRead();
+    });
+    // The call's "done" notification is armed from here on.
+    Started();
+    StartRead();
+  }
+
+  void StartRead() {
+    Started();
+    stream_.Read(&incoming_, &read_tag_);
+  }
+
+  void Started() {
+    absl::MutexLock lock(&mutex_);
+    ++in_flight_;
+  }
+
+  // One operation completed. The stream's end (as the callback API's OnDone)
+  // once both its Finish and its "done" notification completed; the object
+  // goes once nothing else is in flight. Nothing new can start by then: the
+  // writer is finished, and the read gate closed.
+  void Completed() {
+    if (done_ && finish_done_ && !ended_) {
+      ended_ = true;
+      read_gate_->Close();
+      EndSession("stream ended");
+    }
+    bool last = false;
+    {
+      absl::MutexLock lock(&mutex_);
+      last = --in_flight_ == 0 && ended_;
+    }
+    if (last) delete this;
+  }
+
+  void OnReadDone(bool ok) {
     if (!ok) {
       // The agent half-closed its side, or the connection dropped.
-      EndSession(context_->IsCancelled() ? "connection lost"
-                                         : "agent closed the stream");
+      EndSession(context_.IsCancelled() ? "connection lost"
+                                        : "agent closed the stream");
       session_->writer().Finish(grpc::Status::OK);
       return;
     }
+    // A read the read gate started just before the stream finished may still
+    // bring a message after the end: the session is over.
+    if (ended_) return;
     if (session_id_ == 0) {
       if (!HandleHello()) return;
     } else if (!HandleMessage()) {
       // Held back by flow control: the read gate reads on.
       return;
     }
-    if (!session_->writer().finishing()) StartRead(&incoming_);
+    if (!session_->writer().finishing()) StartRead();
   }
 
-  void OnWriteDone(bool ok) override { session_->writer().OnWriteDone(ok); }
-
-  void OnCancel() override {
-    // Reads fail next; make sure queued writes do not hold the stream open.
-    session_->writer().Abort(
-        grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
-  }
-
-  void OnDone() override {
-    read_gate_->Close();
-    EndSession("stream ended");
-    delete this;
-  }
-
- private:
   // Returns false when the stream is being finished.
   bool HandleHello() {
     if (incoming_.payload_case() != v1::AgentMessage::kHello) {
@@ -204,23 +299,94 @@ class ConnectReactor final
     session_id_ = 0;
   }
 
+  AgentServiceImpl* const owner_;
   Registry* const registry_;
-  grpc::CallbackServerContext* const context_;
-  const std::string peer_;
-  const std::shared_ptr<StreamSession> session_;
-  const std::shared_ptr<ReadGate> read_gate_;
-  // Reads are sequential (each OnReadDone starts the next), so these need no
-  // lock.
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<v1::ServerMessage, v1::AgentMessage> stream_;
+  Tag accept_tag_{this, Op::kAccept};
+  Tag read_tag_{this, Op::kRead};
+  Tag write_tag_{this, Op::kWrite};
+  Tag finish_tag_{this, Op::kFinish};
+  Tag done_tag_{this, Op::kDone};
+  std::string peer_;
+  std::shared_ptr<StreamSession> session_;
+  std::shared_ptr<ReadGate> read_gate_;
+
+  absl::Mutex mutex_;
+  int in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
+
+  // Touched on the queue's thread only: reads are sequential (each read's
+  // completion starts the next, or hands it to the read gate, which starts it
+  // only after this thread is done with the message).
   v1::AgentMessage incoming_;
   uint64_t session_id_ = 0;
   uint64_t expected_sequence_ = 1;
+  bool finish_done_ = false;
+  bool done_ = false;
+  bool ended_ = false;
 };
 
-}  // namespace
+AgentServiceImpl::AgentServiceImpl(Registry* registry, int queues)
+    : registry_(registry), queue_count_(queues < 1 ? 1 : queues) {}
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::ServerMessage>*
-AgentServiceImpl::Connect(grpc::CallbackServerContext* context) {
-  return new ConnectReactor(registry_, context);
+AgentServiceImpl::~AgentServiceImpl() { Stop(); }
+
+void AgentServiceImpl::AddTo(grpc::ServerBuilder* builder) {
+  builder->RegisterService(&service_);
+  for (int i = 0; i < queue_count_; ++i) {
+    queues_.push_back(builder->AddCompletionQueue());
+  }
+}
+
+void AgentServiceImpl::Start() {
+  for (auto& queue : queues_) {
+    for (int i = 0; i < kAcceptsPerQueue; ++i) {
+      new ConnectStream(this, queue.get());
+    }
+    threads_.emplace_back([queue = queue.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) {
+        auto* which = static_cast<ConnectStream::Tag*>(tag);
+        which->stream->Proceed(which->op, ok);
+      }
+    });
+  }
+}
+
+void AgentServiceImpl::Stop() {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    // Nothing may start an operation on a queue once it is shut down: every
+    // stream ends first (their threads still run).
+    mutex_.Await(absl::Condition(
+        +[](int* streams) { return *streams == 0; }, &streams_));
+  }
+  for (auto& queue : queues_) queue->Shutdown();
+  if (threads_.empty()) {
+    // Never started: drain the queues here.
+    void* tag = nullptr;
+    bool ok = false;
+    for (auto& queue : queues_) {
+      while (queue->Next(&tag, &ok)) {
+      }
+    }
+  }
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+void AgentServiceImpl::StreamCreated() {
+  absl::MutexLock lock(&mutex_);
+  ++streams_;
+}
+
+void AgentServiceImpl::StreamDeleted() {
+  absl::MutexLock lock(&mutex_);
+  --streams_;
 }
 
 }  // namespace ecliptix::server
