@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,10 @@ ABSL_FLAG(int, steps, 1, "steps of the bundle's one phase");
 ABSL_FLAG(int, channels, 32, "connections the agent streams are spread over");
 ABSL_FLAG(int, streams_per_queue, 256,
           "agent streams per completion queue (and thread) of this process");
+ABSL_FLAG(bool, print_phase_times, false,
+          "print, for each measurement, the server's pid and when its rollout "
+          "started and settled on CLOCK_MONOTONIC (the clock of `perf record "
+          "-k CLOCK_MONOTONIC`), to profile that phase alone");
 ABSL_FLAG(absl::Duration, timeout, absl::Minutes(10),
           "give up on a rollout after this long");
 ABSL_FLAG(std::string, server_binary, "server/ecliptix-server",
@@ -65,6 +70,12 @@ Child StartEcliptixServer(const std::string& dir, int port) {
                       "--heartbeat_interval=60s", "--heartbeat_timeout=600s",
                       "--log_level=warn"},
                      port, dir + "/server.log");
+}
+
+double MonotonicSeconds() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec + now.tv_nsec / 1e9;
 }
 
 // From /proc/PID/io: bytes the process asked to write (wchar) and bytes that
@@ -378,6 +389,7 @@ Figures Measure(int targets, int steps) {
   const double server_cpu_before = CpuSeconds(server);
   const double bench_cpu_before = CpuSeconds(getpid());
   const absl::Time start = absl::Now();
+  const double start_monotonic = MonotonicSeconds();
   v1::Rollout rollout;
   if (figures.error.empty()) {
     grpc::ClientContext context;
@@ -459,6 +471,12 @@ Figures Measure(int targets, int steps) {
     }
     if (current.state() == v1::ROLLOUT_STATE_SUCCEEDED) {
       figures.settle_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      if (absl::GetFlag(FLAGS_print_phase_times)) {
+        std::fprintf(stderr,
+                     "rollout_load: %d databases: server pid %d, rollout "
+                     "from %.6f to %.6f (CLOCK_MONOTONIC)\n",
+                     targets, server, start_monotonic, MonotonicSeconds());
+      }
       figures.server_cpu = CpuSeconds(server) - server_cpu_before;
       figures.bench_cpu = CpuSeconds(getpid()) - bench_cpu_before;
       figures.ok = true;
