@@ -1,6 +1,8 @@
 #include "common/bundle/manifest_rules.h"
 
+#include <map>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -58,6 +60,156 @@ bool HasParameter(const v1::Operation& operation, absl::string_view name) {
   for (const v1::OperationParameter& parameter : operation.parameters())
     if (parameter.name() == name) return true;
   return false;
+}
+
+// Letters, digits and '_', not starting with a digit: metric, label and
+// collector names (what Prometheus accepts, and safe in any store).
+bool IsMetricName(absl::string_view name) {
+  if (name.empty() || absl::ascii_isdigit(name[0])) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '_') return false;
+  }
+  return true;
+}
+
+// Whether `sql` names the parameter `:name` outside quoted text (a '::' cast
+// is not a parameter).
+bool UsesParameter(absl::string_view sql, absl::string_view name) {
+  char quote = 0;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      continue;
+    }
+    if (c != ':' || (i > 0 && sql[i - 1] == ':')) continue;
+    if (sql.substr(i + 1, name.size()) != name) continue;
+    const size_t end = i + 1 + name.size();
+    if (end == sql.size() ||
+        !(absl::ascii_isalnum(sql[end]) || sql[end] == '_')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+v1::MetricKind KindOf(const v1::MetricColumn& column) {
+  return column.kind() == v1::METRIC_KIND_UNSPECIFIED ? v1::METRIC_KIND_GAUGE
+                                                      : column.kind();
+}
+
+std::string KindName(v1::MetricKind kind) {
+  return kind == v1::METRIC_KIND_DELTA ? "delta" : "gauge";
+}
+
+// The collectors' rules (DayTwoProblems).
+void CollectorProblems(const v1::BundleManifest& manifest,
+                       std::vector<std::string>* problems) {
+  std::set<std::string> names;
+  // Metric -> its kind and the collector that declared it first: a metric is
+  // one series kind fleet-wide, whichever collector feeds it.
+  std::map<std::string, std::pair<v1::MetricKind, std::string>> metrics;
+  for (const v1::MetricCollector& collector : manifest.collectors()) {
+    const std::string where =
+        absl::StrCat("collector \"", collector.name(), "\"");
+    if (collector.name().empty()) {
+      problems->push_back("collectors: a collector needs a name");
+    } else if (!IsMetricName(collector.name())) {
+      problems->push_back(absl::StrCat(
+          where, ": a name is letters, digits and '_' (not first)"));
+    } else if (!names.insert(collector.name()).second) {
+      problems->push_back(absl::StrCat(where, " is declared twice"));
+    }
+    if (collector.has_interval()) {
+      const int64_t seconds = collector.interval().seconds();
+      const int32_t nanos = collector.interval().nanos();
+      // 0 means the default (60 s); anything else is at least a second.
+      if (seconds < 0 || nanos < 0 ||
+          ((seconds != 0 || nanos != 0) && seconds < 1)) {
+        problems->push_back(absl::StrCat(
+            where, ": interval must be at least 1 s (or unset for 60 s)"));
+      }
+    }
+    const bool incremental = !collector.cursor_column().empty();
+    for (int dialect : manifest.dialects()) {
+      const std::string dialect_name =
+          v1::Dialect_Name(static_cast<v1::Dialect>(dialect));
+      const std::string sql = SqlFor(collector.query(), static_cast<v1::Dialect>(dialect));
+      if (absl::StripAsciiWhitespace(sql).empty()) {
+        problems->push_back(
+            absl::StrCat(where, ": no ", dialect_name, " query"));
+        continue;
+      }
+      if (!IsSingleSelect(sql)) {
+        problems->push_back(absl::StrCat(where, ": its ", dialect_name,
+                                         " query is not one SELECT statement"));
+      }
+      const bool uses_cursor = UsesParameter(sql, "Cursor");
+      if (incremental && !uses_cursor) {
+        problems->push_back(absl::StrCat(
+            where, " is incremental (cursor_column ", collector.cursor_column(),
+            ") but its ", dialect_name, " query does not use :Cursor"));
+      } else if (!incremental && uses_cursor) {
+        problems->push_back(
+            absl::StrCat(where, ": its ", dialect_name,
+                         " query uses :Cursor but the collector has no "
+                         "cursor_column"));
+      }
+    }
+    if (collector.values().empty()) {
+      problems->push_back(
+          absl::StrCat(where, " declares no value columns (values { ... })"));
+    }
+    // Result columns are matched without regard to case (PostgreSQL folds
+    // unquoted names), so they are compared that way here too.
+    std::set<std::string> columns;
+    auto claim_column = [&](const std::string& column, const char* role) {
+      if (column.empty()) {
+        problems->push_back(
+            absl::StrCat(where, ": a ", role, " needs its column"));
+        return;
+      }
+      if (!columns.insert(absl::AsciiStrToLower(column)).second) {
+        problems->push_back(
+            absl::StrCat(where, ": column \"", column, "\" is used twice"));
+      }
+    };
+    if (incremental) claim_column(collector.cursor_column(), "cursor");
+    for (const v1::MetricColumn& value : collector.values()) {
+      claim_column(value.column(), "value");
+      if (!IsMetricName(value.metric())) {
+        problems->push_back(absl::StrCat(
+            where, ": metric \"", value.metric(),
+            "\" is not a metric name (letters, digits and '_', not first)"));
+        continue;
+      }
+      const v1::MetricKind kind = KindOf(value);
+      auto [it, added] = metrics.emplace(
+          value.metric(), std::make_pair(kind, collector.name()));
+      if (!added && it->second.first != kind) {
+        problems->push_back(absl::StrCat(
+            where, ": metric ", value.metric(), " is declared ", KindName(kind),
+            " here and ", KindName(it->second.first), " by collector \"",
+            it->second.second, "\""));
+      }
+    }
+    std::set<std::string> labels;
+    for (const v1::MetricLabel& label : collector.labels()) {
+      claim_column(label.column(), "label");
+      if (!IsMetricName(label.label())) {
+        problems->push_back(absl::StrCat(
+            where, ": label \"", label.label(),
+            "\" is not a label name (letters, digits and '_', not first)"));
+      } else if (!labels.insert(label.label()).second) {
+        problems->push_back(absl::StrCat(where, ": label ", label.label(),
+                                         " is declared twice"));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -285,6 +437,7 @@ std::vector<std::string> DayTwoProblems(const v1::BundleManifest& manifest) {
       problems.push_back(absl::StrCat(where, ": ", status.message()));
     }
   }
+  CollectorProblems(manifest, &problems);
   return problems;
 }
 

@@ -1,5 +1,6 @@
 // The rules of a manifest's day-2 declarations (operation arguments, the
-// configuration schema, read-only queries, batch operations, job templates),
+// configuration schema, read-only queries, batch operations, job templates,
+// metric collectors),
 // shared by bundle validation, the server (which checks a request before
 // anything is sent) and the agent (which checks again before it runs).
 #ifndef ECLIPTIX_COMMON_BUNDLE_MANIFEST_RULES_H_
@@ -39,7 +40,10 @@ absl::Status CheckConfigValue(const fleet::v1::ConfigKeySpec& key,
 // (empty when they are fine): read-only operations that are not a single
 // SELECT, batch specs without columns, the configuration schema (types,
 // ranges, defaults, its get and set operations), job templates (operation,
-// arguments, schedule present).
+// arguments, schedule present), metric collectors (unique names, one SELECT
+// per dialect, :Cursor exactly when incremental, value columns declared,
+// valid metric and label names, a metric never declared with two kinds, an
+// interval of at least 1 s).
 std::vector<std::string> DayTwoProblems(
     const fleet::v1::BundleManifest& manifest);
 

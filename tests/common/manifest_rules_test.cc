@@ -1,6 +1,9 @@
 #include "common/bundle/manifest_rules.h"
 
+#include <map>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_join.h"
@@ -152,6 +155,168 @@ TEST(ManifestRulesTest, DayTwoProblemsOfABadManifest) {
                                   "must be at least 1"));
   EXPECT_THAT(problems, HasSubstr("job \"nightly\" needs a schedule"));
   EXPECT_THAT(problems, HasSubstr("job \"nightly\": operation \"Missing\""));
+}
+
+// A well-formed incremental collector on SQLite and PostgreSQL.
+v1::MetricCollector Collector(const std::string& name) {
+  v1::MetricCollector collector;
+  collector.set_name(name);
+  collector.mutable_interval()->set_seconds(60);
+  collector.set_cursor_column("LastId");
+  collector.mutable_query()->set_sqlite(
+      "SELECT ProcedureName, COUNT(*) AS Calls, MAX(Id) AS LastId FROM "
+      "PerformanceMetrics WHERE Id > :Cursor GROUP BY ProcedureName");
+  collector.mutable_query()->set_postgresql(
+      "SELECT ProcedureName, COUNT(*) AS Calls, MAX(Id) AS LastId FROM "
+      "dbo.PerformanceMetrics WHERE Id > CAST(:Cursor AS bigint) GROUP BY "
+      "ProcedureName");
+  v1::MetricColumn* calls = collector.add_values();
+  calls->set_column("Calls");
+  calls->set_metric("procedure_calls");
+  calls->set_kind(v1::METRIC_KIND_DELTA);
+  v1::MetricLabel* procedure = collector.add_labels();
+  procedure->set_column("ProcedureName");
+  procedure->set_label("procedure");
+  return collector;
+}
+
+v1::BundleManifest WithCollectors(std::vector<v1::MetricCollector> collectors) {
+  v1::BundleManifest manifest;
+  manifest.add_dialects(v1::DIALECT_SQLITE);
+  manifest.add_dialects(v1::DIALECT_POSTGRESQL);
+  for (v1::MetricCollector& collector : collectors)
+    *manifest.add_collectors() = std::move(collector);
+  return manifest;
+}
+
+TEST(ManifestRulesTest, ReferenceBundleCollectorsFeedTheServersMetrics) {
+  absl::StatusOr<Bundle> bundle = Bundle::LoadDirectory(
+      testing::PlainRunfilesCopy("bundles/ecliptix", "ecliptix-collectors"));
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  std::map<std::string, v1::MetricKind> metrics;
+  std::map<std::string, std::set<std::string>> labels;
+  for (const v1::MetricCollector& collector : bundle->manifest().collectors()) {
+    for (const v1::MetricColumn& value : collector.values()) {
+      metrics[value.metric()] = value.kind();
+      for (const v1::MetricLabel& label : collector.labels())
+        labels[value.metric()].insert(label.label());
+    }
+  }
+  // Exactly the names and kinds the server's queries use.
+  const std::map<std::string, v1::MetricKind> expected = {
+      {"procedure_calls", v1::METRIC_KIND_DELTA},
+      {"procedure_execution_ms", v1::METRIC_KIND_DELTA},
+      {"procedure_max_ms", v1::METRIC_KIND_GAUGE},
+      {"procedure_errors", v1::METRIC_KIND_DELTA},
+      {"auth_events", v1::METRIC_KIND_DELTA},
+      {"table_rows", v1::METRIC_KIND_GAUGE},
+      {"database_size_bytes", v1::METRIC_KIND_GAUGE}};
+  EXPECT_EQ(metrics, expected);
+  const std::set<std::string> procedure = {"procedure"};
+  EXPECT_EQ(labels["procedure_calls"], procedure);
+  EXPECT_EQ(labels["procedure_execution_ms"], procedure);
+  EXPECT_EQ(labels["procedure_max_ms"], procedure);
+  EXPECT_EQ(labels["procedure_errors"], procedure);
+  EXPECT_EQ(labels["auth_events"], std::set<std::string>{"event"});
+  EXPECT_EQ(labels["table_rows"], std::set<std::string>{"table"});
+  EXPECT_THAT(labels["database_size_bytes"], IsEmpty());
+}
+
+TEST(ManifestRulesTest, GoodCollectorHasNoProblems) {
+  EXPECT_THAT(DayTwoProblems(WithCollectors({Collector("performance")})),
+              IsEmpty());
+  // A gauge collector reads the current state: no cursor.
+  v1::MetricCollector size;
+  size.set_name("size");
+  size.mutable_query()->set_sqlite("SELECT 1 AS SizeBytes");
+  size.mutable_query()->set_postgresql(
+      "SELECT pg_database_size(current_database())::bigint AS SizeBytes");
+  v1::MetricColumn* bytes = size.add_values();
+  bytes->set_column("SizeBytes");
+  bytes->set_metric("database_size_bytes");
+  EXPECT_THAT(DayTwoProblems(WithCollectors({size})), IsEmpty());
+}
+
+TEST(ManifestRulesTest, CollectorProblems) {
+  v1::MetricCollector twice = Collector("performance");
+  v1::MetricCollector bad_name = Collector("per-formance");
+
+  v1::MetricCollector two_statements = Collector("two_statements");
+  two_statements.mutable_query()->set_sqlite(
+      "SELECT COUNT(*) AS Calls, MAX(Id) AS LastId FROM PerformanceMetrics "
+      "WHERE Id > :Cursor; DELETE FROM PerformanceMetrics");
+  v1::MetricCollector no_postgresql = Collector("no_postgresql");
+  no_postgresql.mutable_query()->clear_postgresql();
+
+  v1::MetricCollector no_cursor = Collector("no_cursor");
+  // ::Cursor is a cast, :Cursors another parameter, ':Cursor' text.
+  no_cursor.mutable_query()->set_postgresql(
+      "SELECT ':Cursor' AS Calls, x::Cursor AS LastId, :Cursors AS y");
+  v1::MetricCollector stray_cursor = Collector("stray_cursor");
+  stray_cursor.clear_cursor_column();
+
+  v1::MetricCollector no_values = Collector("no_values");
+  no_values.clear_values();
+  v1::MetricCollector bad_metric = Collector("bad_metric");
+  bad_metric.mutable_values(0)->set_metric("procedure-calls");
+  v1::MetricCollector other_kind = Collector("other_kind");
+  other_kind.mutable_values(0)->set_kind(v1::METRIC_KIND_GAUGE);
+  v1::MetricCollector unnamed_column = Collector("unnamed_column");
+  unnamed_column.mutable_values(0)->clear_column();
+  v1::MetricCollector column_twice = Collector("column_twice");
+  column_twice.mutable_labels(0)->set_column("calls");
+  v1::MetricCollector bad_label = Collector("bad_label");
+  bad_label.mutable_labels(0)->set_label("the procedure");
+
+  v1::MetricCollector fast = Collector("fast");
+  fast.mutable_interval()->set_seconds(0);
+  fast.mutable_interval()->set_nanos(500'000'000);
+  v1::MetricCollector backwards = Collector("backwards");
+  backwards.mutable_interval()->set_seconds(-5);
+
+  const std::string problems =
+      absl::StrJoin(DayTwoProblems(WithCollectors(
+                        {Collector("performance"), twice, bad_name,
+                         two_statements, no_postgresql, no_cursor, stray_cursor,
+                         no_values, bad_metric, other_kind, unnamed_column,
+                         column_twice, bad_label, fast, backwards})),
+                    "\n");
+  EXPECT_THAT(problems, HasSubstr("collector \"performance\" is declared "
+                                  "twice"));
+  EXPECT_THAT(problems, HasSubstr("collector \"per-formance\": a name is "
+                                  "letters, digits and '_'"));
+  EXPECT_THAT(problems,
+              HasSubstr("collector \"two_statements\": its DIALECT_SQLITE "
+                        "query is not one SELECT statement"));
+  EXPECT_THAT(problems, HasSubstr("collector \"no_postgresql\": no "
+                                  "DIALECT_POSTGRESQL query"));
+  EXPECT_THAT(problems,
+              HasSubstr("collector \"no_cursor\" is incremental (cursor_column "
+                        "LastId) but its DIALECT_POSTGRESQL query does not "
+                        "use :Cursor"));
+  EXPECT_THAT(problems, HasSubstr("collector \"stray_cursor\": its "
+                                  "DIALECT_SQLITE query uses :Cursor but the "
+                                  "collector has no cursor_column"));
+  EXPECT_THAT(problems, HasSubstr("collector \"no_values\" declares no value "
+                                  "columns"));
+  EXPECT_THAT(problems, HasSubstr("collector \"bad_metric\": metric "
+                                  "\"procedure-calls\" is not a metric name"));
+  EXPECT_THAT(problems,
+              HasSubstr("collector \"other_kind\": metric procedure_calls is "
+                        "declared gauge here and delta by collector "
+                        "\"performance\""));
+  EXPECT_THAT(problems, HasSubstr("collector \"unnamed_column\": a value "
+                                  "needs its column"));
+  EXPECT_THAT(problems, HasSubstr("collector \"column_twice\": column "
+                                  "\"calls\" is used twice"));
+  EXPECT_THAT(problems, HasSubstr("collector \"bad_label\": label \"the "
+                                  "procedure\" is not a label name"));
+  EXPECT_THAT(problems, HasSubstr("collector \"fast\": interval must be at "
+                                  "least 1 s"));
+  EXPECT_THAT(problems, HasSubstr("collector \"backwards\": interval must be "
+                                  "at least 1 s"));
+  // The well-formed collectors of the list bring no problem of their own.
+  EXPECT_THAT(problems, ::testing::Not(HasSubstr("\"performance\":")));
 }
 
 }  // namespace
