@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <cmath>
 #include <utility>
 
 #include "absl/memory/memory.h"
@@ -27,6 +28,12 @@ absl::Status ValidateOptions(const AgentOptions& options) {
   }
   if (!options.database_id.empty())
     RETURN_IF_ERROR(ValidateDatabaseId(options.database_id));
+  if (!(options.metrics_interval_scale > 0) ||
+      !std::isfinite(options.metrics_interval_scale)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics interval scale must be positive, not ",
+                     options.metrics_interval_scale));
+  }
   if (options.initial_backoff <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("initial backoff must be positive, not ",
@@ -40,6 +47,28 @@ absl::Status ValidateOptions(const AgentOptions& options) {
   }
   return absl::OkStatus();
 }
+
+// Bundles for the metrics collector: fetched only while the control stream
+// is connected, since a fetch waits out a server that is away (minutes) and
+// the collector simply tries again on its next look.
+class ConnectedBundleSource : public BundleSource {
+ public:
+  ConnectedBundleSource(BundleSource* source, const ControlStream* stream)
+      : source_(source), stream_(stream) {}
+  absl::StatusOr<std::shared_ptr<const bundle::Bundle>> Fetch(
+      const std::string& bundle_id) override {
+    if (!stream_->connected()) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot fetch bundle ", bundle_id,
+                       " while not connected to the server"));
+    }
+    return source_->Fetch(bundle_id);
+  }
+
+ private:
+  BundleSource* const source_;
+  const ControlStream* const stream_;
+};
 
 }  // namespace
 
@@ -102,8 +131,30 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
   agent->router_ = std::make_unique<CommandRouter>(
       agent->deployment_handler_.get(), agent->read_handler_.get());
   stream_options.handler = agent->router_.get();
+  if (agent->options_.collect_metrics) {
+    agent->metric_sender_ = std::make_unique<MetricSender>();
+    stream_options.listener = agent->metric_sender_.get();
+  }
   agent->control_stream_ =
       std::make_unique<ControlStream>(std::move(stream_options));
+  if (agent->options_.collect_metrics) {
+    agent->metrics_bundles_ = std::make_unique<ConnectedBundleSource>(
+        agent->bundle_source_.get(), agent->control_stream_.get());
+    MetricsCollectorOptions metrics;
+    metrics.database_url = agent->options_.database_url;
+    metrics.bundles = agent->metrics_bundles_.get();
+    metrics.sink = agent->metric_sender_.get();
+    metrics.interval_scale = agent->options_.metrics_interval_scale;
+    metrics.count_existing_rows = agent->options_.metrics_count_existing_rows;
+    ASSIGN_OR_RETURN(agent->metrics_collector_,
+                     MetricsCollector::Create(std::move(metrics)));
+    agent->metric_sender_->Start();
+    agent->metrics_collector_->Start();
+    Logger("agent")->info(
+        "collecting metrics as agent instance {} (intervals x{})",
+        agent->metric_sender_->agent_instance(),
+        agent->options_.metrics_interval_scale);
+  }
   {
     absl::MutexLock lock(&agent->thread_mutex_);
     ControlStream* stream = agent->control_stream_.get();
@@ -117,12 +168,15 @@ Agent::~Agent() {
   Wait();
   // The handlers' threads report to the control stream until they end: they
   // are joined while it still exists.
+  metrics_collector_.reset();
+  if (metric_sender_ != nullptr) metric_sender_->Stop();
   router_.reset();
   read_handler_.reset();
   deployment_handler_.reset();
 }
 
 void Agent::Shutdown() {
+  if (metrics_collector_ != nullptr) metrics_collector_->Stop();
   if (router_ != nullptr) router_->CancelAll();
   if (control_stream_ != nullptr) control_stream_->Stop();
 }

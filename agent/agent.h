@@ -20,6 +20,8 @@
 #include "agent/control_stream.h"
 #include "agent/deployment_handler.h"
 #include "agent/executor/executor.h"
+#include "agent/metrics/collector.h"
+#include "agent/metrics/metric_sender.h"
 #include "agent/read_handler.h"
 #include "agent/target/target.h"
 #include "common/labels.h"
@@ -42,6 +44,14 @@ struct AgentOptions {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Where backups go; empty: DefaultBackupDir() of the database.
   std::string backup_dir;
+  // Run the applied bundle's metric collectors and stream their samples
+  // (capability "metrics").
+  bool collect_metrics = true;
+  // Collectors run every interval * scale (e.g. 0.05: 60 s becomes 3 s).
+  double metrics_interval_scale = 1.0;
+  // The first run of an incremental collector counts the rows already there
+  // (by default it starts after them).
+  bool metrics_count_existing_rows = false;
 };
 
 class Agent {
@@ -67,6 +77,8 @@ class Agent {
   const std::string& database_id() const { return database_id_; }
   const Target& database() const { return *database_; }
   ControlStream& control_stream() { return *control_stream_; }
+  // nullptr when metrics are not collected.
+  MetricSender* metric_sender() { return metric_sender_.get(); }
 
  private:
   Agent(AgentOptions options, std::unique_ptr<Target> database,
@@ -79,6 +91,11 @@ class Agent {
   // the database.
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ServerBundleSource> bundle_source_;
+  // Metrics (when collected): the sender outlives the control stream that
+  // calls it, the collector feeds the sender.
+  std::unique_ptr<BundleSource> metrics_bundles_;
+  std::unique_ptr<MetricSender> metric_sender_;
+  std::unique_ptr<MetricsCollector> metrics_collector_;
   std::unique_ptr<DeploymentHandler> deployment_handler_;
   std::unique_ptr<ReadHandler> read_handler_;
   std::unique_ptr<CommandRouter> router_;

@@ -79,6 +79,10 @@ ControlStream::ControlStream(ControlStreamOptions options)
   hello_.clear_capabilities();
   for (const char* capability : kCapabilities)
     hello_.add_capabilities(capability);
+  if (options_.listener != nullptr) {
+    for (const std::string& capability : options_.listener->Capabilities())
+      hello_.add_capabilities(capability);
+  }
 }
 
 ControlStream::~ControlStream() = default;
@@ -259,6 +263,14 @@ absl::Status ControlStream::RunSession(bool* welcomed) {
         session_id_ = welcome.session_id();
       }
       *welcomed = true;
+      if (options_.listener != nullptr) {
+        // Bound to this session: a write after it ended fails rather than
+        // landing on the next one out of order.
+        options_.listener->SessionStarted(
+            [this, session](v1::AgentMessage message) {
+              return Send(session.get(), std::move(message));
+            });
+      }
       Log()->info(
           "connected to server {} (version {}) as database {}: session {}, "
           "heartbeat every {}{}",
@@ -281,6 +293,10 @@ absl::Status ControlStream::RunSession(bool* welcomed) {
           Log()->warn("ignoring a second Welcome in session {}", session_id());
           break;
         default:
+          if (options_.listener != nullptr) {
+            options_.listener->Received(message);
+            break;
+          }
           // A newer server may send payloads this agent does not know; they are
           // not for it.
           Log()->debug("ignoring server message {} with an unknown payload",
@@ -295,6 +311,8 @@ absl::Status ControlStream::RunSession(bool* welcomed) {
     absl::MutexLock lock(&session->mutex);
     session->ended = true;
   }
+  if (*welcomed && options_.listener != nullptr)
+    options_.listener->SessionEnded();
   if (heartbeat.joinable()) heartbeat.join();
   grpc::Status finished;
   {

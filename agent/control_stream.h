@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "agent/backoff.h"
 #include "agent/command_handler.h"
+#include "agent/stream_listener.h"
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
 
 namespace ecliptix::agent {
@@ -34,6 +35,10 @@ namespace ecliptix::agent {
 struct ControlStreamOptions {
   // Runs the commands other than ping; nullptr refuses them. Not owned.
   CommandHandler* handler = nullptr;
+  // Sends and receives the other payloads (metric batches and their acks);
+  // its capabilities join Hello's. nullptr: none. Not owned; must outlive
+  // Run().
+  StreamListener* listener = nullptr;
   // host:port of ecliptix-server.
   std::string server_address;
   // nullptr = insecure (plaintext); pluggable for TLS.
@@ -59,7 +64,8 @@ class ControlStream {
   // What this agent announces in Hello: only these commands are ever sent to
   // it.
   // "operations": run_operation (maintenance jobs); "config": apply_config
-  // and read_config; "query": run_query.
+  // and read_config; "query": run_query. The listener's (e.g. "metrics")
+  // follow.
   static constexpr const char* kCapabilities[] = {
       "heartbeat", "ping", "operations", "config", "query"};
   // How many command ids are remembered to refuse re-running them (oldest

@@ -10,6 +10,7 @@
 // cancel the running step (rolled back); a second signal exits at once.
 #include <signal.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -61,6 +62,17 @@ ABSL_FLAG(std::string, backup_dir, "",
           "Where backups taken before deployments go (kept on this host). "
           "Default: next to a SQLite file (.ecliptix-backups), else "
           "./ecliptix-backups.");
+ABSL_FLAG(bool, collect_metrics, true,
+          "Run the metric collectors of the bundle applied on the database and "
+          "stream their samples to the server (--nocollect_metrics: none). "
+          "The bundle's Monitoring.EnableMetrics = 0 also stops them.");
+ABSL_FLAG(double, metrics_interval_scale, 1.0,
+          "Multiplies every collector's interval, e.g. 0.05 runs a 60 s "
+          "collector every 3 s (demos and tests).");
+ABSL_FLAG(bool, metrics_count_existing_rows, false,
+          "The first collection of an incremental collector (calls, errors, "
+          "logins) counts the rows already in the database; by default it "
+          "starts after them.");
 
 namespace {
 
@@ -227,6 +239,10 @@ int main(int argc, char* argv[]) {
   options.initial_backoff = absl::GetFlag(FLAGS_initial_backoff);
   options.max_backoff = absl::GetFlag(FLAGS_max_backoff);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options.collect_metrics = absl::GetFlag(FLAGS_collect_metrics);
+  options.metrics_interval_scale = absl::GetFlag(FLAGS_metrics_interval_scale);
+  options.metrics_count_existing_rows =
+      absl::GetFlag(FLAGS_metrics_count_existing_rows);
   if (options.server_address.empty())
     Fail(kExitUsage, "--server is empty: use host:port");
   if (options.database_url.empty()) {
@@ -254,6 +270,10 @@ int main(int argc, char* argv[]) {
   if (options.max_backoff < options.initial_backoff) {
     Fail(kExitUsage,
          "--max_backoff must not be shorter than --initial_backoff");
+  }
+  if (!(options.metrics_interval_scale > 0) ||
+      !std::isfinite(options.metrics_interval_scale)) {
+    Fail(kExitUsage, "--metrics_interval_scale must be positive");
   }
 
   std::thread signal_thread(WaitForSignals, signals);

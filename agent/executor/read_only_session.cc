@@ -137,9 +137,10 @@ absl::StatusOr<OperationResult> ReadOnlySession::Run(
   return result;
 }
 
-absl::StatusOr<QueryResult> ReadOnlySession::Query(const std::string& sql) {
+absl::StatusOr<QueryResult> ReadOnlySession::Query(
+    const std::string& sql, const std::vector<SqlParam>& params) {
   if (cancelled_.load()) return absl::CancelledError("cancelled");
-  absl::StatusOr<QueryResult> result = database_->Query(sql);
+  absl::StatusOr<QueryResult> result = database_->Query(sql, params);
   if (!result.ok()) return Classify(result.status());
   return result;
 }

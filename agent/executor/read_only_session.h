@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,8 +53,10 @@ class ReadOnlySession {
       const bundle::Bundle& bundle, const std::string& name,
       const std::map<std::string, std::string>& arguments, size_t max_rows);
 
-  // Runs one statement of the agent's own (tests use it to try a write).
-  absl::StatusOr<QueryResult> Query(const std::string& sql);
+  // Runs one statement of the agent's own with `params` bound by name (metric
+  // collectors; tests use it to try a write).
+  absl::StatusOr<QueryResult> Query(const std::string& sql,
+                                    const std::vector<SqlParam>& params = {});
 
   // From any thread: interrupts the running statement; what runs then and
   // later fails with CANCELLED.
