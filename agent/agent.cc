@@ -53,11 +53,12 @@ absl::Status ValidateOptions(const AgentOptions& options) {
 // the collector simply tries again on its next look.
 class ConnectedBundleSource : public BundleSource {
  public:
-  ConnectedBundleSource(BundleSource* source, const ControlStream* stream)
-      : source_(source), stream_(stream) {}
+  explicit ConnectedBundleSource(BundleSource* source) : source_(source) {}
+  // Before the collector starts.
+  void set_stream(const ControlStream* stream) { stream_ = stream; }
   absl::StatusOr<std::shared_ptr<const bundle::Bundle>> Fetch(
       const std::string& bundle_id) override {
-    if (!stream_->connected()) {
+    if (stream_ == nullptr || !stream_->connected()) {
       return absl::UnavailableError(
           absl::StrCat("cannot fetch bundle ", bundle_id,
                        " while not connected to the server"));
@@ -67,7 +68,31 @@ class ConnectedBundleSource : public BundleSource {
 
  private:
   BundleSource* const source_;
-  const ControlStream* const stream_;
+  const ControlStream* stream_ = nullptr;
+};
+
+// The metric sender on the control stream, which also wakes the collector
+// when a session starts: a bundle it could not fetch while the server was
+// away can be fetched now.
+class MetricsStreamListener : public StreamListener {
+ public:
+  MetricsStreamListener(MetricSender* sender, MetricsCollector* collector)
+      : sender_(sender), collector_(collector) {}
+  std::vector<std::string> Capabilities() const override {
+    return sender_->Capabilities();
+  }
+  void SessionStarted(Writer writer) override {
+    sender_->SessionStarted(std::move(writer));
+    collector_->Wake();
+  }
+  void SessionEnded() override { sender_->SessionEnded(); }
+  void Received(const fleet::v1::ServerMessage& message) override {
+    sender_->Received(message);
+  }
+
+ private:
+  MetricSender* const sender_;
+  MetricsCollector* const collector_;
 };
 
 }  // namespace
@@ -132,22 +157,30 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
       agent->deployment_handler_.get(), agent->read_handler_.get());
   stream_options.handler = agent->router_.get();
   if (agent->options_.collect_metrics) {
+    // The collector's bundle source asks the stream whether it is connected,
+    // and the stream wakes the collector: the source learns the stream once
+    // both exist, before either thread starts.
+    auto bundles =
+        std::make_unique<ConnectedBundleSource>(agent->bundle_source_.get());
     agent->metric_sender_ = std::make_unique<MetricSender>();
-    stream_options.listener = agent->metric_sender_.get();
-  }
-  agent->control_stream_ =
-      std::make_unique<ControlStream>(std::move(stream_options));
-  if (agent->options_.collect_metrics) {
-    agent->metrics_bundles_ = std::make_unique<ConnectedBundleSource>(
-        agent->bundle_source_.get(), agent->control_stream_.get());
     MetricsCollectorOptions metrics;
     metrics.database_url = agent->options_.database_url;
-    metrics.bundles = agent->metrics_bundles_.get();
+    metrics.bundles = bundles.get();
     metrics.sink = agent->metric_sender_.get();
     metrics.interval_scale = agent->options_.metrics_interval_scale;
     metrics.count_existing_rows = agent->options_.metrics_count_existing_rows;
     ASSIGN_OR_RETURN(agent->metrics_collector_,
                      MetricsCollector::Create(std::move(metrics)));
+    agent->metrics_bundles_ = std::move(bundles);
+    agent->metrics_listener_ = std::make_unique<MetricsStreamListener>(
+        agent->metric_sender_.get(), agent->metrics_collector_.get());
+    stream_options.listener = agent->metrics_listener_.get();
+  }
+  agent->control_stream_ =
+      std::make_unique<ControlStream>(std::move(stream_options));
+  if (agent->options_.collect_metrics) {
+    static_cast<ConnectedBundleSource*>(agent->metrics_bundles_.get())
+        ->set_stream(agent->control_stream_.get());
     agent->metric_sender_->Start();
     agent->metrics_collector_->Start();
     Logger("agent")->info(
@@ -166,9 +199,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
 Agent::~Agent() {
   Shutdown();
   Wait();
-  // The handlers' threads report to the control stream until they end: they
-  // are joined while it still exists.
-  metrics_collector_.reset();
+  // The sender's and the handlers' threads write through the control stream
+  // until they end: they are joined while it still exists.
   if (metric_sender_ != nullptr) metric_sender_->Stop();
   router_.reset();
   read_handler_.reset();

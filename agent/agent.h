@@ -91,11 +91,13 @@ class Agent {
   // the database.
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<ServerBundleSource> bundle_source_;
-  // Metrics (when collected): the sender outlives the control stream that
-  // calls it, the collector feeds the sender.
+  // Metrics (when collected): the sender, the collector and the listener
+  // outlive the control stream that calls them; the collector feeds the
+  // sender.
   std::unique_ptr<BundleSource> metrics_bundles_;
   std::unique_ptr<MetricSender> metric_sender_;
   std::unique_ptr<MetricsCollector> metrics_collector_;
+  std::unique_ptr<StreamListener> metrics_listener_;
   std::unique_ptr<DeploymentHandler> deployment_handler_;
   std::unique_ptr<ReadHandler> read_handler_;
   std::unique_ptr<CommandRouter> router_;

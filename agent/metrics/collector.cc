@@ -132,10 +132,19 @@ void MetricsCollector::Start() {
       // moment, so that a clock that does not move cannot make this spin.
       const absl::Duration wait =
           std::max(report.next_due - Now(), kMinScaledInterval);
-      mutex_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+        return stopping_ || woken_;
+      };
+      mutex_.AwaitWithTimeout(absl::Condition(&woken), wait);
       if (stopping_) return;
+      woken_ = false;
     }
   });
+}
+
+void MetricsCollector::Wake() {
+  absl::MutexLock lock(&mutex_);
+  woken_ = true;
 }
 
 void MetricsCollector::Stop() {
@@ -199,11 +208,14 @@ CycleReport MetricsCollector::Cycle(bool all) {
 
   // A failure of the cycle itself: reported, logged once while it lasts, and
   // the next look is a poll interval away.
-  auto fail = [&](const absl::Status& status) {
+  auto fail = [&](const absl::Status& status, bool server_away = false) {
     report.errors.push_back(std::string(status.message()));
     if (status.ToString() != last_logged_error_) {
       last_logged_error_ = status.ToString();
-      Log()->warn("metrics: {}", last_logged_error_);
+      // A server that is away is expected (at start, during restarts): the
+      // next session wakes the collector.
+      Log()->log(server_away ? spdlog::level::info : spdlog::level::warn,
+                 "metrics: {}", last_logged_error_);
     }
     report.next_due = poll_at;
     return report;
@@ -235,7 +247,7 @@ CycleReport MetricsCollector::Cycle(bool all) {
       bundle_.reset();
       bundle_id_.clear();
       schedule_.clear();
-      return fail(status);
+      return fail(status, status.code() == absl::StatusCode::kUnavailable);
     }
     // The dialect is the engine's; a bundle without SQL for it collects
     // nothing.
@@ -258,6 +270,12 @@ CycleReport MetricsCollector::Cycle(bool all) {
   }
   if (!due.empty()) {
     report.enabled = Enabled(**session);
+    if (report.enabled == disabled_) {
+      disabled_ = !report.enabled;
+      Log()->info(disabled_ ? "metrics: {} is 0: not collecting"
+                            : "metrics: {} is on again: collecting",
+                  kEnableMetricsKey);
+    }
   }
   CloseSession(*std::move(session));
   for (Scheduled* scheduled : due) {
@@ -280,6 +298,11 @@ CycleReport MetricsCollector::Cycle(bool all) {
     std::vector<v1::MetricSample> samples;
     absl::Status status = RunCollector(spec, Now(), &samples);
     if (!status.ok()) {
+      {
+        // Interrupted by Stop(): not a failure of the collector.
+        absl::MutexLock lock(&mutex_);
+        if (stopping_) break;
+      }
       report.errors.push_back(
           absl::StrCat(spec.name(), ": ", status.message()));
       Log()->warn("metrics: collector {} failed: {}", spec.name(),

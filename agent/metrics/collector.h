@@ -36,7 +36,6 @@
 #ifndef ECLIPTIX_AGENT_METRICS_COLLECTOR_H_
 #define ECLIPTIX_AGENT_METRICS_COLLECTOR_H_
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -119,6 +118,10 @@ class MetricsCollector {
   void Start();
   // Interrupts what runs and joins the thread. Idempotent; any thread.
   void Stop();
+  // Makes the thread run a cycle now rather than at its next due time (the
+  // server came back: a bundle that could not be fetched can be now). Any
+  // thread; never blocks.
+  void Wake();
 
   // One cycle now, on the caller's thread: the collectors that are due
   // (CollectDue) or all of them (CollectAll, for tests). Not concurrently
@@ -174,9 +177,12 @@ class MetricsCollector {
   // The last cycle-level error logged, so a database that stays down is
   // reported once rather than every cycle.
   std::string last_logged_error_;
+  // Monitoring.EnableMetrics was '0' at the last look.
+  bool disabled_ = false;
 
   absl::Mutex mutex_;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  bool woken_ ABSL_GUARDED_BY(mutex_) = false;
   // The session of the running read, for Stop() to interrupt.
   ReadOnlySession* session_ ABSL_GUARDED_BY(mutex_) = nullptr;
   std::thread thread_;
