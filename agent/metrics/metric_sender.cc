@@ -84,12 +84,17 @@ void MetricSender::Trim() {
     pending_.pop_front();
   }
   if (dropped == 0) return;
+  // Said once per stretch of drops (until a batch reports them), not on every
+  // collection while the server stays away.
+  if (dropped_unreported_ == 0) {
+    Log()->warn(
+        "metric buffer full ({} samples, {} bytes at most) while the server "
+        "does not acknowledge: dropping the oldest samples (counted in the "
+        "next batch sent)",
+        options_.max_buffered_samples, options_.max_buffered_bytes);
+  }
   dropped_unreported_ += dropped;
   dropped_total_ += dropped;
-  Log()->warn(
-      "metric buffer full ({} samples, {} bytes at most) while the server does "
-      "not acknowledge: dropped the {} oldest samples",
-      options_.max_buffered_samples, options_.max_buffered_bytes, dropped);
 }
 
 bool MetricSender::Due() const {
