@@ -556,6 +556,29 @@ absl::StatusOr<v1::ListDatabasesResponse> Registry::ListDatabases(
   return response;
 }
 
+std::map<v1::Engine, int64_t> Registry::ConnectedByEngine() const {
+  std::map<v1::Engine, int64_t> counts;
+  absl::MutexLock lock(&mutex_);
+  for (const auto& [id, entry] : entries_) {
+    if (entry.database.connection_state() == v1::CONNECTION_STATE_CONNECTED)
+      ++counts[entry.database.engine()];
+  }
+  return counts;
+}
+
+std::map<std::string, Labels> Registry::LabelsOf(
+    const std::vector<std::string>& database_ids) const {
+  std::map<std::string, Labels> labels;
+  absl::MutexLock lock(&mutex_);
+  for (const std::string& database_id : database_ids) {
+    auto it = entries_.find(database_id);
+    if (it == entries_.end()) continue;
+    const auto& known = it->second.database.labels();
+    labels[database_id] = Labels(known.begin(), known.end());
+  }
+  return labels;
+}
+
 absl::StatusOr<v1::Database> Registry::GetDatabase(
     const std::string& database_id) const {
   if (absl::Status status = ValidateDatabaseId(database_id); !status.ok())

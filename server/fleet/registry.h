@@ -147,6 +147,14 @@ class Registry {
   absl::Status Watch(const std::string& selector,
                      std::shared_ptr<FleetEventSink> sink);
 
+  // For the metrics exporter, on every scrape: one pass under the lock, no
+  // database copied.
+  // Databases whose agent is connected, by engine.
+  std::map<fleet::v1::Engine, int64_t> ConnectedByEngine() const;
+  // The labels of those of `database_ids` the registry knows.
+  std::map<std::string, Labels> LabelsOf(
+      const std::vector<std::string>& database_ids) const;
+
   const RegistryOptions& options() const { return options_; }
 
  private:

@@ -429,6 +429,16 @@ void JobManager::RunNow(const std::string& job, const std::string& actor,
            actor, std::move(done));
 }
 
+JobManager::Counts JobManager::CountJobs() {
+  Counts counts;
+  absl::MutexLock lock(&mutex_);
+  for (const auto& [id, entry] : jobs_) {
+    ++(entry.job.enabled() ? counts.enabled : counts.disabled);
+    if (!entry.active_run.empty()) ++counts.running;
+  }
+  return counts;
+}
+
 void JobManager::Tick() {
   const absl::Time now = clock_->Now();
   struct Start {

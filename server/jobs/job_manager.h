@@ -83,6 +83,15 @@ class JobManager {
   void History(const fleet::v1::GetDatabaseJobHistoryRequest& request,
                Callback<fleet::v1::DatabaseJobHistory> done);
 
+  // For the metrics exporter, on every scrape: counted under the lock.
+  struct Counts {
+    int64_t enabled = 0;
+    int64_t disabled = 0;
+    // Jobs with a run in progress.
+    int64_t running = 0;
+  };
+  Counts CountJobs();
+
   // Looks at every schedule now (the scheduler thread does this every
   // tick); for tests.
   void Tick();

@@ -153,6 +153,9 @@ class Engine {
   fleet::v1::Rollout Header();
   // The rollout ended and no command of it runs any more.
   bool Finished() const;
+  // Targets whose command runs or waits to be sent again (RUNNING or
+  // ROLLING_BACK), as of the last input: kept as the engine goes, so O(1).
+  int busy_targets() const { return busy_; }
   // How many times the engine looked at one target since it was made (to
   // index it, or in a walk over targets): what tests count to check that
   // an input's work does not grow with the number of targets.

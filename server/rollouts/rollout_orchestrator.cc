@@ -151,6 +151,7 @@ RolloutOrchestrator::Active& RolloutOrchestrator::Activate(
           std::move(state), {}, active->action.get(), evidence_.get()));
   Active& ref = *active;
   rollouts_[id] = std::move(active);
+  Tally(*ref.engine);
   if (ref.engine->Finished()) {
     const v1::Rollout& rollout = ref.engine->rollout();
     ref.finished_at = rollout.has_finish_time()
@@ -502,6 +503,7 @@ void RolloutOrchestrator::Commit() {
     }
   }
   for (Active* active : saved) {
+    Tally(*active->engine);
     active->is_new = false;
     active->header_changed = false;
     active->changed_targets.clear();
@@ -530,6 +532,32 @@ void RolloutOrchestrator::Commit() {
     }
   }
   for (auto& task : after) task();
+}
+
+void RolloutOrchestrator::Tally(const operations::Engine& engine) {
+  const v1::Rollout& rollout = engine.rollout();
+  Tallied now{operations::OperationKindName(rollout.operation()),
+              rollout.state(), engine.busy_targets()};
+  auto [it, inserted] = tallied_.try_emplace(rollout.rollout_id());
+  Tallied& before = it->second;
+  if (!inserted && before.state == now.state && before.busy == now.busy &&
+      before.kind == now.kind) {
+    return;
+  }
+  absl::MutexLock lock(&stats_mutex_);
+  if (!inserted) {
+    auto previous = stats_.rollouts.find({before.kind, before.state});
+    if (previous != stats_.rollouts.end()) --previous->second;
+    stats_.commands_in_flight -= before.busy;
+  }
+  ++stats_.rollouts[{now.kind, now.state}];
+  stats_.commands_in_flight += now.busy;
+  before = std::move(now);
+}
+
+RolloutOrchestrator::Stats RolloutOrchestrator::GetStats() const {
+  absl::MutexLock lock(&stats_mutex_);
+  return stats_;
 }
 
 // ---- creating ----

@@ -20,6 +20,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -113,6 +114,21 @@ class RolloutOrchestrator {
   void Watch(std::string rollout_id, int64_t after_sequence,
              std::shared_ptr<RolloutEventSink> sink);
 
+  // What the metrics exporter reads on every scrape: counters kept as
+  // commits go, copied under a small lock of their own (never the worker's
+  // queue, never a rollout).
+  struct Stats {
+    // Every rollout the server knows (in memory or only in the store), by
+    // operation kind ("deploy", "job", "config", "config-read", "query")
+    // and state. Only pairs seen at least once are present.
+    std::map<std::pair<std::string, fleet::v1::RolloutState>, int64_t> rollouts;
+    // Targets whose command runs, or waits to be sent again to an agent
+    // that is away, over every rollout.
+    int64_t commands_in_flight = 0;
+  };
+  // As of the last commit (a state nothing can take back). Thread-safe.
+  Stats GetStats() const;
+
   // How many rollouts are in memory (finished ones leave it after
   // options.retention); asks the worker, so only once started. For tests and
   // tools.
@@ -201,6 +217,8 @@ class RolloutOrchestrator {
   void MaybeFinishPlan(int64_t job_id, bool timed_out);
   bool Connected(const std::string& database_id) const;
   google::protobuf::Timestamp Now() const;
+  // Brings stats_ in line with the rollout as saved (worker thread).
+  void Tally(const operations::Engine& engine);
 
   StateStore* const store_;
   Registry* const registry_;
@@ -251,6 +269,16 @@ class RolloutOrchestrator {
   // command id -> plan job id.
   std::map<std::string, int64_t> command_plan_;
   int64_t next_plan_ = 1;
+  // What each rollout last counted for in stats_ (worker thread): a rollout
+  // is counted once however often it enters and leaves memory.
+  struct Tallied {
+    std::string kind;
+    fleet::v1::RolloutState state = fleet::v1::ROLLOUT_STATE_UNSPECIFIED;
+    int busy = 0;
+  };
+  std::map<std::string, Tallied> tallied_;
+  mutable absl::Mutex stats_mutex_;
+  Stats stats_ ABSL_GUARDED_BY(stats_mutex_);
 };
 
 }  // namespace ecliptix::server

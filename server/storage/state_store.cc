@@ -1,5 +1,6 @@
 #include "server/storage/state_store.h"
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -154,6 +155,26 @@ google::protobuf::Timestamp FromMicros(long long micros) {
 }  // namespace
 
 int StateStore::LatestSchemaVersion() { return Migrations().back().version; }
+
+class StateStore::WriteTimer {
+ public:
+  WriteTimer(const StateStore* store, const char* operation)
+      : store_(store),
+        operation_(operation),
+        start_(std::chrono::steady_clock::now()) {}
+  ~WriteTimer() {
+    if (!store_->write_observer_) return;
+    // A monotonic clock: the wall clock may step during a write.
+    store_->write_observer_(
+        operation_,
+        absl::FromChrono(std::chrono::steady_clock::now() - start_));
+  }
+
+ private:
+  const StateStore* const store_;
+  const char* const operation_;
+  const std::chrono::steady_clock::time_point start_;
+};
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(
     const std::string& url) {
@@ -334,6 +355,7 @@ absl::Status StateStore::UpsertDatabase(const v1::Database& database) {
 absl::Status StateStore::UpsertDatabases(
     const std::vector<v1::Database>& databases) {
   if (databases.empty()) return absl::OkStatus();
+  WriteTimer timer(this, "upsert_databases");
   absl::MutexLock lock(&mutex_);
   return sql::Guard("save the agent registry", [&] {
     soci::transaction transaction(*session_);
@@ -344,6 +366,7 @@ absl::Status StateStore::UpsertDatabases(
 
 absl::Status StateStore::InsertBundle(
     const v1::BundleInfo& info, const std::vector<v1::BundleFile>& files) {
+  WriteTimer timer(this, "insert_bundle");
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   int existing = 0;
@@ -489,6 +512,7 @@ void Decode(const std::string& data, Message* message, const char* what) {
 
 absl::Status StateStore::SaveRolloutChanges(
     const std::vector<RolloutChanges>& changes) {
+  WriteTimer timer(this, "save_rollouts");
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   return sql::Guard("save rollouts", [&] {
@@ -708,6 +732,7 @@ absl::StatusOr<std::vector<v1::RolloutEvent>> StateStore::LoadRolloutEvents(
 }
 
 absl::Status StateStore::SaveJob(const v1::Job& job, long long number) {
+  WriteTimer timer(this, "save_job");
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   return sql::Guard("save job", [&] {
@@ -721,6 +746,7 @@ absl::Status StateStore::SaveJob(const v1::Job& job, long long number) {
 }
 
 absl::Status StateStore::DeleteJob(const std::string& job_id) {
+  WriteTimer timer(this, "delete_job");
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   return sql::Guard("delete job", [&] {
@@ -751,6 +777,7 @@ absl::StatusOr<std::vector<StateStore::StoredJob>> StateStore::LoadJobs() {
 absl::Status StateStore::SaveConfig(
     const std::vector<v1::ConfigEntry>& entries,
     const std::vector<v1::ConfigChange>& changes) {
+  WriteTimer timer(this, "save_config");
   absl::MutexLock lock(&mutex_);
   soci::session& sql = *session_;
   return sql::Guard("save configuration", [&] {

@@ -4,6 +4,7 @@
 #ifndef ECLIPTIX_SERVER_STORAGE_STATE_STORE_H_
 #define ECLIPTIX_SERVER_STORAGE_STATE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/sql/database_url.h"
 #include "ecliptix/fleet/v1/bundle.pb.h"
 #include "ecliptix/fleet/v1/config_service.pb.h"
@@ -32,6 +34,16 @@ class StateStore {
   // is newer than this server.
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(
       const std::string& url);
+
+  // Told of every write: its name ("save_rollouts", "upsert_databases", ...)
+  // and how long the call took, waiting for the store's lock included (what
+  // the caller waited). Set before the store is shared between threads; must
+  // be quick and thread-safe.
+  using WriteObserver =
+      std::function<void(const char* operation, absl::Duration elapsed)>;
+  void SetWriteObserver(WriteObserver observer) {
+    write_observer_ = std::move(observer);
+  }
 
   // The schema version after migration.
   int schema_version() const { return schema_version_; }
@@ -133,7 +145,11 @@ class StateStore {
   void UpsertLocked(const fleet::v1::Database& database)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
 
+  // Times one write for write_observer_ (see SetWriteObserver).
+  class WriteTimer;
+
   const sql::DatabaseUrl url_;
+  WriteObserver write_observer_;
   absl::Mutex mutex_;
   std::unique_ptr<soci::session> session_ ABSL_GUARDED_BY(mutex_);
   int schema_version_ = 0;
