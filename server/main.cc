@@ -15,12 +15,16 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "server/metrics/prometheus_exporter.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
           "HOST:PORT to serve agents and clients on (port 0 picks a free one). "
           "The default stays on "
           "loopback; use 0.0.0.0:7070 to reach agents on other hosts.");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT to serve Prometheus metrics on, at /metrics (port 0 picks "
+          "a free one; IPv4). Empty (the default): no metrics endpoint.");
 ABSL_FLAG(std::string, store, "",
           "State store URL: sqlite:///path/state.db or "
           "postgresql://user@host:port/db. Default: "
@@ -103,6 +107,15 @@ int main(int argc, char** argv) {
 
   ecliptix::server::ServerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.metrics_listen_address = absl::GetFlag(FLAGS_metrics_listen);
+  if (!options.metrics_listen_address.empty()) {
+    if (absl::Status status =
+            ecliptix::server::PrometheusExporter::CheckListenAddress(
+                options.metrics_listen_address);
+        !status.ok()) {
+      Fail(2, absl::StrCat("--metrics_listen: ", status.message()));
+    }
+  }
   options.store_url = absl::GetFlag(FLAGS_store);
   if (options.store_url.empty()) {
     const std::filesystem::path data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -6,16 +6,69 @@
 #include <algorithm>
 #include <climits>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/logging.h"
+#include "common/rollout_names.h"
 #include "common/status_macros.h"
 
 namespace ecliptix::server {
+namespace {
+
+namespace v1 = ::ecliptix::fleet::v1;
+
+// What one scrape reads of the control plane: counters each component keeps
+// as it goes, none of them a copy of the fleet or of a rollout. Every engine,
+// and every operation kind in every state, is listed (with 0 when none), so
+// the series exist from the start.
+ControlPlaneFigures ReadControlPlane(const Registry& registry,
+                                     const RolloutOrchestrator& rollouts,
+                                     JobManager& jobs) {
+  ControlPlaneFigures figures;
+  const std::map<v1::Engine, int64_t> connected = registry.ConnectedByEngine();
+  for (int engine = v1::Engine_MIN; engine <= v1::Engine_MAX; ++engine) {
+    if (!v1::Engine_IsValid(engine) || engine == v1::ENGINE_UNSPECIFIED)
+      continue;
+    auto it = connected.find(static_cast<v1::Engine>(engine));
+    figures.agents_connected[absl::AsciiStrToLower(absl::StripPrefix(
+        v1::Engine_Name(static_cast<v1::Engine>(engine)), "ENGINE_"))] =
+        it != connected.end() ? it->second : 0;
+  }
+  const RolloutOrchestrator::Stats stats = rollouts.GetStats();
+  figures.commands_in_flight = stats.commands_in_flight;
+  for (const char* kind : {"deploy", "job", "config", "config-read", "query"}) {
+    for (int state = v1::RolloutState_MIN; state <= v1::RolloutState_MAX;
+         ++state) {
+      if (!v1::RolloutState_IsValid(state) ||
+          state == v1::ROLLOUT_STATE_UNSPECIFIED)
+        continue;
+      figures.rollouts[{
+          kind, RolloutStateName(static_cast<v1::RolloutState>(state))}] = 0;
+    }
+  }
+  for (const auto& [key, count] : stats.rollouts)
+    figures.rollouts[{key.first, RolloutStateName(key.second)}] += count;
+  const JobManager::Counts counts = jobs.CountJobs();
+  figures.jobs_enabled = counts.enabled;
+  figures.jobs_disabled = counts.disabled;
+  figures.jobs_running = counts.running;
+  return figures;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
+  // Metrics first: a bad address stops the start before anything else runs.
+  if (!options.metrics_listen_address.empty()) {
+    ASSIGN_OR_RETURN(server->metrics_,
+                     PrometheusExporter::Start(options.metrics_listen_address));
+  }
   ASSIGN_OR_RETURN(server->store_, StateStore::Open(options.store_url));
+  if (server->metrics_ != nullptr)
+    server->store_->SetWriteObserver(server->metrics_->StoreWriteObserver());
   server->registry_ = std::make_unique<Registry>(
       server->store_.get(), options.clock, options.registry);
   RETURN_IF_ERROR(server->registry_->Load());
@@ -70,6 +123,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->job_service_.get());
   builder.RegisterService(server->config_service_.get());
   builder.RegisterService(server->query_service_.get());
+  if (server->metrics_ != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(server->metrics_->NewRpcInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   // Uploads up to the bundle limit, plus room for paths and framing; our own
   // check then answers with a precise message instead of gRPC's generic one.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
@@ -95,6 +155,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Logger("server")->info(
       "listening on {} (port {}), state store schema version {}",
       options.listen_address, server->port_, server->store_->schema_version());
+  if (server->metrics_ != nullptr) {
+    server->metrics_->SetControlPlane([raw = server.get()] {
+      return ReadControlPlane(*raw->registry_, *raw->rollouts_, *raw->jobs_);
+    });
+    Logger("server")->info("serving Prometheus metrics on http://{}:{}/metrics",
+                           options.metrics_listen_address.substr(
+                               0, options.metrics_listen_address.rfind(':')),
+                           server->metrics_->port());
+  }
   return server;
 }
 
@@ -108,6 +177,18 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::ConfigService::service_full_name(),
       fleet::v1::QueryService::service_full_name(),
   };
+}
+
+void Server::ExportFleetFigures(const FleetFigures* figures) {
+  if (metrics_ == nullptr) return;
+  // Under the lock Shutdown lets go of the figures under: not set again after.
+  absl::MutexLock lock(&mutex_);
+  if (stopping_) return;
+  metrics_->SetFleetFigures(figures,
+                            [registry = registry_.get()](
+                                const std::vector<std::string>& database_ids) {
+                              return registry->LabelsOf(database_ids);
+                            });
 }
 
 Server::~Server() { Shutdown(); }
@@ -134,7 +215,18 @@ void Server::Shutdown(absl::Duration grace) {
       return;
     }
     stopping_ = true;
+    // Scrapes stop reading the components stopped below at once (a scrape
+    // in progress is waited for).
+    if (metrics_ != nullptr) {
+      metrics_->SetControlPlane(nullptr);
+      metrics_->SetFleetFigures(nullptr, nullptr);
+    }
   }
+  // The HTTP server stops meanwhile (civetweb notices within its 2 s polling
+  // round).
+  std::thread metrics_stopper;
+  if (metrics_ != nullptr)
+    metrics_stopper = std::thread([this] { metrics_->StopServing(); });
   // Health checkers hear first that the server is going away: every service,
   // and "", is NOT_SERVING from here on.
   if (grpc_server_ != nullptr) {
@@ -156,6 +248,7 @@ void Server::Shutdown(absl::Duration grace) {
   // Its streams have ended with the server's calls: its queues stop.
   if (agent_service_ != nullptr) agent_service_->Stop();
   if (registry_ != nullptr) registry_->Stop();
+  if (metrics_stopper.joinable()) metrics_stopper.join();
   Logger("server")->info("stopped");
   absl::MutexLock lock(&mutex_);
   stopped_ = true;

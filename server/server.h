@@ -1,6 +1,7 @@
 // The server handle: opens the state store, loads the registry, serves
 // AgentService and FleetService (plus health checking and reflection) on one
-// port, and runs the heartbeat deadline checker.
+// port, runs the heartbeat deadline checker, and, when asked, serves
+// Prometheus metrics on another.
 #ifndef ECLIPTIX_SERVER_SERVER_H_
 #define ECLIPTIX_SERVER_SERVER_H_
 
@@ -24,6 +25,7 @@
 #include "server/fleet/registry.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/job_service.h"
+#include "server/metrics/prometheus_exporter.h"
 #include "server/queries/query_runner.h"
 #include "server/queries/query_service.h"
 #include "server/rollouts/rollout_orchestrator.h"
@@ -35,6 +37,10 @@ namespace ecliptix::server {
 struct ServerOptions {
   // HOST:PORT; port 0 picks a free port (see Server::port()).
   std::string listen_address = "127.0.0.1:7070";
+  // HOST:PORT to serve Prometheus metrics on (/metrics); port 0 picks a free
+  // port (see Server::metrics_port()). Empty: no metrics, no RPC
+  // interceptor.
+  std::string metrics_listen_address;
   // sqlite:///path/state.db or postgresql://...
   std::string store_url;
   RegistryOptions registry;
@@ -64,6 +70,16 @@ class Server {
   static std::vector<const char*> ServiceNames();
 
   int port() const { return port_; }
+  // The port /metrics is served on; 0 without metrics_listen_address.
+  int metrics_port() const {
+    return metrics_ != nullptr ? metrics_->port() : 0;
+  }
+  // nullptr without metrics_listen_address.
+  PrometheusExporter* metrics_exporter() { return metrics_.get(); }
+  // Exports `figures` on /metrics, each database's with its labels from the
+  // registry (nullptr: none); nothing without metrics_listen_address. Not
+  // owned: valid until replaced or until Shutdown, which lets go of it.
+  void ExportFleetFigures(const FleetFigures* figures);
   // Stops accepting, ends every stream (agents reconnect elsewhere or later),
   // flushes the registry.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
@@ -82,6 +98,8 @@ class Server {
   void HeartbeatLoop();
 
   ServerOptions options_;
+  // First: destroyed last, after everything that records into it.
+  std::unique_ptr<PrometheusExporter> metrics_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<BundleCatalog> bundles_;
