@@ -62,10 +62,13 @@ ABSL_FLAG(std::string, backup_dir, "",
           "Where backups taken before deployments go (kept on this host). "
           "Default: next to a SQLite file (.ecliptix-backups), else "
           "./ecliptix-backups.");
-ABSL_FLAG(bool, collect_metrics, true,
+// Off by default until ecliptix-server stores samples: an agent keeps what
+// the server does not acknowledge, within its bound.
+ABSL_FLAG(bool, collect_metrics, false,
           "Run the metric collectors of the bundle applied on the database and "
-          "stream their samples to the server (--nocollect_metrics: none). "
-          "The bundle's Monitoring.EnableMetrics = 0 also stops them.");
+          "stream their samples to the server. Off by default while the "
+          "server does not store them yet. The bundle's "
+          "Monitoring.EnableMetrics = 0 also stops them.");
 ABSL_FLAG(double, metrics_interval_scale, 1.0,
           "Multiplies every collector's interval, e.g. 0.05 runs a 60 s "
           "collector every 3 s (demos and tests).");
