@@ -138,7 +138,8 @@ void CollectorProblems(const v1::BundleManifest& manifest,
     for (int dialect : manifest.dialects()) {
       const std::string dialect_name =
           v1::Dialect_Name(static_cast<v1::Dialect>(dialect));
-      const std::string sql = SqlFor(collector.query(), static_cast<v1::Dialect>(dialect));
+      const std::string sql =
+          SqlFor(collector.query(), static_cast<v1::Dialect>(dialect));
       if (absl::StripAsciiWhitespace(sql).empty()) {
         problems->push_back(
             absl::StrCat(where, ": no ", dialect_name, " query"));
