@@ -584,7 +584,9 @@ TEST_F(ConfigManagerTest, FailedCanaryHaltsAndChangesNothingElse) {
   for (auto& [id, agent] : agents_) {
     EXPECT_EQ(agent->Value("Audit.RetentionDays"), "365") << id;
     EXPECT_EQ(agent->Value("Audit.LogValidations"), "0") << id;
-    if (id != "db-1") EXPECT_THAT(agent->received(), IsEmpty()) << id;
+    if (id != "db-1") {
+      EXPECT_THAT(agent->received(), IsEmpty()) << id;
+    }
   }
   EXPECT_THAT(History(), IsEmpty());
 }
