@@ -45,6 +45,13 @@ ABSL_FLAG(absl::Duration, rollout_retention, absl::Hours(24),
           "How long a finished rollout stays in the server's memory; after "
           "that it is read from the store when asked for.");
 
+ABSL_FLAG(absl::Duration, metrics_raw_retention, absl::Hours(24),
+          "How long raw metric samples are kept; series queries read them for "
+          "ranges that start within it.");
+ABSL_FLAG(absl::Duration, metrics_rollup_retention, absl::Hours(24 * 30),
+          "How long minute and hour rollups of metric samples are kept (at "
+          "least --metrics_raw_retention).");
+
 namespace {
 
 [[noreturn]] void Fail(int code, const std::string& message) {
@@ -136,6 +143,16 @@ int main(int argc, char** argv) {
   options.rollouts.retention = absl::GetFlag(FLAGS_rollout_retention);
   if (options.rollouts.retention < absl::ZeroDuration())
     Fail(2, "--rollout_retention must not be negative");
+
+  options.metrics.raw_retention = absl::GetFlag(FLAGS_metrics_raw_retention);
+  options.metrics.rollup_retention =
+      absl::GetFlag(FLAGS_metrics_rollup_retention);
+  if (options.metrics.raw_retention <= absl::ZeroDuration() ||
+      options.metrics.rollup_retention < options.metrics.raw_retention) {
+    Fail(2,
+         "--metrics_raw_retention must be positive and "
+         "--metrics_rollup_retention at least as long");
+  }
 
   absl::StatusOr<std::unique_ptr<ecliptix::server::Server>> server =
       ecliptix::server::Server::Start(options);

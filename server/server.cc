@@ -63,12 +63,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->options_ = options;
   // Metrics first: a bad address stops the start before anything else runs.
   if (!options.metrics_listen_address.empty()) {
-    ASSIGN_OR_RETURN(server->metrics_,
+    ASSIGN_OR_RETURN(server->exporter_,
                      PrometheusExporter::Start(options.metrics_listen_address));
   }
   ASSIGN_OR_RETURN(server->store_, StateStore::Open(options.store_url));
-  if (server->metrics_ != nullptr)
-    server->store_->SetWriteObserver(server->metrics_->StoreWriteObserver());
+  if (server->exporter_ != nullptr)
+    server->store_->SetWriteObserver(server->exporter_->StoreWriteObserver());
   server->registry_ = std::make_unique<Registry>(
       server->store_.get(), options.clock, options.registry);
   RETURN_IF_ERROR(server->registry_->Load());
@@ -107,6 +107,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->queries_->Start();
   server->query_service_ =
       std::make_unique<QueryServiceImpl>(server->queries_.get());
+  // Metrics: sessions of their own on the same database, whose schema the
+  // StateStore has just migrated.
+  ASSIGN_OR_RETURN(server->metric_store_,
+                   MetricStore::Open(options.store_url, options.clock->Now()));
+  server->metrics_manager_ = std::make_unique<MetricsManager>(
+      server->metric_store_.get(), server->registry_.get(),
+      server->bundles_.get(), options.clock, options.metrics);
+  RETURN_IF_ERROR(server->metrics_manager_->Start());
+  server->metrics_service_ =
+      std::make_unique<MetricsServiceImpl>(server->metrics_manager_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -123,11 +133,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->job_service_.get());
   builder.RegisterService(server->config_service_.get());
   builder.RegisterService(server->query_service_.get());
-  if (server->metrics_ != nullptr) {
+  builder.RegisterService(server->metrics_service_.get());
+  if (server->exporter_ != nullptr) {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
-    interceptors.push_back(server->metrics_->NewRpcInterceptorFactory());
+    interceptors.push_back(server->exporter_->NewRpcInterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   // Uploads up to the bundle limit, plus room for paths and framing; our own
@@ -155,14 +166,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Logger("server")->info(
       "listening on {} (port {}), state store schema version {}",
       options.listen_address, server->port_, server->store_->schema_version());
-  if (server->metrics_ != nullptr) {
-    server->metrics_->SetControlPlane([raw = server.get()] {
+  if (server->exporter_ != nullptr) {
+    server->exporter_->SetControlPlane([raw = server.get()] {
       return ReadControlPlane(*raw->registry_, *raw->rollouts_, *raw->jobs_);
     });
     Logger("server")->info("serving Prometheus metrics on http://{}:{}/metrics",
                            options.metrics_listen_address.substr(
                                0, options.metrics_listen_address.rfind(':')),
-                           server->metrics_->port());
+                           server->exporter_->port());
   }
   return server;
 }
@@ -176,15 +187,16 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::JobService::service_full_name(),
       fleet::v1::ConfigService::service_full_name(),
       fleet::v1::QueryService::service_full_name(),
+      fleet::v1::MetricsService::service_full_name(),
   };
 }
 
 void Server::ExportFleetFigures(const FleetFigures* figures) {
-  if (metrics_ == nullptr) return;
+  if (exporter_ == nullptr) return;
   // Under the lock Shutdown lets go of the figures under: not set again after.
   absl::MutexLock lock(&mutex_);
   if (stopping_) return;
-  metrics_->SetFleetFigures(figures,
+  exporter_->SetFleetFigures(figures,
                             [registry = registry_.get()](
                                 const std::vector<std::string>& database_ids) {
                               return registry->LabelsOf(database_ids);
@@ -217,16 +229,16 @@ void Server::Shutdown(absl::Duration grace) {
     stopping_ = true;
     // Scrapes stop reading the components stopped below at once (a scrape
     // in progress is waited for).
-    if (metrics_ != nullptr) {
-      metrics_->SetControlPlane(nullptr);
-      metrics_->SetFleetFigures(nullptr, nullptr);
+    if (exporter_ != nullptr) {
+      exporter_->SetControlPlane(nullptr);
+      exporter_->SetFleetFigures(nullptr, nullptr);
     }
   }
   // The HTTP server stops meanwhile (civetweb notices within its 2 s polling
   // round).
   std::thread metrics_stopper;
-  if (metrics_ != nullptr)
-    metrics_stopper = std::thread([this] { metrics_->StopServing(); });
+  if (exporter_ != nullptr)
+    metrics_stopper = std::thread([this] { exporter_->StopServing(); });
   // Health checkers hear first that the server is going away: every service,
   // and "", is NOT_SERVING from here on.
   if (grpc_server_ != nullptr) {
@@ -242,6 +254,8 @@ void Server::Shutdown(absl::Duration grace) {
   if (rollouts_ != nullptr) rollouts_->Stop();
   // Waiting configuration reads are answered; what is recorded is saved.
   if (config_ != nullptr) config_->Stop();
+  // What agents sent is stored and acknowledged; held streams are read again.
+  if (metrics_manager_ != nullptr) metrics_manager_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }

@@ -25,6 +25,9 @@
 #include "server/fleet/registry.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/job_service.h"
+#include "server/metrics/metric_store.h"
+#include "server/metrics/metrics_manager.h"
+#include "server/metrics/metrics_service.h"
 #include "server/metrics/prometheus_exporter.h"
 #include "server/queries/query_runner.h"
 #include "server/queries/query_service.h"
@@ -47,6 +50,7 @@ struct ServerOptions {
   RolloutOptions rollouts;
   JobOptions jobs;
   ConfigOptions config;
+  MetricsOptions metrics;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
   // The largest bundle upload accepted (sum of file sizes).
@@ -72,10 +76,10 @@ class Server {
   int port() const { return port_; }
   // The port /metrics is served on; 0 without metrics_listen_address.
   int metrics_port() const {
-    return metrics_ != nullptr ? metrics_->port() : 0;
+    return exporter_ != nullptr ? exporter_->port() : 0;
   }
   // nullptr without metrics_listen_address.
-  PrometheusExporter* metrics_exporter() { return metrics_.get(); }
+  PrometheusExporter* metrics_exporter() { return exporter_.get(); }
   // Exports `figures` on /metrics, each database's with its labels from the
   // registry (nullptr: none); nothing without metrics_listen_address. Not
   // owned: valid until replaced or until Shutdown, which lets go of it.
@@ -92,6 +96,7 @@ class Server {
   JobManager& jobs() { return *jobs_; }
   ConfigManager& config() { return *config_; }
   QueryRunner& queries() { return *queries_; }
+  MetricsManager& metrics() { return *metrics_manager_; }
 
  private:
   Server() = default;
@@ -99,7 +104,7 @@ class Server {
 
   ServerOptions options_;
   // First: destroyed last, after everything that records into it.
-  std::unique_ptr<PrometheusExporter> metrics_;
+  std::unique_ptr<PrometheusExporter> exporter_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<BundleCatalog> bundles_;
@@ -114,6 +119,9 @@ class Server {
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<QueryRunner> queries_;
   std::unique_ptr<QueryServiceImpl> query_service_;
+  std::unique_ptr<MetricStore> metric_store_;
+  std::unique_ptr<MetricsManager> metrics_manager_;
+  std::unique_ptr<MetricsServiceImpl> metrics_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 

@@ -243,7 +243,8 @@ class AgentServiceImpl::ConnectStream {
   }
 
   // Returns false when the stream is not to be read until the read gate
-  // resumes it (the orchestrator cannot take more agent messages yet).
+  // resumes it (the orchestrator or the metrics core cannot take more agent
+  // messages yet).
   bool HandleMessage() {
     const uint64_t sequence = incoming_.sequence();
     if (sequence != expected_sequence_) {
@@ -261,6 +262,11 @@ class AgentServiceImpl::ConnectStream {
         // The last use of `incoming_` until the next read: when held, the
         // next read may start on another thread at any moment.
         return registry_->OnCommandMessage(
+            session_id_, incoming_, [gate = read_gate_] { gate->Resume(); });
+      case v1::AgentMessage::kMetricBatch:
+        // To the metrics core, with flow control of its own: never through
+        // the orchestrator's queue.
+        return registry_->OnMetricBatch(
             session_id_, incoming_, [gate = read_gate_] { gate->Resume(); });
       case v1::AgentMessage::kHello:
         registry_->Touch(session_id_);

@@ -387,6 +387,58 @@ bool Registry::OnCommandMessage(uint64_t session_id,
   return true;
 }
 
+bool Registry::OnMetricBatch(uint64_t session_id,
+                             const v1::AgentMessage& message,
+                             std::function<void()> resume) {
+  std::string database_id;
+  MetricBatchObserver observer;
+  {
+    absl::MutexLock lock(&mutex_);
+    Entry* entry = FindSessionLocked(session_id);
+    if (entry == nullptr) return true;
+    entry->last_message_time = clock_->Now();
+    observer = metric_batch_observer_;
+    if (!observer) return true;
+    database_id = entry->database.database_id();
+    // As in OnCommandMessage: held before the observer is asked.
+    entry->reads_held = true;
+  }
+  auto release = [this, session_id, resume = std::move(resume)] {
+    ReadsResumed(session_id);
+    if (resume) resume();
+  };
+  if (!observer(database_id, message.metric_batch(), release)) return false;
+  ReadsResumed(session_id);
+  return true;
+}
+
+absl::Status Registry::SendMetricAck(const std::string& database_id,
+                                     v1::MetricAck ack) {
+  std::shared_ptr<AgentSession> session;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = entries_.find(database_id);
+    if (it == entries_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("database ", database_id, " is not registered"));
+    }
+    if (it->second.session == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", database_id, " has no connected agent"));
+    }
+    session = it->second.session;
+  }
+  v1::ServerMessage message;
+  *message.mutable_metric_ack() = std::move(ack);
+  session->Send(std::move(message));
+  return absl::OkStatus();
+}
+
+void Registry::SetMetricBatchObserver(MetricBatchObserver observer) {
+  absl::MutexLock lock(&mutex_);
+  metric_batch_observer_ = std::move(observer);
+}
+
 void Registry::ReadsResumed(uint64_t session_id) {
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mutex_);

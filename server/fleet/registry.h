@@ -81,6 +81,14 @@ using PacedCommandObserver = std::function<bool(
     const std::string& database_id, const fleet::v1::AgentMessage& message,
     std::function<void()> resume)>;
 
+// Takes an agent's metric batch, with flow control as PacedCommandObserver:
+// returns false when it cannot take more yet, then calls `resume` once (from
+// any thread) when it can. Metric batches go to this observer only, never to
+// the command observers (the rollout orchestrator's queue is not theirs).
+using MetricBatchObserver = std::function<bool(
+    const std::string& database_id, const fleet::v1::MetricBatch& batch,
+    std::function<void()> resume)>;
+
 class Registry {
  public:
   // `store` may be null (nothing persisted; for unit tests). Neither pointer is
@@ -113,6 +121,12 @@ class Registry {
   bool OnCommandMessage(uint64_t session_id,
                         const fleet::v1::AgentMessage& message,
                         std::function<void()> resume = nullptr);
+  // Routes a metric batch (message.metric_batch) to the metric batch observer,
+  // with the same flow control as OnCommandMessage. Without an observer the
+  // batch is dropped unacknowledged (the agent keeps it and sends it again).
+  bool OnMetricBatch(uint64_t session_id,
+                     const fleet::v1::AgentMessage& message,
+                     std::function<void()> resume = nullptr);
   // The session's stream ended.
   void Unregister(uint64_t session_id, const std::string& reason);
   // Marks lost, and closes, every session whose agent has been silent past the
@@ -124,8 +138,16 @@ class Registry {
   // FAILED_PRECONDITION when its agent is not connected.
   absl::StatusOr<std::string> SendCommand(const std::string& database_id,
                                           fleet::v1::Command command);
+  // Queues a MetricAck for a connected database's agent. NOT_FOUND for an
+  // unknown database, FAILED_PRECONDITION when its agent is not connected
+  // (it sends the batches again after reconnecting, and gets them acknowledged
+  // then).
+  absl::Status SendMetricAck(const std::string& database_id,
+                             fleet::v1::MetricAck ack);
   void AddCommandObserver(CommandObserver observer);
   void AddPacedCommandObserver(PacedCommandObserver observer);
+  // Replaces the metric batch observer (the metrics core; one at most).
+  void SetMetricBatchObserver(MetricBatchObserver observer);
   // Observers are called outside the registry's lock, after the change.
   void AddConnectionObserver(ConnectionObserver observer);
 
@@ -211,6 +233,7 @@ class Registry {
   std::vector<CommandObserver> command_observers_ ABSL_GUARDED_BY(mutex_);
   std::vector<PacedCommandObserver> paced_command_observers_
       ABSL_GUARDED_BY(mutex_);
+  MetricBatchObserver metric_batch_observer_ ABSL_GUARDED_BY(mutex_);
   // The session's stream is read again: its heartbeat deadline starts now.
   void ReadsResumed(uint64_t session_id);
   std::vector<ConnectionObserver> connection_observers_ ABSL_GUARDED_BY(mutex_);

@@ -140,6 +140,56 @@ const std::vector<Migration>& Migrations() {
                 data TEXT NOT NULL,
                 PRIMARY KEY (rollout_id, database_id, config_key, rollback)))",
        }},
+      {6,
+       "metrics: series, raw samples, minute and hour rollups, batches stored",
+       {
+           // Owned by server/metrics/metric_store.cc. A series is a database,
+           // a metric and the sample's own labels (canonical key); samples
+           // and rollups refer to it by number, so rows stay small.
+           R"(CREATE TABLE metric_series (
+                series_id BIGINT PRIMARY KEY,
+                database_id TEXT NOT NULL,
+                metric TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                created_us BIGINT NOT NULL,
+                UNIQUE (database_id, metric, labels)))",
+           // Raw samples, as received (kept --metrics_raw_retention). Not
+           // unique: two samples of a series may share a time.
+           R"(CREATE TABLE metric_samples (
+                series_id BIGINT NOT NULL,
+                time_us BIGINT NOT NULL,
+                value DOUBLE PRECISION NOT NULL))",
+           "CREATE INDEX metric_samples_by_series ON metric_samples "
+           "(series_id, time_us)",
+           // Per series and minute since the epoch (kept
+           // --metrics_rollup_retention).
+           R"(CREATE TABLE metric_rollups (
+                series_id BIGINT NOT NULL,
+                minute BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (series_id, minute)))",
+           // The same per hour since the epoch: long ranges read 60 times
+           // fewer rows.
+           R"(CREATE TABLE metric_rollups_hourly (
+                series_id BIGINT NOT NULL,
+                hour BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (series_id, hour)))",
+           // The highest batch stored per agent process: a batch sent again
+           // after a reconnect is acknowledged, not stored twice.
+           R"(CREATE TABLE metric_batches (
+                database_id TEXT NOT NULL,
+                agent_instance TEXT NOT NULL,
+                sequence BIGINT NOT NULL,
+                stored_us BIGINT NOT NULL,
+                PRIMARY KEY (database_id, agent_instance)))",
+       }},
   };
   return *migrations;
 }
