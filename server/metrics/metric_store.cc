@@ -128,44 +128,78 @@ std::string PgArray(const std::vector<double>& values, size_t begin,
   return text;
 }
 
+// Puts the rows in index order (hour, series, time).
+void SortSamples(std::vector<long long>& hours, std::vector<long long>& ids,
+                 std::vector<long long>& times, std::vector<double>& values) {
+  std::vector<uint32_t> order(ids.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    return std::tie(hours[a], ids[a], times[a]) <
+           std::tie(hours[b], ids[b], times[b]);
+  });
+  auto permute = [&order](auto& column) {
+    std::remove_reference_t<decltype(column)> sorted;
+    sorted.reserve(column.size());
+    for (uint32_t i : order) sorted.push_back(column[i]);
+    column.swap(sorted);
+  };
+  permute(hours);
+  permute(ids);
+  permute(times);
+  permute(values);
+}
+
 void InsertSamples(soci::session& sql, bool postgres,
-                   std::vector<long long>& ids, std::vector<long long>& times,
-                   std::vector<double>& values) {
+                   std::vector<long long>& hours, std::vector<long long>& ids,
+                   std::vector<long long>& times, std::vector<double>& values) {
   if (ids.empty()) return;
   if (!postgres) {
     // SOCI's bulk binding: one prepared statement stepped per row, no
     // per-row overhead of SOCI's own.
-    sql << "INSERT INTO metric_samples (series_id, time_us, value) VALUES "
-           "(:series_id, :time_us, :value)",
-        soci::use(ids), soci::use(times), soci::use(values);
+    sql << "INSERT INTO metric_samples (hour, series_id, time_us, value) "
+           "VALUES (:hour, :series_id, :time_us, :value)",
+        soci::use(hours), soci::use(ids), soci::use(times), soci::use(values);
     return;
   }
   for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
     const size_t end = std::min(ids.size(), begin + kPostgresChunk);
-    const std::string a = PgArray(ids, begin, end);
-    const std::string b = PgArray(times, begin, end);
-    const std::string c = PgArray(values, begin, end);
-    sql << "INSERT INTO metric_samples (series_id, time_us, value) SELECT * "
-           "FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:c "
-           "AS DOUBLE PRECISION[]))",
-        soci::use(a), soci::use(b), soci::use(c);
+    const std::string a = PgArray(hours, begin, end);
+    const std::string b = PgArray(ids, begin, end);
+    const std::string c = PgArray(times, begin, end);
+    const std::string d = PgArray(values, begin, end);
+    sql << "INSERT INTO metric_samples (hour, series_id, time_us, value) "
+           "SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), "
+           "CAST(:c AS BIGINT[]), CAST(:d AS DOUBLE PRECISION[]))",
+        soci::use(a), soci::use(b), soci::use(c), soci::use(d);
   }
 }
 
-// Adds `buckets` to a rollup table (`column` is minute or hour).
-void UpsertRollups(soci::session& sql, bool postgres, const char* table,
-                   const char* column, const BucketMap& buckets) {
+// Adds `buckets` (by series and minute, or series and hour) to a rollup
+// table.
+void UpsertRollups(soci::session& sql, bool postgres, bool minutes,
+                   const BucketMap& buckets) {
   if (buckets.empty()) return;
-  std::vector<long long> ids, keys, counts;
+  std::vector<long long> hours, ids, keys, counts;
   std::vector<double> sums, mins, maxes;
-  ids.reserve(buckets.size());
-  keys.reserve(buckets.size());
-  counts.reserve(buckets.size());
-  sums.reserve(buckets.size());
-  mins.reserve(buckets.size());
-  maxes.reserve(buckets.size());
-  for (const auto& [key, aggregate] : buckets) {
+  for (auto* column : {&hours, &ids, &keys, &counts})
+    column->reserve(buckets.size());
+  for (auto* column : {&sums, &mins, &maxes}) column->reserve(buckets.size());
+  // In index order (hour, series, minute): each row lands next to the last.
+  std::vector<const BucketMap::value_type*> ordered;
+  ordered.reserve(buckets.size());
+  for (const auto& entry : buckets) ordered.push_back(&entry);
+  std::sort(ordered.begin(), ordered.end(), [&](auto* a, auto* b) {
+    const int64_t hour_a =
+        minutes ? FloorDiv(a->first.second, 60) : a->first.second;
+    const int64_t hour_b =
+        minutes ? FloorDiv(b->first.second, 60) : b->first.second;
+    return std::tie(hour_a, a->first.first, a->first.second) <
+           std::tie(hour_b, b->first.first, b->first.second);
+  });
+  for (const auto* entry : ordered) {
+    const auto& [key, aggregate] = *entry;
     ids.push_back(key.first);
+    hours.push_back(minutes ? FloorDiv(key.second, 60) : key.second);
     keys.push_back(key.second);
     sums.push_back(aggregate.sum);
     counts.push_back(aggregate.count);
@@ -173,40 +207,60 @@ void UpsertRollups(soci::session& sql, bool postgres, const char* table,
     maxes.push_back(aggregate.max);
   }
   // Table and column names are this file's constants, never input.
+  const char* table = minutes ? "metric_rollups" : "metric_rollups_hourly";
+  const std::string columns =
+      minutes ? "hour, series_id, minute" : "hour, series_id";
   const std::string conflict = absl::StrFormat(
-      " ON CONFLICT (series_id, %s) DO UPDATE SET value_sum = %s.value_sum + "
+      " ON CONFLICT (%s) DO UPDATE SET value_sum = %s.value_sum + "
       "excluded.value_sum, value_count = %s.value_count + "
       "excluded.value_count, value_min = %s(%s.value_min, "
       "excluded.value_min), value_max = %s(%s.value_max, excluded.value_max)",
-      column, table, table, postgres ? "LEAST" : "MIN", table,
+      columns, table, table, postgres ? "LEAST" : "MIN", table,
       postgres ? "GREATEST" : "MAX", table);
   if (!postgres) {
-    sql << absl::StrCat("INSERT INTO ", table, " (series_id, ", column,
-                        ", value_sum, value_count, value_min, value_max) "
-                        "VALUES (:series_id, :bucket, :sum, :count, :min, "
-                        ":max)",
-                        conflict),
-        soci::use(ids), soci::use(keys), soci::use(sums), soci::use(counts),
-        soci::use(mins), soci::use(maxes);
+    const std::string insert = absl::StrCat(
+        "INSERT INTO ", table, " (", columns,
+        ", value_sum, value_count, value_min, value_max) VALUES (:hour, "
+        ":series_id, ",
+        minutes ? ":minute, " : "", ":sum, :count, :min, :max)", conflict);
+    if (minutes) {
+      sql << insert, soci::use(hours), soci::use(ids), soci::use(keys),
+          soci::use(sums), soci::use(counts), soci::use(mins), soci::use(maxes);
+    } else {
+      sql << insert, soci::use(hours), soci::use(ids), soci::use(sums),
+          soci::use(counts), soci::use(mins), soci::use(maxes);
+    }
     return;
   }
   for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
     const size_t end = std::min(ids.size(), begin + kPostgresChunk);
-    const std::string a = PgArray(ids, begin, end);
-    const std::string b = PgArray(keys, begin, end);
-    const std::string c = PgArray(sums, begin, end);
-    const std::string d = PgArray(counts, begin, end);
-    const std::string e = PgArray(mins, begin, end);
-    const std::string f = PgArray(maxes, begin, end);
-    sql << absl::StrCat(
-        "INSERT INTO ", table, " (series_id, ", column,
-        ", value_sum, value_count, value_min, value_max) SELECT * FROM "
-        "unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:c AS "
-        "DOUBLE PRECISION[]), CAST(:d AS BIGINT[]), CAST(:e AS DOUBLE "
-        "PRECISION[]), CAST(:f AS DOUBLE PRECISION[]))",
-        conflict),
-        soci::use(a), soci::use(b), soci::use(c), soci::use(d), soci::use(e),
-        soci::use(f);
+    const std::string a = PgArray(hours, begin, end);
+    const std::string b = PgArray(ids, begin, end);
+    const std::string c = PgArray(keys, begin, end);
+    const std::string d = PgArray(sums, begin, end);
+    const std::string e = PgArray(counts, begin, end);
+    const std::string f = PgArray(mins, begin, end);
+    const std::string g = PgArray(maxes, begin, end);
+    const std::string rest =
+        "CAST(:d AS DOUBLE PRECISION[]), CAST(:e AS BIGINT[]), CAST(:f AS "
+        "DOUBLE PRECISION[]), CAST(:g AS DOUBLE PRECISION[]))";
+    if (minutes) {
+      sql << absl::StrCat("INSERT INTO ", table, " (", columns,
+                          ", value_sum, value_count, value_min, value_max) "
+                          "SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b "
+                          "AS BIGINT[]), CAST(:c AS BIGINT[]), ",
+                          rest, conflict),
+          soci::use(a), soci::use(b), soci::use(c), soci::use(d), soci::use(e),
+          soci::use(f), soci::use(g);
+    } else {
+      sql << absl::StrCat("INSERT INTO ", table, " (", columns,
+                          ", value_sum, value_count, value_min, value_max) "
+                          "SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b "
+                          "AS BIGINT[]), ",
+                          rest, conflict),
+          soci::use(a), soci::use(b), soci::use(d), soci::use(e), soci::use(f),
+          soci::use(g);
+    }
   }
 }
 
@@ -229,6 +283,38 @@ absl::Status CheckStep(absl::Duration step, Resolution resolution) {
                      ", not ", absl::FormatDuration(step)));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace {
+
+// LabelKey of a sample's labels, appended to `out`.
+void AppendLabelKey(
+    const google::protobuf::Map<std::string, std::string>& labels,
+    std::string* out) {
+  if (labels.empty()) return;
+  auto append = [out](const std::string& name, const std::string& value) {
+    EscapeInto(name, out);
+    out->push_back('=');
+    EscapeInto(value, out);
+  };
+  if (labels.size() == 1) {
+    append(labels.begin()->first, labels.begin()->second);
+    return;
+  }
+  // As LabelKey: keys sorted (a protobuf map has no order).
+  std::vector<
+      const google::protobuf::Map<std::string, std::string>::value_type*>
+      sorted;
+  sorted.reserve(labels.size());
+  for (const auto& label : labels) sorted.push_back(&label);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->first < b->first; });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    append(sorted[i]->first, sorted[i]->second);
+  }
 }
 
 }  // namespace
@@ -340,13 +426,16 @@ absl::Status MetricStore::Load(absl::Time now) {
   newest_hour_ = now_hour;
   return sql::Guard("load metric series", [&] {
     {
-      long long id = 0;
+      long long id = 0, last_time_us = 0;
+      double last_value = 0;
       std::string database_id, metric, label_key;
       soci::statement statement =
-          (sql.prepare << "SELECT series_id, database_id, metric, labels FROM "
-                          "metric_series ORDER BY series_id",
+          (sql.prepare << "SELECT series_id, database_id, metric, labels, "
+                          "last_time_us, last_value FROM metric_series ORDER "
+                          "BY series_id",
            soci::into(id), soci::into(database_id), soci::into(metric),
-           soci::into(label_key));
+           soci::into(label_key), soci::into(last_time_us),
+           soci::into(last_value));
       statement.execute();
       while (statement.fetch()) {
         auto series = std::make_unique<Series>();
@@ -356,6 +445,9 @@ absl::Status MetricStore::Load(absl::Time now) {
         series->label_key = label_key;
         absl::StatusOr<Labels> labels = ParseLabelKey(label_key);
         if (labels.ok()) series->labels = *std::move(labels);
+        series->last_time = absl::FromUnixMicros(last_time_us);
+        series->last_value = last_value;
+        series->has_latest = true;
         by_key_[SeriesKey(database_id, metric, label_key)] = series.get();
         by_metric_[metric].insert(id);
         next_series_id_ = std::max<int64_t>(next_series_id_, id + 1);
@@ -375,39 +467,54 @@ absl::Status MetricStore::Load(absl::Time now) {
                               instance)] = static_cast<uint64_t>(sequence);
       }
     }
-    // Per series: its recent hours, and its newest sample (the newest hour
-    // when raw samples have expired).
-    long long id = 0, floor = recent_floor_, hour = 0, time_us = 0;
-    double sum = 0, max = 0, value = 0;
-    soci::indicator indicator = soci::i_ok;
-    soci::statement hours =
-        (sql.prepare << "SELECT hour, value_sum, value_max FROM "
-                        "metric_rollups_hourly WHERE series_id = :id AND hour "
-                        ">= :floor",
-         soci::use(id), soci::use(floor), soci::into(hour), soci::into(sum),
-         soci::into(max));
-    soci::statement latest =
-        (sql.prepare << "SELECT time_us, value FROM metric_samples WHERE "
-                        "series_id = :id ORDER BY time_us DESC LIMIT 1",
-         soci::use(id), soci::into(time_us), soci::into(value));
-    soci::statement last_hour =
-        (sql.prepare << "SELECT MAX(hour) FROM metric_rollups_hourly WHERE "
-                        "series_id = :id",
-         soci::use(id), soci::into(hour, indicator));
-    for (auto& [series_id, series] : series_) {
-      id = series_id;
-      hours.execute();
-      while (hours.fetch()) PutHourLocked(*series, hour, sum, max);
-      if (latest.execute(true)) {
-        series->last_time = absl::FromUnixMicros(time_us);
-        series->last_value = value;
-        series->has_latest = true;
-      } else {
-        indicator = soci::i_null;
-        last_hour.execute(true);
-        if (indicator == soci::i_ok) {
-          series->last_time = absl::FromUnixMicros((hour + 1) * kMicrosPerHour);
+    // Where rolling up got to; the first time, the oldest raw hour (or now).
+    {
+      std::string name;
+      long long value = 0;
+      bool have_hour = false;
+      soci::statement state =
+          (sql.prepare << "SELECT name, value FROM metric_state",
+           soci::into(name), soci::into(value));
+      state.execute();
+      while (state.fetch()) {
+        if (name == "roll_hour") {
+          roll_hour_ = value;
+          have_hour = true;
+        } else if (name == "roll_series") {
+          roll_series_ = value;
         }
+      }
+      if (!have_hour) {
+        long long hour = 0;
+        soci::indicator indicator = soci::i_ok;
+        sql << "SELECT MIN(hour) FROM metric_samples",
+            soci::into(hour, indicator);
+        roll_hour_ = indicator == soci::i_ok ? hour : now_hour;
+        roll_series_ = 0;
+      }
+    }
+    // The recent hours of every series: the hour rollups of the hours rolled
+    // up, the raw samples of the rest (the current hour, normally).
+    long long id = 0, floor = recent_floor_, roll = roll_hour_, hour = 0;
+    long long raw_from = std::max(recent_floor_, roll_hour_);
+    double sum = 0, max = 0;
+    soci::statement hours =
+        (sql.prepare << "SELECT series_id, hour, value_sum, value_max FROM "
+                        "metric_rollups_hourly WHERE hour >= :floor AND hour "
+                        "< :roll",
+         soci::use(floor), soci::use(roll), soci::into(id), soci::into(hour),
+         soci::into(sum), soci::into(max));
+    soci::statement raw =
+        (sql.prepare << "SELECT series_id, hour, SUM(value), MAX(value) FROM "
+                        "metric_samples WHERE hour >= :from GROUP BY hour, "
+                        "series_id",
+         soci::use(raw_from), soci::into(id), soci::into(hour), soci::into(sum),
+         soci::into(max));
+    for (soci::statement* statement : {&hours, &raw}) {
+      statement->execute();
+      while (statement->fetch()) {
+        auto it = series_.find(id);
+        if (it != series_.end()) PutHourLocked(*it->second, hour, sum, max);
       }
     }
     Logger("metrics")->info(
@@ -457,14 +564,18 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
   std::map<std::string, Instance> instances;
   std::vector<std::string> instance_order;
   absl::flat_hash_map<int64_t, Latest> latest;
-  std::vector<long long> raw_ids, raw_times;
+  std::vector<long long> raw_hours, raw_ids, raw_times;
   std::vector<double> raw_values;
-  BucketMap minutes, hours;
-  int64_t next_id;
+  // Per series and hour, for memory; and the rollups of samples whose hour
+  // is rolled up already (late ones).
+  BucketMap hours, late_minutes, late_hours;
+  int64_t next_id, roll_hour, roll_series;
   {
     // Only this writer changes what is read here.
     absl::ReaderMutexLock lock(&state_mutex_);
     next_id = next_series_id_;
+    roll_hour = roll_hour_;
+    roll_series = roll_series_;
     std::string key;
     for (const IncomingBatch& incoming : batches) {
       const v1::MetricBatch& batch = incoming.batch;
@@ -495,9 +606,14 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
           }
           continue;
         }
-        Labels labels(sample.labels().begin(), sample.labels().end());
-        std::string label_key = LabelKey(labels);
-        key = SeriesKey(incoming.database_id, sample.metric(), label_key);
+        // The series key built in place: no allocation for a known series.
+        key.clear();
+        key.append(incoming.database_id);
+        key.push_back('\0');
+        key.append(sample.metric());
+        key.push_back('\0');
+        const size_t label_key_start = key.size();
+        AppendLabelKey(sample.labels(), &key);
         int64_t id;
         if (auto found = by_key_.find(key); found != by_key_.end()) {
           id = found->second->id;
@@ -507,19 +623,26 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
         } else {
           id = next_id++;
           created_by_key.emplace(key, id);
-          created.push_back({id, incoming.database_id, sample.metric(),
-                             std::move(label_key), std::move(labels)});
+          created.push_back(
+              {id, incoming.database_id, sample.metric(),
+               key.substr(label_key_start),
+               Labels(sample.labels().begin(), sample.labels().end())});
         }
         const int64_t time_us =
             sample.has_time()
                 ? absl::ToUnixMicros(FromProtoTimestamp(sample.time()))
                 : now_us;
         const double value = sample.value();
+        const int64_t hour = FloorDiv(time_us, kMicrosPerHour);
+        raw_hours.push_back(hour);
         raw_ids.push_back(id);
         raw_times.push_back(time_us);
         raw_values.push_back(value);
-        minutes[{id, FloorDiv(time_us, kMicrosPerMinute)}].Add(value);
-        hours[{id, FloorDiv(time_us, kMicrosPerHour)}].Add(value);
+        hours[{id, hour}].Add(value);
+        if (hour < roll_hour || (hour == roll_hour && id <= roll_series)) {
+          late_minutes[{id, FloorDiv(time_us, kMicrosPerMinute)}].Add(value);
+          late_hours[{id, hour}].Add(value);
+        }
         auto [newest, first] = latest.try_emplace(id);
         if (first || time_us >= newest->second.time_us) {
           newest->second = {time_us, value};
@@ -535,16 +658,22 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
     for (NewSeries& series : created) {
       long long id = series.id;
       long long created_us = now_us;
+      // Created with its latest value: a series never has none saved.
+      const Latest& newest = latest[series.id];
+      long long last_time_us = newest.time_us;
+      double last_value = newest.value;
       sql << "INSERT INTO metric_series (series_id, database_id, metric, "
-             "labels, created_us) VALUES (:id, :database_id, :metric, "
-             ":labels, :created_us)",
+             "labels, created_us, last_time_us, last_value) VALUES (:id, "
+             ":database_id, :metric, :labels, :created_us, :last_time_us, "
+             ":last_value)",
           soci::use(id), soci::use(series.database_id),
           soci::use(series.metric), soci::use(series.label_key),
-          soci::use(created_us);
+          soci::use(created_us), soci::use(last_time_us), soci::use(last_value);
     }
-    InsertSamples(sql, pg, raw_ids, raw_times, raw_values);
-    UpsertRollups(sql, pg, "metric_rollups", "minute", minutes);
-    UpsertRollups(sql, pg, "metric_rollups_hourly", "hour", hours);
+    SortSamples(raw_hours, raw_ids, raw_times, raw_values);
+    InsertSamples(sql, pg, raw_hours, raw_ids, raw_times, raw_values);
+    UpsertRollups(sql, pg, /*minutes=*/true, late_minutes);
+    UpsertRollups(sql, pg, /*minutes=*/false, late_hours);
     for (const std::string& key : instance_order) {
       const Instance& instance = instances[key];
       if (instance.highest == instance.stored) continue;
@@ -609,6 +738,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
         series.last_time = time;
         series.last_value = newest.value;
         series.has_latest = true;
+        series.latest_dirty = true;
       }
     }
     for (const std::string& key : instance_order) {
@@ -662,6 +792,14 @@ absl::StatusOr<std::vector<SeriesPoints>> MetricStore::QueryPoints(
         "step: ", absl::FormatDuration(step), " gives more than ", kMaxPoints,
         " points over ", absl::FormatDuration(end - start)));
   }
+  const int64_t start_us = absl::ToUnixMicros(start);
+  const int64_t end_us = absl::ToUnixMicros(end);
+  const long long first_hour = FloorDiv(start_us, kMicrosPerHour);
+  const long long last_hour = FloorDiv(end_us - 1, kMicrosPerHour);
+  if (last_hour - first_hour > kMaxRangeHours) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "start_time: ranges of at most ", kMaxRangeHours / 24, " days"));
+  }
   struct Wanted {
     int64_t id;
     std::string database_id;
@@ -676,55 +814,80 @@ absl::StatusOr<std::vector<SeriesPoints>> MetricStore::QueryPoints(
   }
   std::vector<SeriesPoints> result;
   if (wanted.empty()) return result;
-  const int64_t start_us = absl::ToUnixMicros(start);
-  const int64_t end_us = absl::ToUnixMicros(end);
   const int64_t step_us = absl::ToInt64Microseconds(step);
-  // Bounds and step in the table's unit (microseconds, minutes, hours).
-  long long id = 0, from = 0, to = 0, divisor = 0;
+  // Bounds and step in the rollup table's unit (minutes, hours), and in
+  // microseconds for the raw samples (the same steps: aligned to multiples of
+  // the step since the epoch). Each hour is one seek: (hour, series) leads
+  // every index. Hours not rolled up yet are read from the raw samples.
   int64_t unit_us = 1;
-  std::string query;
+  std::string rollup_query;
+  int64_t roll_hour;
+  {
+    absl::ReaderMutexLock lock(&state_mutex_);
+    roll_hour = roll_hour_;
+  }
   switch (resolution) {
     case Resolution::kRaw:
-      query =
-          "SELECT time_us / :divisor, SUM(value), COUNT(*) FROM "
-          "metric_samples WHERE series_id = :id AND time_us >= :from AND "
-          "time_us < :to GROUP BY 1 ORDER BY 1";
       break;
     case Resolution::kMinute:
       unit_us = kMicrosPerMinute;
-      query =
+      rollup_query =
           "SELECT minute / :divisor, SUM(value_sum), SUM(value_count) FROM "
-          "metric_rollups WHERE series_id = :id AND minute >= :from AND "
-          "minute < :to GROUP BY 1 ORDER BY 1";
+          "metric_rollups WHERE hour = :hour AND series_id = :id AND minute "
+          ">= :from AND minute < :to GROUP BY 1";
       break;
     case Resolution::kHour:
       unit_us = kMicrosPerHour;
-      query =
+      rollup_query =
           "SELECT hour / :divisor, SUM(value_sum), SUM(value_count) FROM "
-          "metric_rollups_hourly WHERE series_id = :id AND hour >= :from AND "
-          "hour < :to GROUP BY 1 ORDER BY 1";
+          "metric_rollups_hourly WHERE hour = :hour AND series_id = :id AND "
+          "hour >= :from AND hour < :to GROUP BY 1";
       break;
   }
-  divisor = step_us / unit_us;
-  from = FloorDiv(start_us, unit_us);
-  to = CeilDiv(end_us, unit_us);
+  long long id = 0, hour = 0;
+  long long divisor = step_us / unit_us, from = FloorDiv(start_us, unit_us),
+            to = CeilDiv(end_us, unit_us);
+  long long raw_divisor = step_us, raw_from = from * unit_us,
+            raw_to = to * unit_us;
   absl::MutexLock read_lock(&read_mutex_);
   RETURN_IF_ERROR(sql::Guard("read metric series", [&] {
     long long bucket = 0, count = 0;
     double sum = 0;
-    soci::statement statement =
-        (reader_->prepare << query, soci::use(divisor), soci::use(id),
-         soci::use(from), soci::use(to), soci::into(bucket), soci::into(sum),
-         soci::into(count));
+    soci::statement raw =
+        (reader_->prepare << "SELECT time_us / :divisor, SUM(value), "
+                             "COUNT(*) FROM metric_samples WHERE hour = :hour "
+                             "AND series_id = :id AND time_us >= :from AND "
+                             "time_us < :to GROUP BY 1",
+         soci::use(raw_divisor), soci::use(hour), soci::use(id),
+         soci::use(raw_from), soci::use(raw_to), soci::into(bucket),
+         soci::into(sum), soci::into(count));
+    std::optional<soci::statement> rollups;
+    if (!rollup_query.empty()) {
+      rollups.emplace((reader_->prepare << rollup_query, soci::use(divisor),
+                       soci::use(hour), soci::use(id), soci::use(from),
+                       soci::use(to), soci::into(bucket), soci::into(sum),
+                       soci::into(count)));
+    }
     for (Wanted& series : wanted) {
       id = series.id;
+      // Steps may span hours: summed here.
+      std::map<long long, std::pair<double, long long>> buckets;
+      for (hour = first_hour; hour <= last_hour; ++hour) {
+        soci::statement& reading = rollups && hour < roll_hour ? *rollups : raw;
+        reading.execute();
+        while (reading.fetch()) {
+          auto& [bucket_sum, bucket_count] = buckets[bucket];
+          bucket_sum += sum;
+          bucket_count += count;
+        }
+      }
       SeriesPoints points;
-      statement.execute();
-      while (statement.fetch()) {
-        if (count <= 0) continue;
+      for (const auto& [key, figures] : buckets) {
+        if (figures.second <= 0) continue;
         points.points.push_back(
-            {absl::FromUnixMicros(bucket * step_us),
-             average ? sum / static_cast<double>(count) : sum});
+            {absl::FromUnixMicros(key * step_us),
+             average ? figures.first / static_cast<double>(figures.second)
+                     : figures.first});
       }
       if (points.points.empty()) continue;
       points.database_id = std::move(series.database_id);
@@ -785,6 +948,7 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
     Labels labels;
   };
   std::vector<Wanted> wanted;
+  int64_t all_series = 0;
   int64_t unit_us;
   if (end - start <= kMinuteTotalsUpTo) {
     totals.resolution = Resolution::kMinute;
@@ -817,36 +981,88 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
       wanted.push_back(
           {series->id, series->database_id, series->metric, series->labels});
     }
+    all_series = static_cast<int64_t>(series_.size());
   }
+  if (wanted.empty()) return totals;
+  // Read per (hour, series) when few series are wanted, else each hour's rows
+  // of every series at once, keeping the wanted ones.
+  const long long first_hour = FloorDiv(from * unit_us, kMicrosPerHour);
+  const long long last_hour = FloorDiv(to * unit_us - 1, kMicrosPerHour);
+  const bool scan = static_cast<int64_t>(wanted.size()) * 3 >= all_series;
+  const bool minutes = totals.resolution == Resolution::kMinute;
+  int64_t roll_hour;
+  {
+    absl::ReaderMutexLock lock(&state_mutex_);
+    roll_hour = roll_hour_;
+  }
+  // Every query takes (hour, [series], from, to) and gives series, sum, max;
+  // hours not rolled up yet are read from the raw samples.
+  const std::string series_condition = scan ? "" : " AND series_id = :id";
   const std::string query =
-      totals.resolution == Resolution::kMinute
-          ? "SELECT COUNT(*), SUM(value_sum), MAX(value_max) FROM "
-            "metric_rollups WHERE series_id = :id AND minute >= :from AND "
-            "minute < :to"
-          : "SELECT COUNT(*), SUM(value_sum), MAX(value_max) FROM "
-            "metric_rollups_hourly WHERE series_id = :id AND hour >= :from "
-            "AND hour < :to";
+      minutes ? absl::StrCat(
+                    "SELECT series_id, value_sum, value_max FROM "
+                    "metric_rollups WHERE hour = :hour",
+                    series_condition, " AND minute >= :from AND minute < :to")
+              : absl::StrCat(
+                    "SELECT series_id, value_sum, value_max FROM "
+                    "metric_rollups_hourly WHERE hour = :hour",
+                    series_condition, " AND hour >= :from AND hour < :to");
+  const std::string raw_query = absl::StrCat(
+      "SELECT series_id, value, value FROM metric_samples WHERE hour = :hour",
+      series_condition, " AND time_us >= :from AND time_us < :to");
+  absl::flat_hash_map<int64_t, size_t> index;
+  for (size_t i = 0; i < wanted.size(); ++i) index[wanted[i].id] = i;
+  std::vector<std::pair<double, double>> figures(wanted.size());
+  std::vector<bool> found(wanted.size(), false);
   absl::MutexLock read_lock(&read_mutex_);
   RETURN_IF_ERROR(sql::Guard("read metric totals", [&] {
-    long long id = 0, count = 0, first = from, last = to;
+    long long id = 0, series_id = 0, hour = 0, first = from, last = to;
+    long long first_us = from * unit_us, last_us = to * unit_us;
     double sum = 0, max = 0;
-    soci::indicator sum_indicator = soci::i_ok, max_indicator = soci::i_ok;
-    soci::statement statement =
-        (reader_->prepare << query, soci::use(id), soci::use(first),
-         soci::use(last), soci::into(count), soci::into(sum, sum_indicator),
-         soci::into(max, max_indicator));
-    for (Wanted& series : wanted) {
-      id = series.id;
-      statement.execute(true);
-      if (count == 0 || sum_indicator != soci::i_ok) continue;
-      SeriesTotal& total = totals.series.emplace_back();
-      total.database_id = std::move(series.database_id);
-      total.metric = std::move(series.metric);
-      total.labels = std::move(series.labels);
-      total.sum = sum;
-      total.max = max_indicator == soci::i_ok ? max : 0;
+    auto prepare = [&](const std::string& text, long long& low,
+                       long long& high) {
+      return scan ? soci::statement((reader_->prepare << text, soci::use(hour),
+                                     soci::use(low), soci::use(high),
+                                     soci::into(series_id), soci::into(sum),
+                                     soci::into(max)))
+                  : soci::statement((reader_->prepare << text, soci::use(hour),
+                                     soci::use(id), soci::use(low),
+                                     soci::use(high), soci::into(series_id),
+                                     soci::into(sum), soci::into(max)));
+    };
+    soci::statement rolled = prepare(query, first, last);
+    soci::statement unrolled = prepare(raw_query, first_us, last_us);
+    auto take = [&] {
+      auto it = index.find(series_id);
+      if (it == index.end()) return;
+      auto& [total_sum, total_max] = figures[it->second];
+      total_max = found[it->second] ? std::max(total_max, max) : max;
+      total_sum += sum;
+      found[it->second] = true;
+    };
+    for (hour = first_hour; hour <= last_hour; ++hour) {
+      soci::statement& statement = hour < roll_hour ? rolled : unrolled;
+      if (scan) {
+        statement.execute();
+        while (statement.fetch()) take();
+        continue;
+      }
+      for (const Wanted& series : wanted) {
+        id = series.id;
+        statement.execute();
+        while (statement.fetch()) take();
+      }
     }
   }));
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!found[i]) continue;
+    SeriesTotal& total = totals.series.emplace_back();
+    total.database_id = std::move(wanted[i].database_id);
+    total.metric = std::move(wanted[i].metric);
+    total.labels = std::move(wanted[i].labels);
+    total.sum = figures[i].first;
+    total.max = figures[i].second;
+  }
   return totals;
 }
 
@@ -896,81 +1112,246 @@ int64_t MetricStore::rows_deleted() const {
   return rows_deleted_;
 }
 
+absl::StatusOr<bool> MetricStore::RollUp(absl::Time now, int max_series) {
+  absl::MutexLock write_lock(&write_mutex_);
+  max_series = std::max(max_series, 1);
+  // The last hour over.
+  const long long last =
+      FloorDiv(absl::ToUnixMicros(now - kRollUpGrace), kMicrosPerHour) - 1;
+  long long hour, low, last_series;
+  {
+    absl::ReaderMutexLock lock(&state_mutex_);
+    hour = roll_hour_;
+    low = roll_series_;
+    last_series = next_series_id_ - 1;
+  }
+  if (hour > last) return false;
+  long long high = low + max_series;
+  long long next_hour = hour, next_series = high;
+  RETURN_IF_ERROR(sql::Guard("roll up metric samples", [&] {
+    soci::session& sql = *writer_;
+    if (low == 0) {
+      // A new hour: skip the hours without samples at once.
+      long long first = 0;
+      soci::indicator indicator = soci::i_ok;
+      sql << "SELECT MIN(hour) FROM metric_samples WHERE hour >= :hour",
+          soci::use(hour), soci::into(first, indicator);
+      if (indicator != soci::i_ok || first > last) {
+        next_hour = last + 1;
+        next_series = 0;
+      } else {
+        hour = first;
+        next_hour = first;
+      }
+    }
+    soci::transaction transaction(sql);
+    if (next_hour == hour) {
+      // Minutes from the raw samples, the hour from its minutes; both
+      // replace (nothing of these series and hour is in the rollups yet,
+      // unless an earlier attempt rolled them up: then the same again).
+      sql << absl::StrFormat(
+          "INSERT INTO metric_rollups (hour, series_id, minute, "
+          "value_sum, value_count, value_min, value_max) SELECT hour, "
+          "series_id, time_us / %d, SUM(value), COUNT(*), MIN(value), "
+          "MAX(value) FROM metric_samples WHERE hour = :hour AND "
+          "series_id > :low AND series_id <= :high GROUP BY hour, "
+          "series_id, time_us / %d ON CONFLICT (hour, series_id, "
+          "minute) DO UPDATE SET value_sum = excluded.value_sum, "
+          "value_count = excluded.value_count, value_min = "
+          "excluded.value_min, value_max = excluded.value_max",
+          kMicrosPerMinute, kMicrosPerMinute),
+          soci::use(hour), soci::use(low), soci::use(high);
+      sql << "INSERT INTO metric_rollups_hourly (hour, series_id, value_sum, "
+             "value_count, value_min, value_max) SELECT hour, series_id, "
+             "SUM(value_sum), SUM(value_count), MIN(value_min), "
+             "MAX(value_max) FROM metric_rollups WHERE hour = :hour AND "
+             "series_id > :low AND series_id <= :high GROUP BY hour, "
+             "series_id ON CONFLICT (hour, series_id) DO UPDATE SET value_sum "
+             "= excluded.value_sum, value_count = excluded.value_count, "
+             "value_min = excluded.value_min, value_max = excluded.value_max",
+          soci::use(hour), soci::use(low), soci::use(high);
+      if (high >= last_series) {
+        next_hour = hour + 1;
+        next_series = 0;
+      }
+    }
+    for (const auto& [name, value] :
+         {std::pair<std::string, long long>{"roll_hour", next_hour},
+          {"roll_series", next_series}}) {
+      long long stored = value;
+      sql << "INSERT INTO metric_state (name, value) VALUES (:name, :value) "
+             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+          soci::use(name), soci::use(stored);
+    }
+    transaction.commit();
+  }));
+  absl::MutexLock lock(&state_mutex_);
+  roll_hour_ = next_hour;
+  roll_series_ = next_series;
+  return next_hour <= last;
+}
+
+absl::Status MetricStore::RollUpAll(absl::Time now) {
+  for (;;) {
+    ASSIGN_OR_RETURN(bool more, RollUp(now, 100'000));
+    if (!more) return absl::OkStatus();
+  }
+}
+
+absl::Status MetricStore::SaveLatestValues() {
+  absl::MutexLock write_lock(&write_mutex_);
+  std::vector<long long> ids, times;
+  std::vector<double> values;
+  {
+    absl::MutexLock lock(&state_mutex_);
+    for (auto& [id, series] : series_) {
+      if (!series->latest_dirty) continue;
+      ids.push_back(id);
+      times.push_back(absl::ToUnixMicros(series->last_time));
+      values.push_back(series->last_value);
+      series->latest_dirty = false;
+    }
+  }
+  if (ids.empty()) return absl::OkStatus();
+  absl::Status status = sql::Guard("save latest metric values", [&] {
+    soci::session& sql = *writer_;
+    soci::transaction transaction(sql);
+    if (!postgres()) {
+      sql << "UPDATE metric_series SET last_time_us = :time, last_value = "
+             ":value WHERE series_id = :id",
+          soci::use(times), soci::use(values), soci::use(ids);
+    } else {
+      for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
+        const size_t end = std::min(ids.size(), begin + kPostgresChunk);
+        const std::string a = PgArray(ids, begin, end);
+        const std::string b = PgArray(times, begin, end);
+        const std::string c = PgArray(values, begin, end);
+        sql << "UPDATE metric_series AS s SET last_time_us = u.t, last_value "
+               "= u.v FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), "
+               "CAST(:c AS DOUBLE PRECISION[])) AS u(id, t, v) WHERE "
+               "s.series_id = u.id",
+            soci::use(a), soci::use(b), soci::use(c);
+      }
+    }
+    transaction.commit();
+  });
+  if (!status.ok()) {
+    // Saved next time.
+    absl::MutexLock lock(&state_mutex_);
+    for (long long id : ids) {
+      auto it = series_.find(id);
+      if (it != series_.end()) it->second->latest_dirty = true;
+    }
+  }
+  return status;
+}
+
 absl::StatusOr<bool> MetricStore::EnforceRetention(absl::Time raw_cutoff,
                                                    absl::Time rollup_cutoff,
                                                    int64_t* cursor,
                                                    int max_series) {
   absl::MutexLock write_lock(&write_mutex_);
-  std::vector<long long> ids;
-  std::vector<long long> expired;  // no data since rollup_cutoff
-  bool round_done = false;
+  max_series = std::max(max_series, 1);
+  struct Table {
+    const char* name;
+    long long cutoff_hour;
+  };
+  long long last_series = 0;
+  long long roll_hour = 0;
   {
     absl::ReaderMutexLock lock(&state_mutex_);
-    auto it = series_.upper_bound(*cursor);
-    for (; it != series_.end() && static_cast<int>(ids.size()) < max_series;
-         ++it) {
-      ids.push_back(it->first);
-      if (it->second->last_time < rollup_cutoff) expired.push_back(it->first);
-    }
-    round_done = it == series_.end();
+    last_series = next_series_id_ - 1;
+    roll_hour = roll_hour_;
   }
-  long long raw_us = absl::ToUnixMicros(raw_cutoff);
-  const int64_t rollup_us = absl::ToUnixMicros(rollup_cutoff);
-  long long minute = FloorDiv(rollup_us, kMicrosPerMinute);
-  long long hour = FloorDiv(rollup_us, kMicrosPerHour);
-  long long stored_before = rollup_us;
+  const long long rollup_hour =
+      FloorDiv(absl::ToUnixMicros(rollup_cutoff), kMicrosPerHour);
+  const Table tables[] = {
+      // Raw samples of an hour not rolled up yet stay until it is.
+      {"metric_samples",
+       std::min<long long>(
+           FloorDiv(absl::ToUnixMicros(raw_cutoff), kMicrosPerHour),
+           roll_hour)},
+      {"metric_rollups", rollup_hour},
+      {"metric_rollups_hourly", rollup_hour},
+  };
   int64_t deleted = 0;
-  std::vector<std::string> silent_instances;
+  bool step_done = false;
+  // The oldest expired hour of the first table that has one: its rows of
+  // the series after the cursor, max_series of them. (Table names are this
+  // file's constants.)
   RETURN_IF_ERROR(sql::Guard("enforce metric retention", [&] {
+    soci::session& sql = *writer_;
+    for (const Table& table : tables) {
+      long long oldest = 0;
+      soci::indicator indicator = soci::i_ok;
+      sql << absl::StrCat("SELECT MIN(hour) FROM ", table.name),
+          soci::into(oldest, indicator);
+      if (indicator != soci::i_ok || oldest >= table.cutoff_hour) continue;
+      long long low = *cursor, high = *cursor + max_series;
+      soci::statement statement =
+          (sql.prepare << absl::StrCat("DELETE FROM ", table.name,
+                                       " WHERE hour = :hour AND series_id > "
+                                       ":low AND series_id <= :high"),
+           soci::use(oldest), soci::use(low), soci::use(high));
+      statement.execute(true);
+      deleted = statement.get_affected_rows();
+      // Past the last series: the hour is empty, the next call takes the
+      // next one.
+      *cursor = high >= last_series ? 0 : high;
+      step_done = true;
+      return;
+    }
+  }));
+  if (step_done) {
+    absl::MutexLock lock(&state_mutex_);
+    rows_deleted_ += deleted;
+    return false;
+  }
+  // Every expired hour is gone: forget series whose last sample is older
+  // than every hour kept (nothing of them is left; a new sample makes them
+  // again), and agent processes silent for as long.
+  // (What is left of a series is in hours from the earlier of the rollups'
+  // cutoff and the first hour not rolled up yet.)
+  const absl::Time kept_from = absl::FromUnixMicros(
+      std::min(tables[1].cutoff_hour, tables[0].cutoff_hour) * kMicrosPerHour);
+  std::vector<long long> expired;
+  {
+    absl::ReaderMutexLock lock(&state_mutex_);
+    for (const auto& [id, series] : series_) {
+      if (series->last_time < kept_from) expired.push_back(id);
+    }
+  }
+  long long stored_before = absl::ToUnixMicros(rollup_cutoff);
+  std::vector<std::string> silent_instances;
+  RETURN_IF_ERROR(sql::Guard("forget expired metric series", [&] {
     soci::session& sql = *writer_;
     soci::transaction transaction(sql);
     long long id = 0;
-    soci::statement raw =
-        (sql.prepare << "DELETE FROM metric_samples WHERE series_id = :id AND "
-                        "time_us < :cutoff",
-         soci::use(id), soci::use(raw_us));
-    soci::statement minutes =
-        (sql.prepare << "DELETE FROM metric_rollups WHERE series_id = :id AND "
-                        "minute < :cutoff",
-         soci::use(id), soci::use(minute));
-    soci::statement hours =
-        (sql.prepare << "DELETE FROM metric_rollups_hourly WHERE series_id = "
-                        ":id AND hour < :cutoff",
-         soci::use(id), soci::use(hour));
-    for (long long series_id : ids) {
-      id = series_id;
-      raw.execute(true);
-      deleted += raw.get_affected_rows();
-      minutes.execute(true);
-      deleted += minutes.get_affected_rows();
-      hours.execute(true);
-      deleted += hours.get_affected_rows();
-    }
-    // Series whose last sample is older than every rollup kept have no rows
-    // left: forget them (a new sample makes them again).
-    for (long long series_id : expired) {
-      id = series_id;
-      sql << "DELETE FROM metric_series WHERE series_id = :id", soci::use(id);
-    }
-    if (round_done) {
-      std::string database_id, instance;
-      soci::statement silent =
-          (sql.prepare << "SELECT database_id, agent_instance FROM "
-                          "metric_batches WHERE stored_us < :before",
-           soci::use(stored_before), soci::into(database_id),
-           soci::into(instance));
-      silent.execute();
-      while (silent.fetch()) {
-        silent_instances.push_back(
-            absl::StrCat(database_id, absl::string_view("\0", 1), instance));
+    if (!expired.empty()) {
+      soci::statement forget =
+          (sql.prepare << "DELETE FROM metric_series WHERE series_id = :id",
+           soci::use(id));
+      for (long long series_id : expired) {
+        id = series_id;
+        forget.execute(true);
       }
-      sql << "DELETE FROM metric_batches WHERE stored_us < :before",
-          soci::use(stored_before);
     }
+    std::string database_id, instance;
+    soci::statement silent =
+        (sql.prepare << "SELECT database_id, agent_instance FROM "
+                        "metric_batches WHERE stored_us < :before",
+         soci::use(stored_before), soci::into(database_id),
+         soci::into(instance));
+    silent.execute();
+    while (silent.fetch()) {
+      silent_instances.push_back(
+          absl::StrCat(database_id, absl::string_view("\0", 1), instance));
+    }
+    sql << "DELETE FROM metric_batches WHERE stored_us < :before",
+        soci::use(stored_before);
     transaction.commit();
   }));
   absl::MutexLock lock(&state_mutex_);
-  rows_deleted_ += deleted;
   for (long long series_id : expired) {
     auto it = series_.find(series_id);
     if (it == series_.end()) continue;
@@ -985,8 +1366,8 @@ absl::StatusOr<bool> MetricStore::EnforceRetention(absl::Time raw_cutoff,
     series_.erase(it);
   }
   for (const std::string& key : silent_instances) highest_.erase(key);
-  *cursor = round_done ? 0 : ids.back();
-  return round_done;
+  *cursor = 0;
+  return true;
 }
 
 }  // namespace ecliptix::server

@@ -137,6 +137,8 @@ class MetricStore {
   static constexpr int kRecentHours = 26;
   // At most this many points per series in a QueryPoints answer.
   static constexpr int64_t kMaxPoints = 10'000;
+  // QueryPoints reads ranges of at most this many hours (400 days).
+  static constexpr int64_t kMaxRangeHours = 24 * 400;
 
   // Opens two sessions on the state store's database (whose schema the
   // StateStore has migrated to version 6 or later) and loads the series, their
@@ -152,10 +154,11 @@ class MetricStore {
 
   // Stores the batches in one transaction: each batch whose sequence is above
   // the highest stored for its (database, agent_instance), with its samples as
-  // raw rows and in the minute and hour rollups, and the new highest
-  // sequences. Repeated batches (at or below the highest stored) only get
-  // their acknowledgement. Nothing of a failed Write is kept; the caller may
-  // retry it whole. A sample without a time is stamped `now`.
+  // raw rows (and in the rollups when their hour is rolled up already, see
+  // RollUp), and the new highest sequences. Repeated batches (at or below the
+  // highest stored) only get their acknowledgement. Nothing of a failed Write
+  // is kept; the caller may retry it whole. A sample without a time is stamped
+  // `now`.
   absl::StatusOr<WriteSummary> Write(const std::vector<IncomingBatch>& batches,
                                      absl::Time now);
 
@@ -178,10 +181,11 @@ class MetricStore {
       const std::optional<std::set<std::string>>& databases, absl::Time start,
       absl::Time end, absl::Time now);
 
-  // The newest value of every series that has one (stored since this store
-  // was opened, or the newest raw sample found when it was opened), for
-  // exporters such as Prometheus; from memory, no database access. Ordered by
-  // database, metric, labels.
+  // The newest value of every series (database, metric, labels, value,
+  // time), for exporters such as the Prometheus endpoint: from memory, no
+  // database access, exact for samples stored since this store was opened
+  // (and as saved by SaveLatestValues before). Ordered by database, metric,
+  // labels.
   std::vector<LatestValue> LatestValues() const;
 
   // Whether any series of `metric` is stored.
@@ -190,13 +194,37 @@ class MetricStore {
   std::vector<std::string> MetricNames() const;
   int64_t series_count() const;
 
-  // Deletes raw samples older than `raw_cutoff` and rollups older than
-  // `rollup_cutoff` (rounded down to whole minutes and hours), for at most
-  // `max_series` series after `*cursor` (a series number; 0 to begin), in one
-  // transaction, and moves the cursor on. Once past the last series, also
-  // forgets series without data since `rollup_cutoff` and the stored
-  // sequences of agent processes silent since then, sets `*cursor` to 0 and
-  // returns true: a round is complete. Returns false while series remain.
+  // Rollups are made from the raw samples of an hour once it is over by this
+  // much (a sample that comes after its series' hour was rolled up is added
+  // to the rollups as it is stored).
+  static constexpr absl::Duration kRollUpGrace = absl::Minutes(2);
+  // Rolls up the raw samples of the first hour over (by kRollUpGrace at
+  // `now`) and not rolled up yet, for at most `max_series` series, into
+  // minute and hour rollups, with two statements in one transaction, and
+  // saves where it got to. Returns whether there may be more to roll up.
+  // Writes store raw samples only, so rolling up is what keeps a write
+  // cheap; queries read the raw samples of hours not rolled up yet, so
+  // rolling up late costs speed, never accuracy. ecliptix-server calls it from
+  // its writer thread between writes.
+  absl::StatusOr<bool> RollUp(absl::Time now, int max_series);
+  // RollUp until nothing is left.
+  absl::Status RollUpAll(absl::Time now);
+
+  // Saves the latest value of every series whose value changed since the
+  // last call (memory has them exactly; the database has them as of the last
+  // call, for the next start). ecliptix-server calls it every 30 seconds and
+  // when it stops.
+  absl::Status SaveLatestValues();
+
+  // One step of retention, one transaction: deletes the hours of raw samples
+  // that end before `raw_cutoff`, and of rollups before `rollup_cutoff`
+  // (whole hours: a sample stays up to an hour past its retention), the
+  // oldest such hour first, for at most `max_series` series after `*cursor`
+  // (a series number), and moves the cursor on. Returns false while expired
+  // hours remain. When none does, forgets the series with nothing left (last
+  // sample before `rollup_cutoff`'s hour) and the stored sequences of agent
+  // processes silent since `rollup_cutoff`, sets `*cursor` to 0 and returns
+  // true: a round is complete.
   absl::StatusOr<bool> EnforceRetention(absl::Time raw_cutoff,
                                         absl::Time rollup_cutoff,
                                         int64_t* cursor, int max_series);
@@ -221,6 +249,8 @@ class MetricStore {
     absl::Time last_time = absl::InfinitePast();
     double last_value = 0;
     bool has_latest = false;
+    // Changed since SaveLatestValues.
+    bool latest_dirty = false;
     std::array<HourSlot, kRecentHours> hours;
   };
 
@@ -275,6 +305,10 @@ class MetricStore {
   // ahead of the clock when written): answered from the hour rollups.
   std::set<int64_t> hours_not_in_memory_ ABSL_GUARDED_BY(state_mutex_);
   int64_t rows_deleted_ ABSL_GUARDED_BY(state_mutex_) = 0;
+  // Hours before roll_hour_ are in the rollups, and so are the series up to
+  // roll_series_ of roll_hour_; the rest is in the raw samples only.
+  int64_t roll_hour_ ABSL_GUARDED_BY(state_mutex_) = 0;
+  int64_t roll_series_ ABSL_GUARDED_BY(state_mutex_) = 0;
 };
 
 }  // namespace ecliptix::server

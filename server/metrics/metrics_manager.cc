@@ -96,6 +96,7 @@ absl::Status MetricsManager::Start() {
     });
   }
   next_retention_ = absl::Now() + options_.retention_period;
+  next_latest_save_ = absl::Now() + options_.latest_save_period;
   {
     absl::MutexLock lock(&query_mutex_);
     queries_running_ = true;
@@ -173,9 +174,11 @@ void MetricsManager::WriterLoop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
         return stopping_ || !queue_.empty();
       };
-      mutex_.AwaitWithDeadline(absl::Condition(&ready), retention_running_
-                                                            ? absl::Now()
-                                                            : next_retention_);
+      mutex_.AwaitWithDeadline(
+          absl::Condition(&ready),
+          retention_running_ || rollup_pending_
+              ? absl::Now()
+              : std::min(next_retention_, next_latest_save_));
       stopping = stopping_;
       size_t samples = 0;
       while (!queue_.empty() &&
@@ -192,7 +195,7 @@ void MetricsManager::WriterLoop() {
         resumed.swap(held_);
       }
       writing_ = !work.empty();
-      if (work.empty() && stopping) return;
+      if (work.empty() && stopping) break;
     }
     for (auto& resume : resumed) resume();
     if (!work.empty()) {
@@ -201,6 +204,18 @@ void MetricsManager::WriterLoop() {
       writing_ = false;
     }
     if (stopping) continue;
+    // Rolling up keeps writes cheap (they store raw samples only): a step
+    // between writes, and at once again while there is more.
+    absl::StatusOr<bool> more =
+        store_->RollUp(clock_->Now(), options_.rollup_series_per_step);
+    if (!more.ok()) {
+      Logger("metrics")->error("metric rollups: {}", more.status().ToString());
+    }
+    rollup_pending_ = more.ok() && *more;
+    if (absl::Now() >= next_latest_save_) {
+      SaveLatestValues();
+      next_latest_save_ = absl::Now() + options_.latest_save_period;
+    }
     if (retention_running_ || absl::Now() >= next_retention_) {
       retention_running_ = true;
       if (RetentionStep()) {
@@ -208,6 +223,14 @@ void MetricsManager::WriterLoop() {
         next_retention_ = absl::Now() + options_.retention_period;
       }
     }
+  }
+  // Everything is stored: the latest values too, for the next start.
+  SaveLatestValues();
+}
+
+void MetricsManager::SaveLatestValues() {
+  if (absl::Status status = store_->SaveLatestValues(); !status.ok()) {
+    Logger("metrics")->error("metric latest values: {}", status.ToString());
   }
 }
 
@@ -278,6 +301,8 @@ bool MetricsManager::RetentionStep() {
 
 absl::Status MetricsManager::EnforceRetentionNow() {
   const absl::Time now = clock_->Now();
+  // Raw samples go only once rolled up.
+  RETURN_IF_ERROR(store_->RollUpAll(now));
   int64_t cursor = 0;
   for (;;) {
     ASSIGN_OR_RETURN(bool done, store_->EnforceRetention(

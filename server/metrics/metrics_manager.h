@@ -43,8 +43,14 @@ struct MetricsOptions {
   absl::Duration rollup_retention = absl::Hours(24 * 30);
   // How often a retention round starts (each round walks every series).
   absl::Duration retention_period = absl::Minutes(5);
-  // Series per retention step (one transaction); writes go on between steps.
-  int retention_series_per_step = 2000;
+  // Series per retention step (one transaction deleting one hour of their
+  // rows); writes go on between steps.
+  int retention_series_per_step = 5000;
+  // Series rolled up per step (one transaction), between writes.
+  int rollup_series_per_step = 5000;
+  // How often the latest value of each series is saved (for the next start;
+  // memory has them exactly).
+  absl::Duration latest_save_period = absl::Seconds(30);
   // Samples waiting to be stored, at most (plus one batch per stream): past
   // it, streams that bring more are held until the queue is half empty.
   size_t max_queued_samples = 200'000;
@@ -116,8 +122,8 @@ class MetricsManager {
   absl::StatusOr<fleet::v1::GetRateResponse> GetRateNow(
       const fleet::v1::GetRateRequest& request);
 
-  // A whole retention round now, on the calling thread (the timer does the
-  // same in steps).
+  // Rolls up every hour over, then a whole retention round, now, on the
+  // calling thread (the writer thread does the same in steps).
   absl::Status EnforceRetentionNow();
 
   // How a metric's values combine: deltas are summed per step, gauges
@@ -141,6 +147,8 @@ class MetricsManager {
   void Store(const std::vector<IncomingBatch>& work);
   // One retention step; true when the round is complete.
   bool RetentionStep();
+  // MetricStore::SaveLatestValues, errors logged.
+  void SaveLatestValues();
   void QueryLoop();
   // Runs `task` on the query thread, or fails `refuse` at once.
   void PostQuery(std::function<void()> task,
@@ -176,7 +184,10 @@ class MetricsManager {
   // The retention round in progress (writer thread only).
   int64_t retention_cursor_ = 0;
   bool retention_running_ = false;
+  // Hours over wait to be rolled up (writer thread only).
+  bool rollup_pending_ = false;
   absl::Time next_retention_;
+  absl::Time next_latest_save_;
 };
 
 }  // namespace ecliptix::server

@@ -145,42 +145,56 @@ const std::vector<Migration>& Migrations() {
        {
            // Owned by server/metrics/metric_store.cc. A series is a database,
            // a metric and the sample's own labels (canonical key); samples
-           // and rollups refer to it by number, so rows stay small.
+           // and rollups refer to it by number, so rows stay small. The
+           // latest value is saved now and then (memory has it exactly).
            R"(CREATE TABLE metric_series (
                 series_id BIGINT PRIMARY KEY,
                 database_id TEXT NOT NULL,
                 metric TEXT NOT NULL,
                 labels TEXT NOT NULL,
                 created_us BIGINT NOT NULL,
+                last_time_us BIGINT NOT NULL,
+                last_value DOUBLE PRECISION NOT NULL,
                 UNIQUE (database_id, metric, labels)))",
-           // Raw samples, as received (kept --metrics_raw_retention). Not
-           // unique: two samples of a series may share a time.
+           // Raw samples, as received (kept --metrics_raw_retention, and
+           // until rolled up), not unique: two samples of a series may share
+           // a time. Every table below leads with the hour since the epoch: a
+           // write lands in the current hour's part of the index, not in one
+           // page per series, and retention deletes whole hours.
            R"(CREATE TABLE metric_samples (
+                hour BIGINT NOT NULL,
                 series_id BIGINT NOT NULL,
                 time_us BIGINT NOT NULL,
                 value DOUBLE PRECISION NOT NULL))",
-           "CREATE INDEX metric_samples_by_series ON metric_samples "
-           "(series_id, time_us)",
+           "CREATE INDEX metric_samples_by_hour ON metric_samples "
+           "(hour, series_id, time_us)",
            // Per series and minute since the epoch (kept
-           // --metrics_rollup_retention).
+           // --metrics_rollup_retention), made from the raw samples of an
+           // hour once it is over.
            R"(CREATE TABLE metric_rollups (
+                hour BIGINT NOT NULL,
                 series_id BIGINT NOT NULL,
                 minute BIGINT NOT NULL,
                 value_sum DOUBLE PRECISION NOT NULL,
                 value_count BIGINT NOT NULL,
                 value_min DOUBLE PRECISION NOT NULL,
                 value_max DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (series_id, minute)))",
-           // The same per hour since the epoch: long ranges read 60 times
-           // fewer rows.
+                PRIMARY KEY (hour, series_id, minute)))",
+           // The same per hour: long ranges read 60 times fewer rows.
            R"(CREATE TABLE metric_rollups_hourly (
-                series_id BIGINT NOT NULL,
                 hour BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
                 value_sum DOUBLE PRECISION NOT NULL,
                 value_count BIGINT NOT NULL,
                 value_min DOUBLE PRECISION NOT NULL,
                 value_max DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (series_id, hour)))",
+                PRIMARY KEY (hour, series_id)))",
+           // Where rolling raw samples up into the rollups has got to
+           // (roll_hour, roll_series): hours are rolled up once they are
+           // over, a few thousand series per transaction.
+           R"(CREATE TABLE metric_state (
+                name TEXT PRIMARY KEY,
+                value BIGINT NOT NULL))",
            // The highest batch stored per agent process: a batch sent again
            // after a reconnect is acknowledged, not stored twice.
            R"(CREATE TABLE metric_batches (
