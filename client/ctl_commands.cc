@@ -12,6 +12,7 @@
 #include "client/ctl_config.h"
 #include "client/ctl_format.h"
 #include "client/ctl_job.h"
+#include "client/ctl_metrics.h"
 #include "client/ctl_query.h"
 #include "client/ctl_rollout.h"
 #include "common/status_macros.h"
@@ -216,6 +217,7 @@ const CommandTable& Commands() {
       ConfigNoun(),
       EmergencyNoun(),
       QueryNoun(),
+      MetricsNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -588,4 +588,36 @@ absl::Status FleetClient::RunQuery(
   return ToStatus(status, deadline);
 }
 
+// ---- MetricsService: fleet metrics ----
+
+absl::StatusOr<fleet::v1::QuerySeriesResponse> FleetClient::QuerySeries(
+    const fleet::v1::QuerySeriesRequest& request) {
+  auto stub = fleet::v1::MetricsService::NewStub(channel_);
+  return Unary<fleet::v1::QuerySeriesResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::QuerySeriesResponse* response) {
+        return stub->QuerySeries(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::TopProceduresResponse> FleetClient::TopProcedures(
+    const fleet::v1::TopProceduresRequest& request) {
+  auto stub = fleet::v1::MetricsService::NewStub(channel_);
+  return Unary<fleet::v1::TopProceduresResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::TopProceduresResponse* response) {
+        return stub->TopProcedures(context, request, response);
+      });
+}
+
+absl::StatusOr<fleet::v1::GetRateResponse> FleetClient::GetRate(
+    const fleet::v1::GetRateRequest& request) {
+  auto stub = fleet::v1::MetricsService::NewStub(channel_);
+  return Unary<fleet::v1::GetRateResponse>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::GetRateResponse* response) {
+        return stub->GetRate(context, request, response);
+      });
+}
+
 }  // namespace ecliptix::client

@@ -24,6 +24,7 @@
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/metrics.grpc.pb.h"
 #include "ecliptix/fleet/v1/query_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 
@@ -202,6 +203,17 @@ class FleetClient {
   absl::Status RunQuery(
       const fleet::v1::RunQueryRequest& request,
       std::function<bool(const fleet::v1::QueryResult&)> on_result);
+
+  // ---- MetricsService: fleet metrics ----
+
+  // Each is one unary call with the RPC timeout; INVALID_ARGUMENT names the
+  // field at fault (an unknown metric or rate, a bad selector or range).
+  absl::StatusOr<fleet::v1::QuerySeriesResponse> QuerySeries(
+      const fleet::v1::QuerySeriesRequest& request);
+  absl::StatusOr<fleet::v1::TopProceduresResponse> TopProcedures(
+      const fleet::v1::TopProceduresRequest& request);
+  absl::StatusOr<fleet::v1::GetRateResponse> GetRate(
+      const fleet::v1::GetRateRequest& request);
 
  private:
   FleetClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
