@@ -18,6 +18,7 @@
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/job_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/metrics.grpc.pb.h"
 #include "ecliptix/fleet/v1/query_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/rollout.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -134,6 +135,7 @@ class ApiValidationTest : public ::testing::Test {
     jobs_ = v1::JobService::NewStub(channel);
     config_ = v1::ConfigService::NewStub(channel);
     queries_ = v1::QueryService::NewStub(channel);
+    metrics_ = v1::MetricsService::NewStub(channel);
   }
 
   // Opens AgentService.Connect, sends `hello` first, and returns how the
@@ -159,6 +161,7 @@ class ApiValidationTest : public ::testing::Test {
     using JS = v1::JobService::Stub;
     using CS = v1::ConfigService::Stub;
     using QS = v1::QueryService::Stub;
+    using MS = v1::MetricsService::Stub;
     // No uploaded bundle declares configuration keys: complete requests get
     // that far.
     const auto FP = grpc::StatusCode::FAILED_PRECONDITION;
@@ -403,6 +406,27 @@ class ApiValidationTest : public ::testing::Test {
          {{"query"}, {"selector"}},
          "",
          Watch(queries_.get(), &QS::RunQuery)},
+        {"MetricsService.QuerySeries",
+         Make<v1::QuerySeriesRequest>(
+             [](auto& r) { r.set_metric("procedure_calls"); }),
+         OK,
+         {{"metric"}},
+         "",
+         Unary(metrics_.get(), &MS::QuerySeries)},
+        // TopProcedures has no required field ({} is the fleet's top 10 over
+        // 24 hours).
+        {"MetricsService.TopProcedures",
+         Make<v1::TopProceduresRequest>(),
+         OK,
+         {},
+         "",
+         Unary(metrics_.get(), &MS::TopProcedures)},
+        {"MetricsService.GetRate",
+         Make<v1::GetRateRequest>([](auto& r) { r.set_rate("errors"); }),
+         OK,
+         {{"rate"}},
+         "",
+         Unary(metrics_.get(), &MS::GetRate)},
         {"AgentService.Connect (first message: Hello)",
          Make<v1::Hello>([](auto& hello) {
            hello.set_database_id("db-valid");
@@ -428,6 +452,7 @@ class ApiValidationTest : public ::testing::Test {
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::ConfigService::Stub> config_;
   std::unique_ptr<v1::QueryService::Stub> queries_;
+  std::unique_ptr<v1::MetricsService::Stub> metrics_;
 };
 
 std::string Named(const std::vector<std::string>& fields,
