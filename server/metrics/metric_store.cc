@@ -22,6 +22,9 @@ namespace v1 = ::ecliptix::fleet::v1;
 
 constexpr int64_t kMicrosPerMinute = 60'000'000;
 constexpr int64_t kMicrosPerHour = 60 * kMicrosPerMinute;
+// Raw samples are keyed by 10 minutes (`bucket`), rollups by hour.
+constexpr int64_t kMicrosPerBucket = 10 * kMicrosPerMinute;
+constexpr int64_t kBucketsPerHour = kMicrosPerHour / kMicrosPerBucket;
 constexpr size_t kMaxNameLength = 128;
 constexpr size_t kMaxLabelValueLength = 1024;
 constexpr int kMaxLabels = 16;
@@ -128,14 +131,14 @@ std::string PgArray(const std::vector<double>& values, size_t begin,
   return text;
 }
 
-// Puts the rows in index order (hour, series, time).
-void SortSamples(std::vector<long long>& hours, std::vector<long long>& ids,
+// Puts the rows in index order (bucket, series, time).
+void SortSamples(std::vector<long long>& buckets, std::vector<long long>& ids,
                  std::vector<long long>& times, std::vector<double>& values) {
   std::vector<uint32_t> order(ids.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return std::tie(hours[a], ids[a], times[a]) <
-           std::tie(hours[b], ids[b], times[b]);
+    return std::tie(buckets[a], ids[a], times[a]) <
+           std::tie(buckets[b], ids[b], times[b]);
   });
   auto permute = [&order](auto& column) {
     std::remove_reference_t<decltype(column)> sorted;
@@ -143,31 +146,31 @@ void SortSamples(std::vector<long long>& hours, std::vector<long long>& ids,
     for (uint32_t i : order) sorted.push_back(column[i]);
     column.swap(sorted);
   };
-  permute(hours);
+  permute(buckets);
   permute(ids);
   permute(times);
   permute(values);
 }
 
 void InsertSamples(soci::session& sql, bool postgres,
-                   std::vector<long long>& hours, std::vector<long long>& ids,
+                   std::vector<long long>& buckets, std::vector<long long>& ids,
                    std::vector<long long>& times, std::vector<double>& values) {
   if (ids.empty()) return;
   if (!postgres) {
     // SOCI's bulk binding: one prepared statement stepped per row, no
     // per-row overhead of SOCI's own.
-    sql << "INSERT INTO metric_samples (hour, series_id, time_us, value) "
-           "VALUES (:hour, :series_id, :time_us, :value)",
-        soci::use(hours), soci::use(ids), soci::use(times), soci::use(values);
+    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, value) "
+           "VALUES (:bucket, :series_id, :time_us, :value)",
+        soci::use(buckets), soci::use(ids), soci::use(times), soci::use(values);
     return;
   }
   for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
     const size_t end = std::min(ids.size(), begin + kPostgresChunk);
-    const std::string a = PgArray(hours, begin, end);
+    const std::string a = PgArray(buckets, begin, end);
     const std::string b = PgArray(ids, begin, end);
     const std::string c = PgArray(times, begin, end);
     const std::string d = PgArray(values, begin, end);
-    sql << "INSERT INTO metric_samples (hour, series_id, time_us, value) "
+    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, value) "
            "SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), "
            "CAST(:c AS BIGINT[]), CAST(:d AS DOUBLE PRECISION[]))",
         soci::use(a), soci::use(b), soci::use(c), soci::use(d);
@@ -444,7 +447,8 @@ absl::Status MetricStore::Load(absl::Time now) {
         series->metric = metric;
         series->label_key = label_key;
         absl::StatusOr<Labels> labels = ParseLabelKey(label_key);
-        if (labels.ok()) series->labels = *std::move(labels);
+        series->labels = std::make_shared<const Labels>(
+            labels.ok() ? *std::move(labels) : Labels());
         series->last_time = absl::FromUnixMicros(last_time_us);
         series->last_value = last_value;
         series->has_latest = true;
@@ -487,16 +491,18 @@ absl::Status MetricStore::Load(absl::Time now) {
       if (!have_hour) {
         long long hour = 0;
         soci::indicator indicator = soci::i_ok;
-        sql << "SELECT MIN(hour) FROM metric_samples",
+        sql << "SELECT MIN(bucket) FROM metric_samples",
             soci::into(hour, indicator);
-        roll_hour_ = indicator == soci::i_ok ? hour : now_hour;
+        roll_hour_ = indicator == soci::i_ok ? FloorDiv(hour, kBucketsPerHour)
+                                             : now_hour;
         roll_series_ = 0;
       }
     }
     // The recent hours of every series: the hour rollups of the hours rolled
     // up, the raw samples of the rest (the current hour, normally).
     long long id = 0, floor = recent_floor_, roll = roll_hour_, hour = 0;
-    long long raw_from = std::max(recent_floor_, roll_hour_);
+    long long raw_from = std::max(recent_floor_, roll_hour_) * kBucketsPerHour;
+    long long bucket = 0;
     double sum = 0, max = 0;
     soci::statement hours =
         (sql.prepare << "SELECT series_id, hour, value_sum, value_max FROM "
@@ -505,16 +511,21 @@ absl::Status MetricStore::Load(absl::Time now) {
          soci::use(floor), soci::use(roll), soci::into(id), soci::into(hour),
          soci::into(sum), soci::into(max));
     soci::statement raw =
-        (sql.prepare << "SELECT series_id, hour, SUM(value), MAX(value) FROM "
-                        "metric_samples WHERE hour >= :from GROUP BY hour, "
-                        "series_id",
-         soci::use(raw_from), soci::into(id), soci::into(hour), soci::into(sum),
-         soci::into(max));
-    for (soci::statement* statement : {&hours, &raw}) {
-      statement->execute();
-      while (statement->fetch()) {
-        auto it = series_.find(id);
-        if (it != series_.end()) PutHourLocked(*it->second, hour, sum, max);
+        (sql.prepare << "SELECT series_id, bucket, SUM(value), MAX(value) "
+                        "FROM metric_samples WHERE bucket >= :from GROUP BY "
+                        "bucket, series_id",
+         soci::use(raw_from), soci::into(id), soci::into(bucket),
+         soci::into(sum), soci::into(max));
+    hours.execute();
+    while (hours.fetch()) {
+      auto it = series_.find(id);
+      if (it != series_.end()) PutHourLocked(*it->second, hour, sum, max);
+    }
+    raw.execute();
+    while (raw.fetch()) {
+      auto it = series_.find(id);
+      if (it != series_.end()) {
+        PutHourLocked(*it->second, FloorDiv(bucket, kBucketsPerHour), sum, max);
       }
     }
     Logger("metrics")->info(
@@ -564,7 +575,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
   std::map<std::string, Instance> instances;
   std::vector<std::string> instance_order;
   absl::flat_hash_map<int64_t, Latest> latest;
-  std::vector<long long> raw_hours, raw_ids, raw_times;
+  std::vector<long long> raw_buckets, raw_ids, raw_times;
   std::vector<double> raw_values;
   // Per series and hour, for memory; and the rollups of samples whose hour
   // is rolled up already (late ones).
@@ -634,7 +645,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
                 : now_us;
         const double value = sample.value();
         const int64_t hour = FloorDiv(time_us, kMicrosPerHour);
-        raw_hours.push_back(hour);
+        raw_buckets.push_back(FloorDiv(time_us, kMicrosPerBucket));
         raw_ids.push_back(id);
         raw_times.push_back(time_us);
         raw_values.push_back(value);
@@ -670,8 +681,8 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
           soci::use(series.metric), soci::use(series.label_key),
           soci::use(created_us), soci::use(last_time_us), soci::use(last_value);
     }
-    SortSamples(raw_hours, raw_ids, raw_times, raw_values);
-    InsertSamples(sql, pg, raw_hours, raw_ids, raw_times, raw_values);
+    SortSamples(raw_buckets, raw_ids, raw_times, raw_values);
+    InsertSamples(sql, pg, raw_buckets, raw_ids, raw_times, raw_values);
     UpsertRollups(sql, pg, /*minutes=*/true, late_minutes);
     UpsertRollups(sql, pg, /*minutes=*/false, late_hours);
     for (const std::string& key : instance_order) {
@@ -698,7 +709,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
       series->database_id = std::move(made.database_id);
       series->metric = std::move(made.metric);
       series->label_key = std::move(made.label_key);
-      series->labels = std::move(made.labels);
+      series->labels = std::make_shared<const Labels>(std::move(made.labels));
       by_key_[SeriesKey(series->database_id, series->metric,
                         series->label_key)] = series.get();
       by_metric_[series->metric].insert(made.id);
@@ -754,7 +765,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
 }
 
 std::vector<const MetricStore::Series*> MetricStore::MatchLocked(
-    const SeriesFilter& filter) const {
+    const SeriesFilter& filter, bool sorted) const {
   std::vector<const Series*> matched;
   auto ids = by_metric_.find(filter.metric);
   if (ids == by_metric_.end()) return matched;
@@ -764,14 +775,15 @@ std::vector<const MetricStore::Series*> MetricStore::MatchLocked(
       continue;
     bool labels_match = true;
     for (const auto& [name, value] : filter.labels) {
-      auto label = series.labels.find(name);
-      if (label == series.labels.end() || label->second != value) {
+      auto label = series.labels->find(name);
+      if (label == series.labels->end() || label->second != value) {
         labels_match = false;
         break;
       }
     }
     if (labels_match) matched.push_back(&series);
   }
+  if (!sorted) return matched;
   std::sort(matched.begin(), matched.end(),
             [](const Series* a, const Series* b) {
               return std::tie(a->database_id, a->metric, a->label_key) <
@@ -809,7 +821,7 @@ absl::StatusOr<std::vector<SeriesPoints>> MetricStore::QueryPoints(
   {
     absl::ReaderMutexLock lock(&state_mutex_);
     for (const Series* series : MatchLocked(filter)) {
-      wanted.push_back({series->id, series->database_id, series->labels});
+      wanted.push_back({series->id, series->database_id, *series->labels});
     }
   }
   std::vector<SeriesPoints> result;
@@ -851,16 +863,19 @@ absl::StatusOr<std::vector<SeriesPoints>> MetricStore::QueryPoints(
             raw_to = to * unit_us;
   absl::MutexLock read_lock(&read_mutex_);
   RETURN_IF_ERROR(sql::Guard("read metric series", [&] {
-    long long bucket = 0, count = 0;
+    long long bucket = 0, count = 0, raw_bucket = 0;
     double sum = 0;
     soci::statement raw =
         (reader_->prepare << "SELECT time_us / :divisor, SUM(value), "
-                             "COUNT(*) FROM metric_samples WHERE hour = :hour "
-                             "AND series_id = :id AND time_us >= :from AND "
-                             "time_us < :to GROUP BY 1",
-         soci::use(raw_divisor), soci::use(hour), soci::use(id),
+                             "COUNT(*) FROM metric_samples WHERE bucket = "
+                             ":bucket AND series_id = :id AND time_us >= "
+                             ":from AND time_us < :to GROUP BY 1",
+         soci::use(raw_divisor), soci::use(raw_bucket), soci::use(id),
          soci::use(raw_from), soci::use(raw_to), soci::into(bucket),
          soci::into(sum), soci::into(count));
+    // The raw buckets of the range (a seek each).
+    const long long first_bucket = FloorDiv(raw_from, kMicrosPerBucket);
+    const long long last_bucket = FloorDiv(raw_to - 1, kMicrosPerBucket);
     std::optional<soci::statement> rollups;
     if (!rollup_query.empty()) {
       rollups.emplace((reader_->prepare << rollup_query, soci::use(divisor),
@@ -872,13 +887,24 @@ absl::StatusOr<std::vector<SeriesPoints>> MetricStore::QueryPoints(
       id = series.id;
       // Steps may span hours: summed here.
       std::map<long long, std::pair<double, long long>> buckets;
-      for (hour = first_hour; hour <= last_hour; ++hour) {
-        soci::statement& reading = rollups && hour < roll_hour ? *rollups : raw;
+      auto take = [&](soci::statement& reading) {
         reading.execute();
         while (reading.fetch()) {
           auto& [bucket_sum, bucket_count] = buckets[bucket];
           bucket_sum += sum;
           bucket_count += count;
+        }
+      };
+      for (hour = first_hour; hour <= last_hour; ++hour) {
+        if (rollups && hour < roll_hour) {
+          take(*rollups);
+          continue;
+        }
+        for (raw_bucket = std::max(first_bucket, hour * kBucketsPerHour);
+             raw_bucket <=
+             std::min(last_bucket, (hour + 1) * kBucketsPerHour - 1);
+             ++raw_bucket) {
+          take(raw);
         }
       }
       SeriesPoints points;
@@ -945,7 +971,7 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
     int64_t id;
     std::string database_id;
     std::string metric;
-    Labels labels;
+    std::shared_ptr<const Labels> labels;
   };
   std::vector<Wanted> wanted;
   int64_t all_series = 0;
@@ -968,7 +994,7 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
       SeriesFilter filter;
       filter.metric = metric;
       filter.databases = databases;
-      std::vector<const Series*> more = MatchLocked(filter);
+      std::vector<const Series*> more = MatchLocked(filter, /*sorted=*/false);
       matched.insert(matched.end(), more.begin(), more.end());
     }
     // The last 26 hours from memory: no database access at all.
@@ -1008,7 +1034,8 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
                     "metric_rollups_hourly WHERE hour = :hour",
                     series_condition, " AND hour >= :from AND hour < :to");
   const std::string raw_query = absl::StrCat(
-      "SELECT series_id, value, value FROM metric_samples WHERE hour = :hour",
+      "SELECT series_id, value, value FROM metric_samples WHERE bucket = "
+      ":bucket",
       series_condition, " AND time_us >= :from AND time_us < :to");
   absl::flat_hash_map<int64_t, size_t> index;
   for (size_t i = 0; i < wanted.size(); ++i) index[wanted[i].id] = i;
@@ -1016,22 +1043,26 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
   std::vector<bool> found(wanted.size(), false);
   absl::MutexLock read_lock(&read_mutex_);
   RETURN_IF_ERROR(sql::Guard("read metric totals", [&] {
-    long long id = 0, series_id = 0, hour = 0, first = from, last = to;
+    long long id = 0, series_id = 0, hour = 0, bucket = 0, first = from,
+              last = to;
     long long first_us = from * unit_us, last_us = to * unit_us;
     double sum = 0, max = 0;
-    auto prepare = [&](const std::string& text, long long& low,
-                       long long& high) {
-      return scan ? soci::statement((reader_->prepare << text, soci::use(hour),
-                                     soci::use(low), soci::use(high),
-                                     soci::into(series_id), soci::into(sum),
-                                     soci::into(max)))
-                  : soci::statement((reader_->prepare << text, soci::use(hour),
-                                     soci::use(id), soci::use(low),
-                                     soci::use(high), soci::into(series_id),
-                                     soci::into(sum), soci::into(max)));
+    auto prepare = [&](const std::string& text, long long& period,
+                       long long& low, long long& high) {
+      return scan
+                 ? soci::statement((reader_->prepare << text, soci::use(period),
+                                    soci::use(low), soci::use(high),
+                                    soci::into(series_id), soci::into(sum),
+                                    soci::into(max)))
+                 : soci::statement((reader_->prepare << text, soci::use(period),
+                                    soci::use(id), soci::use(low),
+                                    soci::use(high), soci::into(series_id),
+                                    soci::into(sum), soci::into(max)));
     };
-    soci::statement rolled = prepare(query, first, last);
-    soci::statement unrolled = prepare(raw_query, first_us, last_us);
+    soci::statement rolled = prepare(query, hour, first, last);
+    soci::statement unrolled = prepare(raw_query, bucket, first_us, last_us);
+    const long long first_bucket = FloorDiv(first_us, kMicrosPerBucket);
+    const long long last_bucket = FloorDiv(last_us - 1, kMicrosPerBucket);
     auto take = [&] {
       auto it = index.find(series_id);
       if (it == index.end()) return;
@@ -1040,17 +1071,27 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
       total_sum += sum;
       found[it->second] = true;
     };
-    for (hour = first_hour; hour <= last_hour; ++hour) {
-      soci::statement& statement = hour < roll_hour ? rolled : unrolled;
+    auto read = [&](soci::statement& statement) {
       if (scan) {
         statement.execute();
         while (statement.fetch()) take();
-        continue;
+        return;
       }
       for (const Wanted& series : wanted) {
         id = series.id;
         statement.execute();
         while (statement.fetch()) take();
+      }
+    };
+    for (hour = first_hour; hour <= last_hour; ++hour) {
+      if (hour < roll_hour) {
+        read(rolled);
+        continue;
+      }
+      for (bucket = std::max(first_bucket, hour * kBucketsPerHour);
+           bucket <= std::min(last_bucket, (hour + 1) * kBucketsPerHour - 1);
+           ++bucket) {
+        read(unrolled);
       }
     }
   }));
@@ -1081,7 +1122,7 @@ std::vector<LatestValue> MetricStore::LatestValues() const {
   std::vector<LatestValue> values;
   values.reserve(ordered.size());
   for (const Series* series : ordered) {
-    values.push_back({series->database_id, series->metric, series->labels,
+    values.push_back({series->database_id, series->metric, *series->labels,
                       series->last_value, series->last_time});
   }
   return values;
@@ -1134,8 +1175,10 @@ absl::StatusOr<bool> MetricStore::RollUp(absl::Time now, int max_series) {
       // A new hour: skip the hours without samples at once.
       long long first = 0;
       soci::indicator indicator = soci::i_ok;
-      sql << "SELECT MIN(hour) FROM metric_samples WHERE hour >= :hour",
-          soci::use(hour), soci::into(first, indicator);
+      long long from_bucket = hour * kBucketsPerHour;
+      sql << "SELECT MIN(bucket) FROM metric_samples WHERE bucket >= :bucket",
+          soci::use(from_bucket), soci::into(first, indicator);
+      first = FloorDiv(first, kBucketsPerHour);
       if (indicator != soci::i_ok || first > last) {
         next_hour = last + 1;
         next_series = 0;
@@ -1146,21 +1189,29 @@ absl::StatusOr<bool> MetricStore::RollUp(absl::Time now, int max_series) {
     }
     soci::transaction transaction(sql);
     if (next_hour == hour) {
-      // Minutes from the raw samples, the hour from its minutes; both
-      // replace (nothing of these series and hour is in the rollups yet,
-      // unless an earlier attempt rolled them up: then the same again).
-      sql << absl::StrFormat(
-          "INSERT INTO metric_rollups (hour, series_id, minute, "
-          "value_sum, value_count, value_min, value_max) SELECT hour, "
-          "series_id, time_us / %d, SUM(value), COUNT(*), MIN(value), "
-          "MAX(value) FROM metric_samples WHERE hour = :hour AND "
-          "series_id > :low AND series_id <= :high GROUP BY hour, "
-          "series_id, time_us / %d ON CONFLICT (hour, series_id, "
-          "minute) DO UPDATE SET value_sum = excluded.value_sum, "
-          "value_count = excluded.value_count, value_min = "
-          "excluded.value_min, value_max = excluded.value_max",
-          kMicrosPerMinute, kMicrosPerMinute),
-          soci::use(hour), soci::use(low), soci::use(high);
+      // Minutes from the raw samples (bucket by bucket: a range of the
+      // index each), the hour from its minutes; both replace (nothing of
+      // these series and hour is in the rollups yet, unless an earlier
+      // attempt rolled them up: then the same again).
+      long long bucket = 0;
+      soci::statement minutes =
+          (sql.prepare << absl::StrFormat(
+               "INSERT INTO metric_rollups (hour, series_id, minute, "
+               "value_sum, value_count, value_min, value_max) SELECT "
+               "CAST(:hour AS BIGINT), series_id, time_us / %d, SUM(value), "
+               "COUNT(*), "
+               "MIN(value), MAX(value) FROM metric_samples WHERE bucket = "
+               ":bucket AND series_id > :low AND series_id <= :high GROUP BY "
+               "series_id, time_us / %d ON CONFLICT (hour, series_id, "
+               "minute) DO UPDATE SET value_sum = excluded.value_sum, "
+               "value_count = excluded.value_count, value_min = "
+               "excluded.value_min, value_max = excluded.value_max",
+               kMicrosPerMinute, kMicrosPerMinute),
+           soci::use(hour), soci::use(bucket), soci::use(low), soci::use(high));
+      for (bucket = hour * kBucketsPerHour;
+           bucket < (hour + 1) * kBucketsPerHour; ++bucket) {
+        minutes.execute(true);
+      }
       sql << "INSERT INTO metric_rollups_hourly (hour, series_id, value_sum, "
              "value_count, value_min, value_max) SELECT hour, series_id, "
              "SUM(value_sum), SUM(value_count), MIN(value_min), "
@@ -1252,9 +1303,13 @@ absl::StatusOr<bool> MetricStore::EnforceRetention(absl::Time raw_cutoff,
                                                    int max_series) {
   absl::MutexLock write_lock(&write_mutex_);
   max_series = std::max(max_series, 1);
+  // Rows are deleted by the table's period (10-minute buckets of raw
+  // samples, hours of rollups) before `cutoff` (in those periods).
   struct Table {
     const char* name;
-    long long cutoff_hour;
+    const char* period;
+    long long cutoff;
+    int64_t period_us;
   };
   long long last_series = 0;
   long long roll_hour = 0;
@@ -1267,35 +1322,37 @@ absl::StatusOr<bool> MetricStore::EnforceRetention(absl::Time raw_cutoff,
       FloorDiv(absl::ToUnixMicros(rollup_cutoff), kMicrosPerHour);
   const Table tables[] = {
       // Raw samples of an hour not rolled up yet stay until it is.
-      {"metric_samples",
+      {"metric_samples", "bucket",
        std::min<long long>(
-           FloorDiv(absl::ToUnixMicros(raw_cutoff), kMicrosPerHour),
-           roll_hour)},
-      {"metric_rollups", rollup_hour},
-      {"metric_rollups_hourly", rollup_hour},
+           FloorDiv(absl::ToUnixMicros(raw_cutoff), kMicrosPerBucket),
+           roll_hour * kBucketsPerHour),
+       kMicrosPerBucket},
+      {"metric_rollups", "hour", rollup_hour, kMicrosPerHour},
+      {"metric_rollups_hourly", "hour", rollup_hour, kMicrosPerHour},
   };
   int64_t deleted = 0;
   bool step_done = false;
-  // The oldest expired hour of the first table that has one: its rows of
-  // the series after the cursor, max_series of them. (Table names are this
-  // file's constants.)
+  // The oldest expired period of the first table that has one: its rows of
+  // the series after the cursor, max_series of them. (Table and column names
+  // are this file's constants.)
   RETURN_IF_ERROR(sql::Guard("enforce metric retention", [&] {
     soci::session& sql = *writer_;
     for (const Table& table : tables) {
       long long oldest = 0;
       soci::indicator indicator = soci::i_ok;
-      sql << absl::StrCat("SELECT MIN(hour) FROM ", table.name),
+      sql << absl::StrCat("SELECT MIN(", table.period, ") FROM ", table.name),
           soci::into(oldest, indicator);
-      if (indicator != soci::i_ok || oldest >= table.cutoff_hour) continue;
+      if (indicator != soci::i_ok || oldest >= table.cutoff) continue;
       long long low = *cursor, high = *cursor + max_series;
       soci::statement statement =
-          (sql.prepare << absl::StrCat("DELETE FROM ", table.name,
-                                       " WHERE hour = :hour AND series_id > "
-                                       ":low AND series_id <= :high"),
+          (sql.prepare << absl::StrCat("DELETE FROM ", table.name, " WHERE ",
+                                       table.period,
+                                       " = :period AND series_id > :low AND "
+                                       "series_id <= :high"),
            soci::use(oldest), soci::use(low), soci::use(high));
       statement.execute(true);
       deleted = statement.get_affected_rows();
-      // Past the last series: the hour is empty, the next call takes the
+      // Past the last series: the period is empty, the next call takes the
       // next one.
       *cursor = high >= last_series ? 0 : high;
       step_done = true;
@@ -1307,13 +1364,14 @@ absl::StatusOr<bool> MetricStore::EnforceRetention(absl::Time raw_cutoff,
     rows_deleted_ += deleted;
     return false;
   }
-  // Every expired hour is gone: forget series whose last sample is older
-  // than every hour kept (nothing of them is left; a new sample makes them
+  // Every expired period is gone: forget series whose last sample is older
+  // than everything kept (nothing of them is left; a new sample makes them
   // again), and agent processes silent for as long.
   // (What is left of a series is in hours from the earlier of the rollups'
   // cutoff and the first hour not rolled up yet.)
-  const absl::Time kept_from = absl::FromUnixMicros(
-      std::min(tables[1].cutoff_hour, tables[0].cutoff_hour) * kMicrosPerHour);
+  const absl::Time kept_from =
+      absl::FromUnixMicros(std::min(tables[1].cutoff * tables[1].period_us,
+                                    tables[0].cutoff * tables[0].period_us));
   std::vector<long long> expired;
   {
     absl::ReaderMutexLock lock(&state_mutex_);

@@ -110,7 +110,9 @@ struct SeriesPoints {
 struct SeriesTotal {
   std::string database_id;
   std::string metric;
-  Labels labels;
+  // Shared with the store's own copy (never null): thousands of totals cost
+  // no copies of label maps.
+  std::shared_ptr<const Labels> labels;
   // Sum of the values (a delta metric's amount over the range).
   double sum = 0;
   // Largest value.
@@ -244,7 +246,7 @@ class MetricStore {
     std::string database_id;
     std::string metric;
     std::string label_key;
-    Labels labels;
+    std::shared_ptr<const Labels> labels;
     // InfinitePast when unknown.
     absl::Time last_time = absl::InfinitePast();
     double last_value = 0;
@@ -261,8 +263,9 @@ class MetricStore {
         reader_(std::move(reader)) {}
   absl::Status Load(absl::Time now);
   bool postgres() const { return url_.backend == sql::Backend::kPostgresql; }
-  // Series matching `filter`, ordered by database, labels.
-  std::vector<const Series*> MatchLocked(const SeriesFilter& filter) const
+  // Series matching `filter`, ordered by database, labels when `sorted`.
+  std::vector<const Series*> MatchLocked(const SeriesFilter& filter,
+                                         bool sorted = true) const
       ABSL_SHARED_LOCKS_REQUIRED(state_mutex_);
   static std::string SeriesKey(absl::string_view database_id,
                                absl::string_view metric,

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -529,10 +530,12 @@ absl::StatusOr<v1::TopProceduresResponse> MetricsManager::TopProceduresNow(
     double max_ms = 0;
     double errors = 0;
   };
-  std::map<std::pair<std::string, std::string>, Figures> by_procedure;
+  // By database (empty fleet-wide) and procedure.
+  absl::flat_hash_map<std::pair<std::string, std::string>, Figures>
+      by_procedure;
   for (const SeriesTotal& total : totals.series) {
-    auto procedure = total.labels.find("procedure");
-    if (procedure == total.labels.end()) continue;
+    auto procedure = total.labels->find("procedure");
+    if (procedure == total.labels->end()) continue;
     Figures& figures = by_procedure[{
         request.per_database() ? total.database_id : "", procedure->second}];
     if (total.metric == "procedure_calls") {
@@ -545,41 +548,50 @@ absl::StatusOr<v1::TopProceduresResponse> MetricsManager::TopProceduresNow(
       figures.errors += total.sum;
     }
   }
-  std::vector<v1::ProcedureFigures> rows;
+  struct Row {
+    const std::pair<std::string, std::string>* key;
+    int64_t calls;
+    double avg_ms;
+    double max_ms;
+    int64_t errors;
+  };
+  std::vector<Row> rows;
   rows.reserve(by_procedure.size());
   for (const auto& [key, figures] : by_procedure) {
-    v1::ProcedureFigures& row = rows.emplace_back();
-    row.set_database_id(key.first);
-    row.set_procedure(key.second);
-    row.set_calls(static_cast<int64_t>(std::llround(figures.calls)));
-    row.set_avg_ms(figures.calls > 0 ? figures.execution_ms / figures.calls
-                                     : 0);
-    row.set_max_ms(figures.max_ms);
-    row.set_errors(static_cast<int64_t>(std::llround(figures.errors)));
+    rows.push_back(
+        {&key, static_cast<int64_t>(std::llround(figures.calls)),
+         figures.calls > 0 ? figures.execution_ms / figures.calls : 0,
+         figures.max_ms, static_cast<int64_t>(std::llround(figures.errors))});
   }
-  auto figure = [order](const v1::ProcedureFigures& row) {
+  auto figure = [order](const Row& row) {
     switch (order) {
       case Order::kAvg:
-        return row.avg_ms();
+        return row.avg_ms;
       case Order::kMax:
-        return row.max_ms();
+        return row.max_ms;
       case Order::kCalls:
-        return static_cast<double>(row.calls());
+        return static_cast<double>(row.calls);
     }
     return 0.0;
   };
-  // Slowest first; ties by calls, then names, so the order is stable.
-  std::sort(rows.begin(), rows.end(),
-            [&](const v1::ProcedureFigures& a, const v1::ProcedureFigures& b) {
-              if (figure(a) != figure(b)) return figure(a) > figure(b);
-              if (a.calls() != b.calls()) return a.calls() > b.calls();
-              return std::tie(a.database_id(), a.procedure()) <
-                     std::tie(b.database_id(), b.procedure());
-            });
-  if (static_cast<int>(rows.size()) > limit) rows.resize(limit);
+  // Slowest first; ties by calls, then names, so the order is stable. Only
+  // the first `limit` are put in order.
+  const size_t shown = std::min(rows.size(), static_cast<size_t>(limit));
+  std::partial_sort(rows.begin(), rows.begin() + shown, rows.end(),
+                    [&](const Row& a, const Row& b) {
+                      if (figure(a) != figure(b)) return figure(a) > figure(b);
+                      if (a.calls != b.calls) return a.calls > b.calls;
+                      return *a.key < *b.key;
+                    });
   v1::TopProceduresResponse response;
-  for (v1::ProcedureFigures& row : rows) {
-    *response.add_procedures() = std::move(row);
+  for (size_t i = 0; i < shown; ++i) {
+    v1::ProcedureFigures* row = response.add_procedures();
+    row->set_database_id(rows[i].key->first);
+    row->set_procedure(rows[i].key->second);
+    row->set_calls(rows[i].calls);
+    row->set_avg_ms(rows[i].avg_ms);
+    row->set_max_ms(rows[i].max_ms);
+    row->set_errors(rows[i].errors);
   }
   return response;
 }
@@ -647,8 +659,8 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
     // Every database that reported authentication events has a rate, 0 when
     // none of them was this one.
     double& value = (*response.mutable_by_database())[total.database_id];
-    auto label = total.labels.find("event");
-    if (label == total.labels.end() || label->second != event) continue;
+    auto label = total.labels->find("event");
+    if (label == total.labels->end() || label->second != event) continue;
     value += total.sum / minutes;
     all += total.sum;
   }

@@ -158,16 +158,18 @@ const std::vector<Migration>& Migrations() {
                 UNIQUE (database_id, metric, labels)))",
            // Raw samples, as received (kept --metrics_raw_retention, and
            // until rolled up), not unique: two samples of a series may share
-           // a time. Every table below leads with the hour since the epoch: a
-           // write lands in the current hour's part of the index, not in one
-           // page per series, and retention deletes whole hours.
+           // a time. Every table leads with time: a write lands in the
+           // newest part of each index rather than in a page per series, and
+           // retention deletes whole periods. Raw samples by 10 minutes since
+           // the epoch (`bucket`): a collection of every series fills pages
+           // one after the other even at one sample a minute.
            R"(CREATE TABLE metric_samples (
-                hour BIGINT NOT NULL,
+                bucket BIGINT NOT NULL,
                 series_id BIGINT NOT NULL,
                 time_us BIGINT NOT NULL,
                 value DOUBLE PRECISION NOT NULL))",
-           "CREATE INDEX metric_samples_by_hour ON metric_samples "
-           "(hour, series_id, time_us)",
+           "CREATE INDEX metric_samples_by_bucket ON metric_samples "
+           "(bucket, series_id, time_us)",
            // Per series and minute since the epoch (kept
            // --metrics_rollup_retention), made from the raw samples of an
            // hour once it is over.

@@ -377,7 +377,7 @@ TEST_P(MetricStoreTest, RollingUpGivesTheFiguresOfTheRawSamples) {
   EXPECT_EQ(RawSum("procedure_calls"), 0);
   std::map<std::string, double> want = {{"D", 5}};
   for (const SeriesTotal& total : expected->series) {
-    want[total.labels.at("procedure")] = total.sum;
+    want[total.labels->at("procedure")] = total.sum;
   }
   want["A"] += 100;
   want["C"] += 1000;
@@ -389,7 +389,7 @@ TEST_P(MetricStoreTest, RollingUpGivesTheFiguresOfTheRawSamples) {
     ASSERT_TRUE(rolled.ok()) << rolled.status();
     std::map<std::string, double> got;
     for (const SeriesTotal& total : rolled->series) {
-      got[total.labels.at("procedure")] = total.sum;
+      got[total.labels->at("procedure")] = total.sum;
     }
     EXPECT_EQ(got, want);
   }
