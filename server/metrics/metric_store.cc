@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <tuple>
 #include <utility>
 
@@ -133,7 +134,8 @@ std::string PgArray(const std::vector<double>& values, size_t begin,
 
 // Puts the rows in index order (bucket, series, time).
 void SortSamples(std::vector<long long>& buckets, std::vector<long long>& ids,
-                 std::vector<long long>& times, std::vector<double>& values) {
+                 std::vector<long long>& times, std::vector<long long>& seqs,
+                 std::vector<double>& values) {
   std::vector<uint32_t> order(ids.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
@@ -149,19 +151,22 @@ void SortSamples(std::vector<long long>& buckets, std::vector<long long>& ids,
   permute(buckets);
   permute(ids);
   permute(times);
+  permute(seqs);
   permute(values);
 }
 
 void InsertSamples(soci::session& sql, bool postgres,
                    std::vector<long long>& buckets, std::vector<long long>& ids,
-                   std::vector<long long>& times, std::vector<double>& values) {
+                   std::vector<long long>& times, std::vector<long long>& seqs,
+                   std::vector<double>& values) {
   if (ids.empty()) return;
   if (!postgres) {
     // SOCI's bulk binding: one prepared statement stepped per row, no
     // per-row overhead of SOCI's own.
-    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, value) "
-           "VALUES (:bucket, :series_id, :time_us, :value)",
-        soci::use(buckets), soci::use(ids), soci::use(times), soci::use(values);
+    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, seq, "
+           "value) VALUES (:bucket, :series_id, :time_us, :seq, :value)",
+        soci::use(buckets), soci::use(ids), soci::use(times), soci::use(seqs),
+        soci::use(values);
     return;
   }
   for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
@@ -169,18 +174,22 @@ void InsertSamples(soci::session& sql, bool postgres,
     const std::string a = PgArray(buckets, begin, end);
     const std::string b = PgArray(ids, begin, end);
     const std::string c = PgArray(times, begin, end);
-    const std::string d = PgArray(values, begin, end);
-    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, value) "
-           "SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), "
-           "CAST(:c AS BIGINT[]), CAST(:d AS DOUBLE PRECISION[]))",
-        soci::use(a), soci::use(b), soci::use(c), soci::use(d);
+    const std::string d = PgArray(seqs, begin, end);
+    const std::string e = PgArray(values, begin, end);
+    sql << "INSERT INTO metric_samples (bucket, series_id, time_us, seq, "
+           "value) SELECT * FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS "
+           "BIGINT[]), CAST(:c AS BIGINT[]), CAST(:d AS BIGINT[]), CAST(:e AS "
+           "DOUBLE PRECISION[]))",
+        soci::use(a), soci::use(b), soci::use(c), soci::use(d), soci::use(e);
   }
 }
 
 // Adds `buckets` (by series and minute, or series and hour) to a rollup
 // table.
+// `replace`: the rows become the buckets (rolling up); otherwise the buckets
+// are added to them (late samples).
 void UpsertRollups(soci::session& sql, bool postgres, bool minutes,
-                   const BucketMap& buckets) {
+                   const BucketMap& buckets, bool replace = false) {
   if (buckets.empty()) return;
   std::vector<long long> hours, ids, keys, counts;
   std::vector<double> sums, mins, maxes;
@@ -213,13 +222,22 @@ void UpsertRollups(soci::session& sql, bool postgres, bool minutes,
   const char* table = minutes ? "metric_rollups" : "metric_rollups_hourly";
   const std::string columns =
       minutes ? "hour, series_id, minute" : "hour, series_id";
-  const std::string conflict = absl::StrFormat(
-      " ON CONFLICT (%s) DO UPDATE SET value_sum = %s.value_sum + "
-      "excluded.value_sum, value_count = %s.value_count + "
-      "excluded.value_count, value_min = %s(%s.value_min, "
-      "excluded.value_min), value_max = %s(%s.value_max, excluded.value_max)",
-      columns, table, table, postgres ? "LEAST" : "MIN", table,
-      postgres ? "GREATEST" : "MAX", table);
+  const std::string conflict =
+      replace
+          ? absl::StrFormat(
+                " ON CONFLICT (%s) DO UPDATE SET value_sum = "
+                "excluded.value_sum, value_count = excluded.value_count, "
+                "value_min = excluded.value_min, value_max = "
+                "excluded.value_max",
+                columns)
+          : absl::StrFormat(
+                " ON CONFLICT (%s) DO UPDATE SET value_sum = %s.value_sum + "
+                "excluded.value_sum, value_count = %s.value_count + "
+                "excluded.value_count, value_min = %s(%s.value_min, "
+                "excluded.value_min), value_max = %s(%s.value_max, "
+                "excluded.value_max)",
+                columns, table, table, postgres ? "LEAST" : "MIN", table,
+                postgres ? "GREATEST" : "MAX", table);
   if (!postgres) {
     const std::string insert = absl::StrCat(
         "INSERT INTO ", table, " (", columns,
@@ -425,6 +443,9 @@ absl::Status MetricStore::Load(absl::Time now) {
   }
   const int64_t now_hour = FloorDiv(absl::ToUnixMicros(now), kMicrosPerHour);
   absl::MutexLock lock(&state_mutex_);
+  // Random high bits for this process's samples: two samples of a series at
+  // one time never share a key, whichever process stored them.
+  next_seq_ = static_cast<int64_t>(std::random_device()() & 0x7fffffff) << 32;
   recent_floor_ = now_hour - (kRecentHours - 1);
   newest_hour_ = now_hour;
   return sql::Guard("load metric series", [&] {
@@ -575,16 +596,17 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
   std::map<std::string, Instance> instances;
   std::vector<std::string> instance_order;
   absl::flat_hash_map<int64_t, Latest> latest;
-  std::vector<long long> raw_buckets, raw_ids, raw_times;
+  std::vector<long long> raw_buckets, raw_ids, raw_times, raw_seqs;
   std::vector<double> raw_values;
   // Per series and hour, for memory; and the rollups of samples whose hour
   // is rolled up already (late ones).
   BucketMap hours, late_minutes, late_hours;
-  int64_t next_id, roll_hour, roll_series;
+  int64_t next_id, roll_hour, roll_series, next_seq;
   {
     // Only this writer changes what is read here.
     absl::ReaderMutexLock lock(&state_mutex_);
     next_id = next_series_id_;
+    next_seq = next_seq_;
     roll_hour = roll_hour_;
     roll_series = roll_series_;
     std::string key;
@@ -648,6 +670,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
         raw_buckets.push_back(FloorDiv(time_us, kMicrosPerBucket));
         raw_ids.push_back(id);
         raw_times.push_back(time_us);
+        raw_seqs.push_back(next_seq++);
         raw_values.push_back(value);
         hours[{id, hour}].Add(value);
         if (hour < roll_hour || (hour == roll_hour && id <= roll_series)) {
@@ -681,22 +704,30 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
           soci::use(series.metric), soci::use(series.label_key),
           soci::use(created_us), soci::use(last_time_us), soci::use(last_value);
     }
-    SortSamples(raw_buckets, raw_ids, raw_times, raw_values);
-    InsertSamples(sql, pg, raw_buckets, raw_ids, raw_times, raw_values);
+    SortSamples(raw_buckets, raw_ids, raw_times, raw_seqs, raw_values);
+    InsertSamples(sql, pg, raw_buckets, raw_ids, raw_times, raw_seqs,
+                  raw_values);
     UpsertRollups(sql, pg, /*minutes=*/true, late_minutes);
     UpsertRollups(sql, pg, /*minutes=*/false, late_hours);
+    // The new highest sequences, in one statement.
+    std::vector<std::string> database_ids, agent_instances;
+    std::vector<long long> sequences, stored_times;
     for (const std::string& key : instance_order) {
       const Instance& instance = instances[key];
       if (instance.highest == instance.stored) continue;
-      long long sequence = static_cast<long long>(instance.highest);
-      long long stored_us = now_us;
+      database_ids.push_back(instance.database_id);
+      agent_instances.push_back(instance.agent_instance);
+      sequences.push_back(static_cast<long long>(instance.highest));
+      stored_times.push_back(now_us);
+    }
+    if (!database_ids.empty()) {
       sql << "INSERT INTO metric_batches (database_id, agent_instance, "
              "sequence, stored_us) VALUES (:database_id, :agent_instance, "
              ":sequence, :stored_us) ON CONFLICT (database_id, agent_instance) "
              "DO UPDATE SET sequence = excluded.sequence, stored_us = "
              "excluded.stored_us",
-          soci::use(instance.database_id), soci::use(instance.agent_instance),
-          soci::use(sequence), soci::use(stored_us);
+          soci::use(database_ids), soci::use(agent_instances),
+          soci::use(sequences), soci::use(stored_times);
     }
     transaction.commit();
   }));
@@ -716,6 +747,7 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
       series_[made.id] = std::move(series);
     }
     next_series_id_ = next_id;
+    next_seq_ = next_seq;
     // The ring of recent hours moves with the clock, not with a sample from
     // an agent whose clock runs ahead.
     const int64_t now_hour = FloorDiv(now_us, kMicrosPerHour);
@@ -1189,38 +1221,39 @@ absl::StatusOr<bool> MetricStore::RollUp(absl::Time now, int max_series) {
     }
     soci::transaction transaction(sql);
     if (next_hour == hour) {
-      // Minutes from the raw samples (bucket by bucket: a range of the
-      // index each), the hour from its minutes; both replace (nothing of
-      // these series and hour is in the rollups yet, unless an earlier
-      // attempt rolled them up: then the same again).
+      // Minutes from the raw samples, read in index order bucket by bucket
+      // (a range each, a bucket holds whole minutes), and the hour from
+      // them; written in index order, replacing (nothing of these series
+      // and hour is in the rollups yet).
+      BucketMap minutes, hours;
+      constexpr size_t kFetch = 10'000;
+      std::vector<long long> ids(kFetch), times(kFetch);
+      std::vector<double> values(kFetch);
       long long bucket = 0;
-      soci::statement minutes =
-          (sql.prepare << absl::StrFormat(
-               "INSERT INTO metric_rollups (hour, series_id, minute, "
-               "value_sum, value_count, value_min, value_max) SELECT "
-               "CAST(:hour AS BIGINT), series_id, time_us / %d, SUM(value), "
-               "COUNT(*), "
-               "MIN(value), MAX(value) FROM metric_samples WHERE bucket = "
-               ":bucket AND series_id > :low AND series_id <= :high GROUP BY "
-               "series_id, time_us / %d ON CONFLICT (hour, series_id, "
-               "minute) DO UPDATE SET value_sum = excluded.value_sum, "
-               "value_count = excluded.value_count, value_min = "
-               "excluded.value_min, value_max = excluded.value_max",
-               kMicrosPerMinute, kMicrosPerMinute),
-           soci::use(hour), soci::use(bucket), soci::use(low), soci::use(high));
+      soci::statement read =
+          (sql.prepare << "SELECT series_id, time_us, value FROM "
+                          "metric_samples WHERE bucket = :bucket AND "
+                          "series_id > :low AND series_id <= :high",
+           soci::use(bucket), soci::use(low), soci::use(high), soci::into(ids),
+           soci::into(times), soci::into(values));
       for (bucket = hour * kBucketsPerHour;
            bucket < (hour + 1) * kBucketsPerHour; ++bucket) {
-        minutes.execute(true);
+        ids.resize(kFetch);
+        times.resize(kFetch);
+        values.resize(kFetch);
+        read.execute();
+        while (read.fetch()) {
+          for (size_t i = 0; i < ids.size(); ++i) {
+            minutes[{ids[i], FloorDiv(times[i], kMicrosPerMinute)}].Add(
+                values[i]);
+            hours[{ids[i], hour}].Add(values[i]);
+          }
+        }
       }
-      sql << "INSERT INTO metric_rollups_hourly (hour, series_id, value_sum, "
-             "value_count, value_min, value_max) SELECT hour, series_id, "
-             "SUM(value_sum), SUM(value_count), MIN(value_min), "
-             "MAX(value_max) FROM metric_rollups WHERE hour = :hour AND "
-             "series_id > :low AND series_id <= :high GROUP BY hour, "
-             "series_id ON CONFLICT (hour, series_id) DO UPDATE SET value_sum "
-             "= excluded.value_sum, value_count = excluded.value_count, "
-             "value_min = excluded.value_min, value_max = excluded.value_max",
-          soci::use(hour), soci::use(low), soci::use(high);
+      UpsertRollups(sql, postgres(), /*minutes=*/true, minutes,
+                    /*replace=*/true);
+      UpsertRollups(sql, postgres(), /*minutes=*/false, hours,
+                    /*replace=*/true);
       if (high >= last_series) {
         next_hour = hour + 1;
         next_series = 0;

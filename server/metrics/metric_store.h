@@ -297,6 +297,8 @@ class MetricStore {
   std::map<std::string, std::set<int64_t>> by_metric_
       ABSL_GUARDED_BY(state_mutex_);
   int64_t next_series_id_ ABSL_GUARDED_BY(state_mutex_) = 1;
+  // The next raw sample's `seq` (keeps samples of one series and time apart).
+  int64_t next_seq_ ABSL_GUARDED_BY(state_mutex_) = 0;
   // Highest stored sequence by database id + '\0' + agent_instance.
   absl::flat_hash_map<std::string, uint64_t> highest_
       ABSL_GUARDED_BY(state_mutex_);

@@ -28,6 +28,9 @@ struct Migration {
   const char* description;
   // Statements valid in both SQLite and PostgreSQL.
   std::vector<const char*> statements;
+  // Then these, on that engine only (the same tables, each in its best form).
+  std::vector<const char*> sqlite_statements = {};
+  std::vector<const char*> postgresql_statements = {};
 };
 
 const std::vector<Migration>& Migrations() {
@@ -156,41 +159,6 @@ const std::vector<Migration>& Migrations() {
                 last_time_us BIGINT NOT NULL,
                 last_value DOUBLE PRECISION NOT NULL,
                 UNIQUE (database_id, metric, labels)))",
-           // Raw samples, as received (kept --metrics_raw_retention, and
-           // until rolled up), not unique: two samples of a series may share
-           // a time. Every table leads with time: a write lands in the
-           // newest part of each index rather than in a page per series, and
-           // retention deletes whole periods. Raw samples by 10 minutes since
-           // the epoch (`bucket`): a collection of every series fills pages
-           // one after the other even at one sample a minute.
-           R"(CREATE TABLE metric_samples (
-                bucket BIGINT NOT NULL,
-                series_id BIGINT NOT NULL,
-                time_us BIGINT NOT NULL,
-                value DOUBLE PRECISION NOT NULL))",
-           "CREATE INDEX metric_samples_by_bucket ON metric_samples "
-           "(bucket, series_id, time_us)",
-           // Per series and minute since the epoch (kept
-           // --metrics_rollup_retention), made from the raw samples of an
-           // hour once it is over.
-           R"(CREATE TABLE metric_rollups (
-                hour BIGINT NOT NULL,
-                series_id BIGINT NOT NULL,
-                minute BIGINT NOT NULL,
-                value_sum DOUBLE PRECISION NOT NULL,
-                value_count BIGINT NOT NULL,
-                value_min DOUBLE PRECISION NOT NULL,
-                value_max DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (hour, series_id, minute)))",
-           // The same per hour: long ranges read 60 times fewer rows.
-           R"(CREATE TABLE metric_rollups_hourly (
-                hour BIGINT NOT NULL,
-                series_id BIGINT NOT NULL,
-                value_sum DOUBLE PRECISION NOT NULL,
-                value_count BIGINT NOT NULL,
-                value_min DOUBLE PRECISION NOT NULL,
-                value_max DOUBLE PRECISION NOT NULL,
-                PRIMARY KEY (hour, series_id)))",
            // Where rolling raw samples up into the rollups has got to
            // (roll_hour, roll_series): hours are rolled up once they are
            // over, a few thousand series per transaction.
@@ -205,6 +173,68 @@ const std::vector<Migration>& Migrations() {
                 sequence BIGINT NOT NULL,
                 stored_us BIGINT NOT NULL,
                 PRIMARY KEY (database_id, agent_instance)))",
+       },
+       // Raw samples, as received (kept --metrics_raw_retention, and until
+       // rolled up); `seq` keeps two samples of a series at one time apart.
+       // Minute rollups per series and minute since the epoch (kept
+       // --metrics_rollup_retention), made from the raw samples of an hour
+       // once it is over; hour rollups the same per hour, so that long ranges
+       // read 60 times fewer rows. Every key leads with time (raw samples by
+       // 10 minutes since the epoch, `bucket`; rollups by hour): a write
+       // lands in the newest part of each b-tree rather than in a page per
+       // series, and retention deletes whole periods. SQLite keeps each table
+       // in its key's b-tree (WITHOUT ROWID): one b-tree written per row.
+       {
+           R"(CREATE TABLE metric_samples (
+                bucket BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                time_us BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (bucket, series_id, time_us, seq)) WITHOUT ROWID)",
+           R"(CREATE TABLE metric_rollups (
+                hour BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                minute BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (hour, series_id, minute)) WITHOUT ROWID)",
+           R"(CREATE TABLE metric_rollups_hourly (
+                hour BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (hour, series_id)) WITHOUT ROWID)",
+       },
+       {
+           R"(CREATE TABLE metric_samples (
+                bucket BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                time_us BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (bucket, series_id, time_us, seq)))",
+           R"(CREATE TABLE metric_rollups (
+                hour BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                minute BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (hour, series_id, minute)))",
+           R"(CREATE TABLE metric_rollups_hourly (
+                hour BIGINT NOT NULL,
+                series_id BIGINT NOT NULL,
+                value_sum DOUBLE PRECISION NOT NULL,
+                value_count BIGINT NOT NULL,
+                value_min DOUBLE PRECISION NOT NULL,
+                value_max DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (hour, series_id)))",
        }},
   };
   return *migrations;
@@ -293,6 +323,11 @@ absl::Status StateStore::Migrate() {
         [&] {
           soci::transaction transaction(sql);
           for (const char* statement : migration.statements) sql << statement;
+          for (const char* statement : url_.backend == sql::Backend::kSqlite
+                                           ? migration.sqlite_statements
+                                           : migration.postgresql_statements) {
+            sql << statement;
+          }
           const std::string applied_at = absl::FormatTime(absl::Now());
           const std::string description = migration.description;
           sql << "INSERT INTO schema_migrations (version, description, "
