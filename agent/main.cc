@@ -64,11 +64,11 @@ ABSL_FLAG(std::string, backup_dir, "",
           "./ecliptix-backups.");
 // Off by default until ecliptix-server stores samples: an agent keeps what
 // the server does not acknowledge, within its bound.
-ABSL_FLAG(bool, collect_metrics, false,
+ABSL_FLAG(bool, collect_metrics, true,
           "Run the metric collectors of the bundle applied on the database and "
-          "stream their samples to the server. Off by default while the "
-          "server does not store them yet. The bundle's "
-          "Monitoring.EnableMetrics = 0 also stops them.");
+          "stream their samples to the server (--collect_metrics=false: none "
+          "for this database). The bundle's Monitoring.EnableMetrics = 0 also "
+          "stops them.");
 ABSL_FLAG(double, metrics_interval_scale, 1.0,
           "Multiplies every collector's interval, e.g. 0.05 runs a 60 s "
           "collector every 3 s (demos and tests).");

@@ -22,10 +22,6 @@ namespace {
 namespace v1 = ::ecliptix::fleet::v1;
 using Kind = FlagSpec::Kind;
 
-constexpr char kSelectorHelp[] =
-    "label selector of databases: k=v, k!=v, k in (a,b), k notin (a,b), k, "
-    "!k; comma-separated, all must hold (default: every database)";
-
 // The eight levels of a sparkline, lowest first (UTF-8).
 constexpr const char* kLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
 

@@ -175,6 +175,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                                0, options.metrics_listen_address.rfind(':')),
                            server->exporter_->port());
   }
+  server->ExportFleetFigures(server->metric_store_.get());
   return server;
 }
 
@@ -197,10 +198,10 @@ void Server::ExportFleetFigures(const FleetFigures* figures) {
   absl::MutexLock lock(&mutex_);
   if (stopping_) return;
   exporter_->SetFleetFigures(figures,
-                            [registry = registry_.get()](
-                                const std::vector<std::string>& database_ids) {
-                              return registry->LabelsOf(database_ids);
-                            });
+                             [registry = registry_.get()](
+                                 const std::vector<std::string>& database_ids) {
+                               return registry->LabelsOf(database_ids);
+                             });
 }
 
 Server::~Server() { Shutdown(); }

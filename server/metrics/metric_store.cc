@@ -1139,7 +1139,7 @@ absl::StatusOr<Totals> MetricStore::QueryTotals(
   return totals;
 }
 
-std::vector<LatestValue> MetricStore::LatestValues() const {
+std::vector<LatestSample> MetricStore::Latest() const {
   std::vector<const Series*> ordered;
   absl::ReaderMutexLock lock(&state_mutex_);
   ordered.reserve(series_.size());
@@ -1151,7 +1151,7 @@ std::vector<LatestValue> MetricStore::LatestValues() const {
               return std::tie(a->database_id, a->metric, a->label_key) <
                      std::tie(b->database_id, b->metric, b->label_key);
             });
-  std::vector<LatestValue> values;
+  std::vector<LatestSample> values;
   values.reserve(ordered.size());
   for (const Series* series : ordered) {
     values.push_back({series->database_id, series->metric, *series->labels,

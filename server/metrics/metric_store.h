@@ -30,6 +30,7 @@
 #include "common/labels.h"
 #include "common/sql/database_url.h"
 #include "ecliptix/fleet/v1/metrics.pb.h"
+#include "server/metrics/fleet_figures.h"
 #include "soci/soci.h"
 
 namespace ecliptix::server {
@@ -70,15 +71,6 @@ struct WriteSummary {
   std::string first_refusal;
   // Samples agents dropped before sending (MetricBatch.dropped_samples).
   int64_t samples_dropped_by_agents = 0;
-};
-
-// The newest sample of a series.
-struct LatestValue {
-  std::string database_id;
-  std::string metric;
-  Labels labels;
-  double value = 0;
-  absl::Time time;
 };
 
 // Which series a query reads.
@@ -129,7 +121,7 @@ struct Totals {
   Resolution resolution = Resolution::kMinute;
 };
 
-class MetricStore {
+class MetricStore : public FleetFigures {
  public:
   // Ranges of QueryTotals up to this long are counted in whole minutes (from
   // the minute rollups); longer ones in whole hours (from memory for the last
@@ -183,12 +175,11 @@ class MetricStore {
       const std::optional<std::set<std::string>>& databases, absl::Time start,
       absl::Time end, absl::Time now);
 
-  // The newest value of every series (database, metric, labels, value,
-  // time), for exporters such as the Prometheus endpoint: from memory, no
-  // database access, exact for samples stored since this store was opened
-  // (and as saved by SaveLatestValues before). Ordered by database, metric,
-  // labels.
-  std::vector<LatestValue> LatestValues() const;
+  // FleetFigures: the newest value of every series (database, metric, labels,
+  // value, time), for the Prometheus endpoint: from memory, no database
+  // access, exact for samples stored since this store was opened (and as saved
+  // by SaveLatestValues before). Ordered by database, metric, labels.
+  std::vector<LatestSample> Latest() const override;
 
   // Whether any series of `metric` is stored.
   bool HasMetric(absl::string_view metric) const;

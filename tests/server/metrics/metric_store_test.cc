@@ -457,7 +457,7 @@ TEST_P(MetricStoreTest, LatestValuesAreTheNewestSampleOfEachSeries) {
                 Sample("database_size_bytes", 200, kT0 + absl::Seconds(30))}),
          Batch("db-1", "i", 1,
                {Sample("table_rows", 5, kT0, {{"table", "AuditLog"}})})});
-  std::vector<LatestValue> latest = store_->LatestValues();
+  std::vector<LatestSample> latest = store_->Latest();
   ASSERT_EQ(latest.size(), 2u);
   EXPECT_EQ(latest[0].database_id, "db-1");
   EXPECT_EQ(latest[0].metric, "table_rows");
@@ -468,15 +468,15 @@ TEST_P(MetricStoreTest, LatestValuesAreTheNewestSampleOfEachSeries) {
   EXPECT_EQ(latest[1].time, kT0 + absl::Seconds(60));
   // After a restart: as saved (a new series is saved with its first value).
   Reopen(kT0 + absl::Minutes(10));
-  latest = store_->LatestValues();
+  latest = store_->Latest();
   ASSERT_EQ(latest.size(), 2u);
   EXPECT_EQ(latest[1].value, 300);
   Write({Batch("db-2", "i", 2,
                {Sample("database_size_bytes", 400, kT0 + absl::Minutes(2))})});
-  EXPECT_EQ(store_->LatestValues()[1].value, 400);
+  EXPECT_EQ(store_->Latest()[1].value, 400);
   ASSERT_TRUE(store_->SaveLatestValues().ok());
   Reopen(kT0 + absl::Minutes(10));
-  latest = store_->LatestValues();
+  latest = store_->Latest();
   ASSERT_EQ(latest.size(), 2u);
   EXPECT_EQ(latest[1].value, 400);
   EXPECT_EQ(latest[1].time, kT0 + absl::Minutes(2));
