@@ -117,6 +117,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   RETURN_IF_ERROR(server->metrics_manager_->Start());
   server->metrics_service_ =
       std::make_unique<MetricsServiceImpl>(server->metrics_manager_.get());
+  // Alerts: rules over the metrics, in a session of their own.
+  ASSIGN_OR_RETURN(server->alert_store_, AlertStore::Open(options.store_url));
+  server->alert_manager_ = std::make_unique<AlertManager>(
+      server->alert_store_.get(), server->metrics_manager_.get(),
+      server->registry_.get(), options.clock, options.alerts);
+  RETURN_IF_ERROR(server->alert_manager_->Start());
+  server->alert_service_ =
+      std::make_unique<AlertServiceImpl>(server->alert_manager_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -134,6 +142,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(server->config_service_.get());
   builder.RegisterService(server->query_service_.get());
   builder.RegisterService(server->metrics_service_.get());
+  builder.RegisterService(server->alert_service_.get());
   if (server->exporter_ != nullptr) {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -189,6 +198,7 @@ std::vector<const char*> Server::ServiceNames() {
       fleet::v1::ConfigService::service_full_name(),
       fleet::v1::QueryService::service_full_name(),
       fleet::v1::MetricsService::service_full_name(),
+      fleet::v1::AlertService::service_full_name(),
   };
 }
 
@@ -255,6 +265,9 @@ void Server::Shutdown(absl::Duration grace) {
   if (rollouts_ != nullptr) rollouts_->Stop();
   // Waiting configuration reads are answered; what is recorded is saved.
   if (config_ != nullptr) config_->Stop();
+  // Alert watchers are told to watch again (elsewhere or later); what fired
+  // is saved already. Before the metrics it reads stop.
+  if (alert_manager_ != nullptr) alert_manager_->Stop();
   // What agents sent is stored and acknowledged; held streams are read again.
   if (metrics_manager_ != nullptr) metrics_manager_->Stop();
   if (grpc_server_ != nullptr) {

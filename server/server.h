@@ -16,6 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/alerts/alert_manager.h"
+#include "server/alerts/alert_service.h"
 #include "server/bundles/bundle_catalog.h"
 #include "server/bundles/bundle_service.h"
 #include "server/config/config_manager.h"
@@ -51,6 +53,7 @@ struct ServerOptions {
   JobOptions jobs;
   ConfigOptions config;
   MetricsOptions metrics;
+  AlertOptions alerts;
   // How often heartbeat deadlines are checked.
   absl::Duration heartbeat_check_period = absl::Seconds(1);
   // The largest bundle upload accepted (sum of file sizes).
@@ -97,6 +100,7 @@ class Server {
   ConfigManager& config() { return *config_; }
   QueryRunner& queries() { return *queries_; }
   MetricsManager& metrics() { return *metrics_manager_; }
+  AlertManager& alerts() { return *alert_manager_; }
 
  private:
   Server() = default;
@@ -122,6 +126,9 @@ class Server {
   std::unique_ptr<MetricStore> metric_store_;
   std::unique_ptr<MetricsManager> metrics_manager_;
   std::unique_ptr<MetricsServiceImpl> metrics_service_;
+  std::unique_ptr<AlertStore> alert_store_;
+  std::unique_ptr<AlertManager> alert_manager_;
+  std::unique_ptr<AlertServiceImpl> alert_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
 

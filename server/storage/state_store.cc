@@ -236,6 +236,42 @@ const std::vector<Migration>& Migrations() {
                 value_max DOUBLE PRECISION NOT NULL,
                 PRIMARY KEY (hour, series_id)))",
        }},
+      {7,
+       "alerts and their events",
+       {
+           // Owned by server/alerts/alert_store.cc. One row per alert: a rule
+           // that held on a database from fired_us to resolved_us (0 while
+           // active). At most one active alert per rule and database, which
+           // the partial unique index enforces.
+           R"(CREATE TABLE alerts (
+                alert_id BIGINT PRIMARY KEY,
+                rule INTEGER NOT NULL,
+                database_id TEXT NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                threshold DOUBLE PRECISION NOT NULL,
+                message TEXT NOT NULL,
+                fired_us BIGINT NOT NULL,
+                resolved_us BIGINT NOT NULL DEFAULT 0,
+                resolved_value DOUBLE PRECISION NOT NULL DEFAULT 0))",
+           "CREATE UNIQUE INDEX alerts_active ON alerts (rule, database_id) "
+           "WHERE resolved_us = 0",
+           // ListAlerts' resolved alerts, newest first, fleet-wide or per
+           // database; retention deletes by resolved_us.
+           "CREATE INDEX alerts_by_resolved ON alerts (resolved_us)",
+           "CREATE INDEX alerts_by_database ON alerts (database_id, "
+           "resolved_us)",
+           // Every fired and resolved event, numbered: the feed of
+           // WatchAlerts and the history of an alert.
+           R"(CREATE TABLE alert_events (
+                sequence BIGINT PRIMARY KEY,
+                alert_id BIGINT NOT NULL,
+                type INTEGER NOT NULL,
+                value DOUBLE PRECISION NOT NULL,
+                message TEXT NOT NULL,
+                event_us BIGINT NOT NULL))",
+           "CREATE INDEX alert_events_by_alert ON alert_events "
+           "(alert_id, sequence)",
+       }},
   };
   return *migrations;
 }
