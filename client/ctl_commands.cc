@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "client/ctl_alerts.h"
 #include "client/ctl_bundle.h"
 #include "client/ctl_config.h"
 #include "client/ctl_format.h"
@@ -42,7 +43,20 @@ absl::Status FleetList(const Invocation& invocation, CommandRuntime& runtime) {
     runtime.err() << "No databases found.\n";
     return absl::OkStatus();
   }
-  runtime.out() << DatabaseTable(databases, runtime.Now());
+  // The ALERTS column: active alerts by database. A server without
+  // AlertService (an older one) lists databases without it.
+  fleet::v1::ListAlertsRequest alerts_request;
+  alerts_request.set_selector(invocation.Flag("selector"));
+  absl::StatusOr<fleet::v1::ListAlertsResponse> alerts =
+      client->ListAlerts(alerts_request);
+  if (!alerts.ok() &&
+      alerts.status().code() != absl::StatusCode::kUnimplemented)
+    return alerts.status();
+  const std::map<std::string, std::vector<std::string>> names =
+      alerts.ok() ? ActiveAlertNames(*alerts)
+                  : std::map<std::string, std::vector<std::string>>();
+  runtime.out() << DatabaseTable(databases, runtime.Now(),
+                                 alerts.ok() ? &names : nullptr);
   return absl::OkStatus();
 }
 
@@ -183,7 +197,8 @@ const CommandTable& Commands() {
             "List databases matching a selector (every page)",
             "Columns: DATABASE ID, ENGINE, VERSION (short; 'fleet get' shows "
             "it "
-            "whole), STATE, LABELS, LAST SEEN.\n"
+            "whole), STATE, LABELS, LAST SEEN, ALERTS (active alerts: "
+            "their number and rules).\n"
             "With -o json: one object {\"databases\":[...]}.\n"
             "Example: ecliptixctl fleet list --selector='env=prod,region in "
             "(eu,us)'\n",
@@ -218,6 +233,7 @@ const CommandTable& Commands() {
       EmergencyNoun(),
       QueryNoun(),
       MetricsNoun(),
+      AlertsNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -125,17 +125,26 @@ std::string AlignedTable(const std::vector<std::vector<std::string>>& rows) {
   return text;
 }
 
-std::string DatabaseTable(const std::vector<Database>& databases,
-                          absl::Time now) {
+std::string DatabaseTable(
+    const std::vector<Database>& databases, absl::Time now,
+    const std::map<std::string, std::vector<std::string>>* alerts) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back(
       {"DATABASE ID", "ENGINE", "VERSION", "STATE", "LABELS", "LAST SEEN"});
+  if (alerts != nullptr) rows.back().push_back("ALERTS");
   for (const Database& database : databases) {
     rows.push_back({database.database_id(), EngineName(database.engine()),
                     ShortVersion(database.engine_version()),
                     StateName(database.connection_state()),
                     LabelsText(database.labels()),
                     RelativeTime(ToTime(database.last_seen_time()), now)});
+    if (alerts == nullptr) continue;
+    auto found = alerts->find(database.database_id());
+    rows.back().push_back(found == alerts->end() || found->second.empty()
+                              ? std::string("-")
+                              : absl::StrCat(found->second.size(), " (",
+                                             absl::StrJoin(found->second, ", "),
+                                             ")"));
   }
   return AlignedTable(rows);
 }

@@ -8,6 +8,7 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -49,9 +50,12 @@ std::string TimestampText(const google::protobuf::Timestamp& timestamp);
 // spaces between them and no trailing spaces.
 std::string AlignedTable(const std::vector<std::vector<std::string>>& rows);
 
-// DATABASE ID, ENGINE, VERSION, STATE, LABELS, LAST SEEN.
-std::string DatabaseTable(const std::vector<fleet::v1::Database>& databases,
-                          absl::Time now);
+// DATABASE ID, ENGINE, VERSION, STATE, LABELS, LAST SEEN, and, when `alerts`
+// is given, ALERTS: the names of each database's active alerts by database id
+// ("2 (failed_logins, error_rate)", "-" for none).
+std::string DatabaseTable(
+    const std::vector<fleet::v1::Database>& databases, absl::Time now,
+    const std::map<std::string, std::vector<std::string>>* alerts = nullptr);
 // Every field of one database as "Key:   value" lines.
 std::string DatabaseDetails(const fleet::v1::Database& database,
                             absl::Time now);

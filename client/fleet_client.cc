@@ -620,4 +620,27 @@ absl::StatusOr<fleet::v1::GetRateResponse> FleetClient::GetRate(
       });
 }
 
+// ---- AlertService: the fleet's alerts ----
+
+absl::StatusOr<fleet::v1::ListAlertsResponse> FleetClient::ListAlerts(
+    const fleet::v1::ListAlertsRequest& request) {
+  auto stub = fleet::v1::AlertService::NewStub(channel_);
+  return Unary<fleet::v1::ListAlertsResponse>(
+      options_.rpc_timeout, [&](grpc::ClientContext* context,
+                                fleet::v1::ListAlertsResponse* response) {
+        return stub->ListAlerts(context, request, response);
+      });
+}
+
+absl::Status FleetClient::WatchAlerts(
+    const fleet::v1::WatchAlertsRequest& request,
+    std::function<bool(const fleet::v1::AlertEvent&)> on_event) {
+  auto stub = fleet::v1::AlertService::NewStub(channel_);
+  return RunWatch<fleet::v1::AlertEvent>(
+      [&](grpc::ClientContext* context) {
+        return stub->WatchAlerts(context, request);
+      },
+      std::move(on_event));
+}
+
 }  // namespace ecliptix::client

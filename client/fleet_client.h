@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "ecliptix/fleet/v1/alerts.grpc.pb.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
@@ -214,6 +215,18 @@ class FleetClient {
       const fleet::v1::TopProceduresRequest& request);
   absl::StatusOr<fleet::v1::GetRateResponse> GetRate(
       const fleet::v1::GetRateRequest& request);
+
+  // ---- AlertService: the fleet's alerts ----
+
+  // One unary call with the RPC timeout; INVALID_ARGUMENT for a bad selector
+  // or limit.
+  absl::StatusOr<fleet::v1::ListAlertsResponse> ListAlerts(
+      const fleet::v1::ListAlertsRequest& request);
+  // The active alerts (TYPE_SNAPSHOT each, then TYPE_SNAPSHOT_COMPLETE), then
+  // every fired and resolved alert; ends as WatchFleet does.
+  absl::Status WatchAlerts(
+      const fleet::v1::WatchAlertsRequest& request,
+      std::function<bool(const fleet::v1::AlertEvent&)> on_event);
 
  private:
   FleetClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);

@@ -52,6 +52,22 @@ ABSL_FLAG(absl::Duration, metrics_rollup_retention, absl::Hours(24 * 30),
           "How long minute and hour rollups of metric samples are kept (at "
           "least --metrics_raw_retention).");
 
+ABSL_FLAG(double, alert_failed_logins_per_minute, 5,
+          "Alert when a database's failed logins per minute (over "
+          "--alert_window) are above this (the runbook locks an account out "
+          "after 5 failed attempts).");
+ABSL_FLAG(double, alert_error_rate, 0.001,
+          "Alert when a database's failed procedure calls per call (over "
+          "--alert_window) are above this fraction (0.001 = 0.1%).");
+ABSL_FLAG(double, alert_avg_procedure_ms, 100,
+          "Alert when a database's average procedure execution time (over "
+          "--alert_window) is above this many milliseconds.");
+ABSL_FLAG(absl::Duration, alert_window, absl::Minutes(5),
+          "How far back alert rules look at metrics (1m to 6h, whole "
+          "minutes). Any SUSPICIOUS_ACTIVITY in it fires an alert too.");
+ABSL_FLAG(absl::Duration, alert_evaluation_period, absl::Seconds(15),
+          "How often alert rules are evaluated.");
+
 namespace {
 
 [[noreturn]] void Fail(int code, const std::string& message) {
@@ -152,6 +168,19 @@ int main(int argc, char** argv) {
     Fail(2,
          "--metrics_raw_retention must be positive and "
          "--metrics_rollup_retention at least as long");
+  }
+
+  options.alerts.failed_logins_per_minute =
+      absl::GetFlag(FLAGS_alert_failed_logins_per_minute);
+  options.alerts.error_rate = absl::GetFlag(FLAGS_alert_error_rate);
+  options.alerts.avg_procedure_ms = absl::GetFlag(FLAGS_alert_avg_procedure_ms);
+  options.alerts.window = absl::GetFlag(FLAGS_alert_window);
+  options.alerts.evaluation_period =
+      absl::GetFlag(FLAGS_alert_evaluation_period);
+  if (absl::Status status =
+          ecliptix::server::ValidateAlertOptions(options.alerts);
+      !status.ok()) {
+    Fail(2, std::string(status.message()));
   }
 
   absl::StatusOr<std::unique_ptr<ecliptix::server::Server>> server =
