@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "ecliptix/fleet/v1/agent_service.grpc.pb.h"
+#include "ecliptix/fleet/v1/alerts.grpc.pb.h"
 #include "ecliptix/fleet/v1/bundle.grpc.pb.h"
 #include "ecliptix/fleet/v1/config_service.grpc.pb.h"
 #include "ecliptix/fleet/v1/fleet_service.grpc.pb.h"
@@ -136,6 +137,7 @@ class ApiValidationTest : public ::testing::Test {
     config_ = v1::ConfigService::NewStub(channel);
     queries_ = v1::QueryService::NewStub(channel);
     metrics_ = v1::MetricsService::NewStub(channel);
+    alerts_ = v1::AlertService::NewStub(channel);
   }
 
   // Opens AgentService.Connect, sends `hello` first, and returns how the
@@ -162,6 +164,7 @@ class ApiValidationTest : public ::testing::Test {
     using CS = v1::ConfigService::Stub;
     using QS = v1::QueryService::Stub;
     using MS = v1::MetricsService::Stub;
+    using AS = v1::AlertService::Stub;
     // No uploaded bundle declares configuration keys: complete requests get
     // that far.
     const auto FP = grpc::StatusCode::FAILED_PRECONDITION;
@@ -427,6 +430,20 @@ class ApiValidationTest : public ::testing::Test {
          {{"rate"}},
          "",
          Unary(metrics_.get(), &MS::GetRate)},
+        // Neither AlertService RPC has a required field ({} is every active
+        // alert of the fleet).
+        {"AlertService.ListAlerts",
+         Make<v1::ListAlertsRequest>(),
+         OK,
+         {},
+         "",
+         Unary(alerts_.get(), &AS::ListAlerts)},
+        {"AlertService.WatchAlerts",
+         Make<v1::WatchAlertsRequest>(),
+         OK,
+         {},
+         "",
+         Watch(alerts_.get(), &AS::WatchAlerts)},
         {"AgentService.Connect (first message: Hello)",
          Make<v1::Hello>([](auto& hello) {
            hello.set_database_id("db-valid");
@@ -453,6 +470,7 @@ class ApiValidationTest : public ::testing::Test {
   std::unique_ptr<v1::ConfigService::Stub> config_;
   std::unique_ptr<v1::QueryService::Stub> queries_;
   std::unique_ptr<v1::MetricsService::Stub> metrics_;
+  std::unique_ptr<v1::AlertService::Stub> alerts_;
 };
 
 std::string Named(const std::vector<std::string>& fields,
@@ -568,6 +586,26 @@ TEST_F(ApiValidationTest, EmptySelectorNeedsAllDatabases) {
   EXPECT_EQ(all.exit_code, 1) << all.output;
   EXPECT_THAT(all.output, HasSubstr("FAILED_PRECONDITION: the fleet has no "
                                     "databases yet"));
+}
+
+// AlertService names the field of a bad value.
+TEST_F(ApiValidationTest, AlertServiceRefusesBadSelectorsAndLimits) {
+  v1::ListAlertsRequest list;
+  list.set_selector("env in (");
+  v1::ListAlertsResponse listed;
+  grpc::Status status = alerts_->ListAlerts(Context().get(), list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("selector: "));
+  list.clear_selector();
+  list.set_limit(-1);
+  status = alerts_->ListAlerts(Context().get(), list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("limit: "));
+  v1::WatchAlertsRequest watch;
+  watch.set_selector("!");
+  status = Watch(alerts_.get(), &v1::AlertService::Stub::WatchAlerts)(watch);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("selector: "));
 }
 
 }  // namespace
