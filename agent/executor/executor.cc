@@ -52,7 +52,8 @@ Executor::Executor(Target* database, ExecutorOptions options)
     : database_(database),
       options_(std::move(options)),
       history_(database),
-      runner_(database) {}
+      runner_(database),
+      call_log_(database) {}
 
 void Executor::Cancel() {
   cancelled_.store(true);
@@ -995,15 +996,43 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
   ASSIGN_OR_RETURN(
       BoundOperation operation,
       BoundOperation::Bind(bundle, operation_name, arguments, dialect));
+  // The call is counted in ecliptix_operation_calls (call_log.h). A table
+  // that cannot be created does not stop the call: it goes uncounted, and
+  // that is said once.
+  const absl::Time called_at = absl::Now();
+  bool counted = false;
+  if (!call_log_broken_) {
+    absl::Status ensured = call_log_.Ensure();
+    if (ensured.ok()) {
+      counted = true;
+    } else {
+      call_log_broken_ = true;
+      Logger("executor")
+          ->warn("operation calls go uncounted: {}",
+                 std::string(ensured.message()));
+    }
+  }
   RETURN_IF_ERROR(Begin());
   absl::StatusOr<OperationResult> result =
       RunBoundOperation(*database_, operation);
   absl::Status status = result.status();
+  // In the call's own transaction: counted exactly when its work commits.
+  if (status.ok() && counted) {
+    status = call_log_.Record(operation_name, called_at, /*failed=*/false);
+  }
   if (status.ok()) status = Commit();
   if (!status.ok()) {
     // Also after a failed COMMIT (an interrupted one can leave the
     // transaction open): the next call must start clean.
     Rollback();
+    if (counted) {
+      // After the rollback, which would have taken it along.
+      absl::Status recorded =
+          call_log_.RecordAlone(operation_name, called_at, /*failed=*/true);
+      if (!recorded.ok()) {
+        Logger("executor")->warn("{}", std::string(recorded.message()));
+      }
+    }
     return status;
   }
   return result;

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/backup/backup.h"
+#include "agent/executor/call_log.h"
 #include "agent/executor/data_guard.h"
 #include "agent/executor/history.h"
 #include "agent/executor/operation.h"
@@ -154,6 +155,9 @@ class Executor {
   // done). INVALID_ARGUMENT for a missing, unknown or ill-typed argument
   // (bundle::CheckArguments); NOT_FOUND for an unknown operation. Cancel()
   // interrupts the running statement and the call is rolled back.
+  // Every call that gets past the argument checks is counted in the agent's
+  // table ecliptix_operation_calls (call_log.h): a success inside the call's
+  // transaction, a failure in a transaction of its own after the rollback.
   using OperationResult = ::ecliptix::agent::OperationResult;
   absl::StatusOr<OperationResult> CallOperation(
       const bundle::Bundle& bundle, const std::string& operation,
@@ -258,6 +262,9 @@ class Executor {
   const ExecutorOptions options_;
   History history_;
   SqlRunner runner_;
+  OperationCallLog call_log_;
+  // Set when the call table cannot be created: calls then go uncounted.
+  bool call_log_broken_ = false;
   // Set by Cancel() from any thread; read by the running operation.
   std::atomic<bool> cancelled_{false};
 };

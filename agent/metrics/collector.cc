@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "agent/executor/history.h"
 #include "agent/executor/operation.h"
+#include "agent/metrics/operation_calls.h"
 #include "agent/target/open_target.h"
 #include "common/bundle/manifest_rules.h"
 #include "common/logging.h"
@@ -294,24 +295,26 @@ CycleReport MetricsCollector::Cycle(bool all) {
       absl::MutexLock lock(&mutex_);
       if (stopping_) break;
     }
-    const v1::MetricCollector& spec = *scheduled->spec;
+    // spec is null for the agent's own collector of operation calls.
+    const std::string name = scheduled->spec == nullptr
+                                 ? std::string(kOperationCallsCollector)
+                                 : scheduled->spec->name();
     std::vector<v1::MetricSample> samples;
-    absl::Status status = RunCollector(spec, Now(), &samples);
+    absl::Status status = scheduled->spec == nullptr
+                              ? RunOperationCalls(Now(), &samples)
+                              : RunCollector(*scheduled->spec, Now(), &samples);
     if (!status.ok()) {
       {
         // Interrupted by Stop(): not a failure of the collector.
         absl::MutexLock lock(&mutex_);
         if (stopping_) break;
       }
-      report.errors.push_back(
-          absl::StrCat(spec.name(), ": ", status.message()));
-      Log()->warn("metrics: collector {} failed: {}", spec.name(),
-                  status.ToString());
+      report.errors.push_back(absl::StrCat(name, ": ", status.message()));
+      Log()->warn("metrics: collector {} failed: {}", name, status.ToString());
       continue;
     }
-    report.collectors_run.push_back(spec.name());
-    Log()->debug("metrics: collector {}: {} samples", spec.name(),
-                 samples.size());
+    report.collectors_run.push_back(name);
+    Log()->debug("metrics: collector {}: {} samples", name, samples.size());
     if (samples.empty()) continue;
     report.samples.insert(report.samples.end(), samples.begin(), samples.end());
     options_.sink->Add(std::move(samples));
@@ -365,6 +368,10 @@ absl::Status MetricsCollector::UseBundle(const std::string& bundle_id,
     scheduled.next_due = now;
     names.push_back(spec.name());
   }
+  // The agent's own collector of operation calls, beside the bundle's.
+  Scheduled& calls = schedule_.emplace_back();
+  calls.interval = Scaled(kDefaultInterval);
+  calls.next_due = now;
   Log()->info("metrics: bundle {} {} ({}) is applied; {} collectors{}{}",
               bundle_->manifest().name(), bundle_->manifest().version(),
               bundle_id, names.size(), names.empty() ? "" : ": ",
@@ -431,6 +438,22 @@ absl::Status MetricsCollector::SaveCursor(const std::string& name,
     return status;
   }
   cursors_[key] = cursor;
+  return absl::OkStatus();
+}
+
+absl::Status MetricsCollector::RunOperationCalls(
+    absl::Time now, std::vector<v1::MetricSample>* samples) {
+  // The cursors' writable connection serves here too.
+  RETURN_IF_ERROR(Cursors().status());
+  absl::StatusOr<std::vector<v1::MetricSample>> collected =
+      CollectOperationCalls(*state_database_, now);
+  if (!collected.ok()) {
+    // Reconnect next time.
+    cursor_store_.reset();
+    state_database_.reset();
+    return collected.status();
+  }
+  *samples = *std::move(collected);
   return absl::OkStatus();
 }
 

@@ -30,6 +30,12 @@
 // history, not the last interval's activity), unless count_existing_rows is
 // set.
 //
+// Beside the bundle's collectors the agent runs one of its own,
+// operation_calls (operation_calls.h), every 60 s (scaled), while a bundle is
+// applied and Monitoring.EnableMetrics allows: the calls of bundle operations
+// the executor counted and their failures, on the collector's writable
+// connection.
+//
 // A collector that fails (an error of the database, a column missing from
 // the result, a cursor that is not an integer) is logged and tried again on
 // its next interval; the others run regardless.
@@ -132,6 +138,7 @@ class MetricsCollector {
  private:
   // A collector of the current bundle and when it runs next.
   struct Scheduled {
+    // nullptr: the agent's own collector of operation calls.
     const fleet::v1::MetricCollector* spec = nullptr;
     absl::Duration interval;
     absl::Time next_due;
@@ -153,6 +160,9 @@ class MetricsCollector {
   absl::Status RunCollector(const fleet::v1::MetricCollector& spec,
                             absl::Time now,
                             std::vector<fleet::v1::MetricSample>* samples);
+  // Runs the agent's collector of operation calls.
+  absl::Status RunOperationCalls(absl::Time now,
+                                 std::vector<fleet::v1::MetricSample>* samples);
   // The stored cursor of an incremental collector (loaded once, then kept in
   // memory).
   absl::StatusOr<std::optional<int64_t>> LoadCursor(const std::string& name);

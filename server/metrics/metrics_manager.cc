@@ -28,6 +28,9 @@ const std::map<std::string, v1::MetricKind>& KnownMetrics() {
       {"procedure_execution_ms", v1::METRIC_KIND_DELTA},
       {"procedure_max_ms", v1::METRIC_KIND_GAUGE},
       {"procedure_errors", v1::METRIC_KIND_DELTA},
+      // Counted by the agent itself (agent/metrics/operation_calls.h).
+      {"operation_calls", v1::METRIC_KIND_DELTA},
+      {"operation_failures", v1::METRIC_KIND_DELTA},
       {"auth_events", v1::METRIC_KIND_DELTA},
       {"table_rows", v1::METRIC_KIND_GAUGE},
       {"database_size_bytes", v1::METRIC_KIND_GAUGE},
@@ -623,26 +626,50 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
   const absl::Time now = clock_->Now();
   v1::GetRateResponse response;
   if (event.empty()) {
-    ASSIGN_OR_RETURN(Totals totals, store_->QueryTotals(
-                                        {"procedure_calls", "procedure_errors"},
-                                        databases, now - range, now, now));
-    std::map<std::string, std::pair<double, double>> by_database;
-    double calls = 0, errors = 0;
+    // Failed calls per call. Where the agent reports operation calls
+    // (operation_calls / operation_failures, counted by the agent's executor
+    // because a refused call is rolled back whole on PostgreSQL and SQLite,
+    // ErrorLog row included), those are the figures; otherwise the bundle's
+    // procedure_errors (ErrorLog) per procedure_calls (PerformanceMetrics).
+    ASSIGN_OR_RETURN(
+        Totals totals,
+        store_->QueryTotals({"procedure_calls", "procedure_errors",
+                             "operation_calls", "operation_failures"},
+                            databases, now - range, now, now));
+    struct Counts {
+      double procedure_calls = 0, procedure_errors = 0;
+      double operation_calls = 0, operation_failures = 0;
+      bool reports_operations = false;
+    };
+    std::map<std::string, Counts> by_database;
     for (const SeriesTotal& total : totals.series) {
-      auto& [database_calls, database_errors] = by_database[total.database_id];
+      Counts& counts = by_database[total.database_id];
       if (total.metric == "procedure_calls") {
-        database_calls += total.sum;
-        calls += total.sum;
+        counts.procedure_calls += total.sum;
+      } else if (total.metric == "procedure_errors") {
+        counts.procedure_errors += total.sum;
+      } else if (total.metric == "operation_calls") {
+        counts.operation_calls += total.sum;
+        counts.reports_operations = true;
       } else {
-        database_errors += total.sum;
-        errors += total.sum;
+        counts.operation_failures += total.sum;
+        counts.reports_operations = true;
       }
     }
-    for (const auto& [database_id, figures] : by_database) {
+    double calls = 0, errors = 0;
+    for (const auto& [database_id, counts] : by_database) {
+      const double database_calls = counts.reports_operations
+                                        ? counts.operation_calls
+                                        : counts.procedure_calls;
+      const double database_errors = counts.reports_operations
+                                         ? counts.operation_failures
+                                         : counts.procedure_errors;
+      calls += database_calls;
+      errors += database_errors;
       // Without calls there is no rate to speak of.
-      if (figures.first > 0) {
+      if (database_calls > 0) {
         (*response.mutable_by_database())[database_id] =
-            figures.second / figures.first;
+            database_errors / database_calls;
       }
     }
     response.set_fleet(calls > 0 ? errors / calls : 0);

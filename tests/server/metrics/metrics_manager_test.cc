@@ -339,6 +339,55 @@ TEST_F(MetricsManagerTest, RatesOfErrorsAndAuthenticationEvents) {
   EXPECT_DOUBLE_EQ(suspicious->fleet(), 0);
 }
 
+// Where the agent reports operation calls (PostgreSQL and SQLite roll a
+// refused call back with its ErrorLog row), failed calls per call come from
+// those; a database that reports none keeps procedure_errors per call.
+TEST_F(MetricsManagerTest, ErrorRateCountsFailedOperationCallsWhereReported) {
+  StartManager();
+  SendProcedureFigures();
+  auto agent = std::make_shared<AckRecorder>();
+  const uint64_t three = Connect("db-3", agent, {{"env", "prod"}});
+  const absl::Time t = clock_.Now() - absl::Minutes(10);
+  const Labels login = {{"procedure", "Login"}};
+  // db-3: PerformanceMetrics counts 40 calls and ErrorLog is empty (the
+  // failed calls were rolled back), while the agent counted 50 calls of
+  // which 5 failed, in two collections.
+  Send(three,
+       BatchMessage(
+           "c", 1,
+           {Sample("procedure_calls", 40, t, login),
+            Sample("operation_calls", 30, t, {{"operation", "Login"}}),
+            Sample("operation_failures", 3, t, {{"operation", "Login"}}),
+            Sample("operation_calls", 10, t, {{"operation", "SignUp"}}),
+            Sample("operation_failures", 0, t, {{"operation", "SignUp"}})}));
+  Send(three,
+       BatchMessage("c", 2,
+                    {Sample("operation_calls", 10, t + absl::Minutes(1),
+                            {{"operation", "Login"}}),
+                     Sample("operation_failures", 2, t + absl::Minutes(1),
+                            {{"operation", "Login"}})}));
+  manager_->Flush();
+  v1::GetRateRequest request;
+  request.set_rate("errors");
+  auto errors = manager_->GetRateNow(request);
+  ASSERT_TRUE(errors.ok()) << errors.status();
+  EXPECT_DOUBLE_EQ(errors->by_database().at("db-3"), 5.0 / 50);
+  // The others report no operation calls: ErrorLog's figures per call.
+  EXPECT_DOUBLE_EQ(errors->by_database().at("db-1"), 1.0 / 12);
+  EXPECT_DOUBLE_EQ(errors->by_database().at("db-2"), 0);
+  // db-1: 1 of 12, db-2: 0 of 10, db-3: 5 of 50.
+  EXPECT_DOUBLE_EQ(errors->fleet(), 6.0 / 72);
+  EXPECT_EQ(errors->unit(), "failed calls per call");
+  // The metrics are known to the server as deltas: series sum them.
+  EXPECT_DOUBLE_EQ(Sum("operation_calls"), 50);
+  EXPECT_DOUBLE_EQ(Sum("operation_failures"), 5);
+
+  request.set_selector("env=prod");
+  errors = manager_->GetRateNow(request);
+  ASSERT_TRUE(errors.ok()) << errors.status();
+  EXPECT_DOUBLE_EQ(errors->fleet(), 6.0 / 62);
+}
+
 TEST_F(MetricsManagerTest, SeriesUseTheKindOfTheMetric) {
   StartManager();
   auto session = std::make_shared<AckRecorder>();
