@@ -794,6 +794,55 @@ operations {
             absl::StatusCode::kNotFound);
 }
 
+// PostgreSQL and SQLite roll a refused call back whole, so a bundle cannot
+// log its own failure; the executor counts each call in
+// ecliptix_operation_calls: a success with the call's work, a failure after
+// the rollback.
+TEST_P(ExecutorTest, CallOperationCountsCallsAndFailures) {
+  const std::string operations =
+      R"pb(operations {
+             name: "Add"
+             parameters { name: "Id" type: "int" }
+             sql {
+               sqlite: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
+               postgresql: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
+             }
+           }
+  )pb";
+  bundle::Bundle bundle =
+      MakeBundle("1.0.0",
+                 {{"one",
+                   {{"create",
+                     "CREATE TABLE items (id INTEGER PRIMARY KEY);\n"
+                     "CREATE TABLE tries (note TEXT);\n"}}}},
+                 operations);
+  ASSERT_TRUE(Run(bundle, "one").ok());
+  ASSERT_TRUE(executor_->CallOperation(bundle, "Add", {{"Id", "1"}}).ok());
+  ASSERT_TRUE(executor_->CallOperation(bundle, "Add", {{"Id", "2"}}).ok());
+  // A duplicate key: refused, and its first statement rolled back with it.
+  EXPECT_FALSE(executor_->CallOperation(bundle, "Add", {{"Id", "1"}}).ok());
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM tries"), 2);
+  const std::string totals =
+      "SELECT SUM(calls) || '/' || SUM(failures) FROM ecliptix_operation_calls "
+      "WHERE operation = 'Add'";
+  EXPECT_EQ(QueryText(totals), "3/1");
+  EXPECT_EQ(QueryInt("SELECT SUM(reported_calls) + SUM(reported_failures) "
+                     "FROM ecliptix_operation_calls"),
+            0);
+  // Refused before reaching the database (arguments, unknown operation): no
+  // call was made, none is counted.
+  EXPECT_FALSE(executor_->CallOperation(bundle, "Add", {}).ok());
+  EXPECT_FALSE(executor_->CallOperation(bundle, "Nope", {}).ok());
+  EXPECT_EQ(QueryText(totals), "3/1");
+  // A success after a failure: the next call starts clean and is counted.
+  ASSERT_TRUE(executor_->CallOperation(bundle, "Add", {{"Id", "3"}}).ok());
+  EXPECT_EQ(QueryText(totals), "4/1");
+  // Only calls: applying phases counts nothing.
+  EXPECT_EQ(QueryInt("SELECT COUNT(DISTINCT operation) FROM "
+                     "ecliptix_operation_calls"),
+            1);
+}
+
 TEST_P(ExecutorTest, CallOperationUsesParameterDefaults) {
   // The runbook's "EXEC dbo.CleanupAuditLogs @RetentionDays = 30" leaves
   // BatchSize out: its default applies; a parameter without one is required.

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/executor/executor.h"
 #include "agent/executor/history.h"
+#include "agent/metrics/operation_calls.h"
 #include "agent/target/open_target.h"
 #include "common/clock.h"
 #include "common/proto_time.h"
@@ -172,7 +173,7 @@ class CollectorTest : public ::testing::TestWithParam<Engine> {
 
   // `calls` calls of the workload driver, as fast as they go, some failing
   // on purpose (ErrorLog rows) and some logins failing (lockouts).
-  void Workload(int calls) {
+  workload::WorkloadReport Workload(int calls) {
     workload::WorkloadOptions options;
     options.database_urls = {url_};
     options.bundle_dir = ::ecliptix::testing::PlainRunfilesCopy(
@@ -184,9 +185,11 @@ class CollectorTest : public ::testing::TestWithParam<Engine> {
     options.error_percent = 10;
     options.failed_login_percent = 40;
     auto driver = workload::WorkloadDriver::Create(std::move(options));
-    ASSERT_TRUE(driver.ok()) << driver.status();
-    const workload::WorkloadReport report = (*driver)->Run(nullptr);
+    EXPECT_TRUE(driver.ok()) << driver.status();
+    if (!driver.ok()) return {};
+    workload::WorkloadReport report = (*driver)->Run(nullptr);
     EXPECT_THAT(report.unexpected_errors, IsEmpty());
+    return report;
   }
 
   int64_t MaxId(const std::string& table) {
@@ -277,12 +280,14 @@ TEST_P(CollectorTest, SamplesAreWhatTheRowsSay) {
   EXPECT_THAT(first.errors, IsEmpty());
   EXPECT_EQ(first.bundle_id, bundle_->id());
   EXPECT_TRUE(first.enabled);
-  EXPECT_THAT(
-      first.collectors_run,
-      UnorderedElementsAre("procedure_performance", "procedure_errors",
-                           "auth_events", "table_rows", "database_size"));
+  EXPECT_THAT(first.collectors_run,
+              UnorderedElementsAre("procedure_performance", "procedure_errors",
+                                   "auth_events", "table_rows", "database_size",
+                                   kOperationCallsCollector));
+  // The calls the agent counted itself were never reported: they are.
   EXPECT_THAT(Metrics(first.samples),
-              UnorderedElementsAre("table_rows", "database_size_bytes"));
+              UnorderedElementsAre("table_rows", "database_size_bytes",
+                                   "operation_calls", "operation_failures"));
 
   const int64_t performance = MaxId("PerformanceMetrics");
   const int64_t errors = MaxId("ErrorLog");
@@ -378,6 +383,79 @@ TEST_P(CollectorTest, CountingExistingRowsOnRequest) {
   ExpectSamples(first.samples, "procedure_errors", "procedure", Errors(0), 0);
 }
 
+// Operation calls come from the agent's own table (ecliptix_operation_calls,
+// written by the executor): each call once, its failure too, across cycles,
+// collectors and restarts.
+TEST_P(CollectorTest, OperationCallsAreCountedOnceEach) {
+  std::unique_ptr<MetricsCollector> collector = NewCollector();
+  const CycleReport first = collector->CollectAll();
+  ASSERT_THAT(first.errors, IsEmpty());
+  const workload::WorkloadReport report = Workload(60);
+  ASSERT_FALSE(report.operations.empty());
+  clock_.Advance(absl::Minutes(1));
+  const CycleReport second = collector->CollectAll();
+  ASSERT_THAT(second.errors, IsEmpty());
+  EXPECT_THAT(second.collectors_run, Contains(kOperationCallsCollector));
+  std::map<std::string, double> calls =
+      ByLabel(second.samples, "operation_calls", "operation");
+  std::map<std::string, double> failures =
+      ByLabel(second.samples, "operation_failures", "operation");
+  // The driver's own reads of its settings are calls too.
+  EXPECT_GT(calls["GetConfigValue"], 0);
+  calls.erase("GetConfigValue");
+  failures.erase("GetConfigValue");
+  std::map<std::string, double> want_calls, want_failures;
+  int64_t failed = 0;
+  for (const auto& [operation, stats] : report.operations) {
+    want_calls[operation] = stats.calls;
+    want_failures[operation] =
+        stats.failed_on_purpose + stats.failed_unexpectedly;
+    failed += stats.failed_on_purpose;
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(calls, want_calls);
+  EXPECT_EQ(failures, want_failures);
+
+  // Nothing new: nothing counted.
+  const CycleReport third = collector->CollectAll();
+  EXPECT_THAT(third.errors, IsEmpty());
+  EXPECT_EQ(Total(third.samples, "operation_calls"), 0);
+  EXPECT_EQ(Total(third.samples, "operation_failures"), 0);
+
+  // One refused call, then a second collector (a restarted agent) and the
+  // first: it is counted once, by whichever comes first.
+  {
+    Executor executor(database_.get(), ExecutorOptions{});
+    EXPECT_FALSE(executor
+                     .CallOperation(*bundle_, "LoginMembership",
+                                    {{"PhoneNumber", "not-a-number"},
+                                     {"SecureKey", "0123456789abcdef"}})
+                     .ok());
+  }
+  std::unique_ptr<MetricsCollector> restarted = NewCollector();
+  const CycleReport after = restarted->CollectAll();
+  EXPECT_THAT(after.errors, IsEmpty());
+  EXPECT_EQ(ByLabel(after.samples, "operation_calls", "operation"),
+            (std::map<std::string, double>{{"LoginMembership", 1}}));
+  EXPECT_EQ(ByLabel(after.samples, "operation_failures", "operation"),
+            (std::map<std::string, double>{{"LoginMembership", 1}}));
+  EXPECT_EQ(Total(collector->CollectAll().samples, "operation_calls"), 0);
+
+  // Everything the table counted was reported exactly once.
+  double reported = 0;
+  for (const v1::MetricSample& sample : sink_.samples()) {
+    if (sample.metric() == "operation_calls") reported += sample.value();
+  }
+  EXPECT_EQ(
+      reported,
+      QueryInt(*database_, "SELECT SUM(calls) FROM ecliptix_operation_calls"));
+  EXPECT_EQ(
+      QueryInt(*database_,
+               "SELECT COUNT(*) FROM ecliptix_operation_calls WHERE "
+               "calls <> reported_calls OR failures <> reported_failures"),
+      0);
+}
+
 TEST_P(CollectorTest, EnableMetricsZeroStopsCollection) {
   std::unique_ptr<MetricsCollector> collector = NewCollector();
   ASSERT_THAT(collector->CollectAll().errors, IsEmpty());
@@ -407,7 +485,7 @@ TEST_P(CollectorTest, EnableMetricsZeroStopsCollection) {
 TEST_P(CollectorTest, CollectorsRunOnTheirIntervals) {
   std::unique_ptr<MetricsCollector> collector = NewCollector();
   const CycleReport first = collector->CollectDue();
-  EXPECT_EQ(first.collectors_run.size(), 5u);
+  EXPECT_EQ(first.collectors_run.size(), 6u);
   // The 60 s collectors are due a minute later, the 300 s ones later still.
   EXPECT_EQ(first.next_due, clock_.Now() + absl::Seconds(60));
   const CycleReport early = collector->CollectDue();
@@ -416,9 +494,9 @@ TEST_P(CollectorTest, CollectorsRunOnTheirIntervals) {
   const CycleReport minute = collector->CollectDue();
   EXPECT_THAT(minute.collectors_run,
               UnorderedElementsAre("procedure_performance", "procedure_errors",
-                                   "auth_events"));
+                                   "auth_events", kOperationCallsCollector));
   clock_.Advance(absl::Seconds(240));
-  EXPECT_EQ(collector->CollectDue().collectors_run.size(), 5u);
+  EXPECT_EQ(collector->CollectDue().collectors_run.size(), 6u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, CollectorTest,
@@ -491,7 +569,8 @@ TEST(CollectorBundleTest, NothingWithoutABundleThenTheAppliedOne) {
   const CycleReport applied = (*collector)->CollectDue();
   EXPECT_THAT(applied.errors, IsEmpty());
   EXPECT_EQ(applied.bundle_id, reference->id());
-  EXPECT_EQ(applied.collectors_run.size(), 5u);
+  // The bundle's five and the agent's operation_calls.
+  EXPECT_EQ(applied.collectors_run.size(), 6u);
   EXPECT_EQ(applied.next_due, clock.Now() + absl::Seconds(3));
 
   // A step of the newer bundle is recorded: from the next cycle on, its
@@ -513,7 +592,7 @@ TEST(CollectorBundleTest, NothingWithoutABundleThenTheAppliedOne) {
   EXPECT_THAT(changed.errors, IsEmpty());
   EXPECT_EQ(changed.bundle_id, newer->id());
   EXPECT_THAT(changed.collectors_run, Contains("config_keys"));
-  EXPECT_EQ(changed.collectors_run.size(), 6u);
+  EXPECT_EQ(changed.collectors_run.size(), 7u);
   EXPECT_EQ(Total(changed.samples, "config_keys"),
             QueryInt(**database, "SELECT COUNT(*) FROM SystemConfiguration"));
 
