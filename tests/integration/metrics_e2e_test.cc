@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -463,7 +464,10 @@ class MetricsE2eTest : public ::testing::Test {
 TEST_F(MetricsE2eTest, WorkloadRowsReachQueriesAndScrapes) {
   StartServer();
   const std::vector<Database> databases = Databases();
-  for (const Database& database : databases) StartAgent(database);
+  for (const Database& database : databases) {
+    std::printf("database %s\n", database.id.c_str());
+    StartAgent(database);
+  }
   Deploy(databases.size());
 
   constexpr int kCalls = 150;
