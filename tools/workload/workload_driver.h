@@ -75,6 +75,9 @@ struct WorkloadOptions {
   // Write an ErrorLog row for every failed call, as the application's error
   // handler would: PostgreSQL and SQLite roll a refused call back whole, so
   // the procedures cannot write one themselves (bundles/ecliptix/README.md).
+  // The rows feed the per-procedure errors (procedure_errors); the error
+  // rate counts the failed calls the executor records itself
+  // (agent/executor/call_log.h), with or without these rows.
   bool error_log = true;
   // How often Run() prints a progress line.
   absl::Duration progress_interval = absl::Seconds(5);
