@@ -997,20 +997,16 @@ absl::StatusOr<Executor::OperationResult> Executor::CallOperation(
       BoundOperation operation,
       BoundOperation::Bind(bundle, operation_name, arguments, dialect));
   // The call is counted in ecliptix_operation_calls (call_log.h). A table
-  // that cannot be created does not stop the call: it goes uncounted, and
-  // that is said once.
+  // that cannot be created (no right to) does not stop the call: it goes
+  // uncounted, said once, and the next call tries again.
   const absl::Time called_at = absl::Now();
-  bool counted = false;
-  if (!call_log_broken_) {
-    absl::Status ensured = call_log_.Ensure();
-    if (ensured.ok()) {
-      counted = true;
-    } else {
-      call_log_broken_ = true;
-      Logger("executor")
-          ->warn("operation calls go uncounted: {}",
-                 std::string(ensured.message()));
-    }
+  absl::Status ensured = call_log_.Ensure();
+  const bool counted = ensured.ok();
+  if (!counted && !call_log_warned_) {
+    call_log_warned_ = true;
+    Logger("executor")
+        ->warn("operation calls go uncounted: {}",
+               std::string(ensured.message()));
   }
   RETURN_IF_ERROR(Begin());
   absl::StatusOr<OperationResult> result =

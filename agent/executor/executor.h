@@ -263,8 +263,8 @@ class Executor {
   History history_;
   SqlRunner runner_;
   OperationCallLog call_log_;
-  // Set when the call table cannot be created: calls then go uncounted.
-  bool call_log_broken_ = false;
+  // Said once that the call table cannot be created (calls go uncounted).
+  bool call_log_warned_ = false;
   // Set by Cancel() from any thread; read by the running operation.
   std::atomic<bool> cancelled_{false};
 };
