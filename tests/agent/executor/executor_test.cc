@@ -799,16 +799,15 @@ operations {
 // ecliptix_operation_calls: a success with the call's work, a failure after
 // the rollback.
 TEST_P(ExecutorTest, CallOperationCountsCallsAndFailures) {
-  const std::string operations =
-      R"pb(operations {
-             name: "Add"
-             parameters { name: "Id" type: "int" }
-             sql {
-               sqlite: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
-               postgresql: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
-             }
-           }
-  )pb";
+  const std::string operations = R"manifest(operations {
+  name: "Add"
+  parameters { name: "Id" type: "int" }
+  sql {
+    sqlite: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
+    postgresql: "INSERT INTO tries (note) VALUES ('tried'); INSERT INTO items (id) VALUES (:Id)"
+  }
+}
+)manifest";
   bundle::Bundle bundle =
       MakeBundle("1.0.0",
                  {{"one",
