@@ -137,6 +137,15 @@ class MetricsE2eTest : public ::testing::Test {
     server_.reset();
   }
 
+  // The server dies at once: batches in flight may be stored and not
+  // acknowledged, or not stored at all; the agent sends them again.
+  void KillServer() {
+    if (server_ == nullptr) return;
+    server_->Signal(SIGKILL);
+    server_->Wait(absl::Seconds(30));
+    server_.reset();
+  }
+
   // The databases of the test: SQLite, and PostgreSQL when there is one.
   std::vector<Database> Databases() {
     std::vector<Database> databases;
@@ -520,9 +529,10 @@ TEST_F(MetricsE2eTest, AgentCutOffForAMinuteDeliversItsSamplesOnceEach) {
   const int port = port_;
   const int metrics_port = metrics_port_;
 
-  // The server goes away for a minute; the agent keeps collecting rows the
-  // workload writes meanwhile, into its buffer.
-  StopServer();
+  // The server is killed (no goodbye, batches in flight lost or stored
+  // unacknowledged) and stays away for a minute; the agent keeps collecting
+  // rows the workload writes meanwhile, into its buffer.
+  KillServer();
   const absl::Time cut_off = absl::Now();
   const size_t log_before = agent.Output().size();
   Workload(database, 100);
