@@ -174,6 +174,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentOptions options) {
     agent->metrics_bundles_ = std::move(bundles);
     agent->metrics_listener_ = std::make_unique<MetricsStreamListener>(
         agent->metric_sender_.get(), agent->metrics_collector_.get());
+    // A deployment that applied a bundle: its collectors take their starting
+    // point before the deployment is reported done, so from tables the
+    // application has not written to yet, rather than up to an interval
+    // later, after rows they would take for history.
+    agent->deployment_handler_->SetAfterCommand(
+        [collector = agent->metrics_collector_.get()] {
+          collector->WakeAndWait(absl::Seconds(10));
+        });
     stream_options.listener = agent->metrics_listener_.get();
   }
   agent->control_stream_ =

@@ -111,6 +111,11 @@ void DeploymentHandler::Run(const v1::Command& command,
       absl::MutexLock lock(&mutex_);
       running_.clear();
     }
+    if (after_command_ &&
+        (command.has_run_phase() || command.has_revert_phase() ||
+         command.has_restore() || command.has_repair())) {
+      after_command_();
+    }
     reporter->Finish(status);
   });
 }

@@ -7,6 +7,7 @@
 #ifndef ECLIPTIX_AGENT_DEPLOYMENT_HANDLER_H_
 #define ECLIPTIX_AGENT_DEPLOYMENT_HANDLER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,6 +31,14 @@ class DeploymentHandler : public CommandHandler {
   absl::Status Accept(const fleet::v1::Command& command) override;
   void Run(const fleet::v1::Command& command,
            std::shared_ptr<CommandReporter> reporter) override;
+
+  // Called on the worker thread after each command that may change which
+  // bundle is applied (run or revert a phase, restore, repair), before its
+  // outcome is reported: the metrics collector looks at the applied bundle
+  // at once. Set before the first command; may be empty.
+  void SetAfterCommand(std::function<void()> after_command) {
+    after_command_ = std::move(after_command);
+  }
 
   // Interrupts the running command (agent shutdown). A cancel holds for the
   // command it came for, from its Accept to its end, whenever it comes.
@@ -57,6 +66,7 @@ class DeploymentHandler : public CommandHandler {
   bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
   // The same, for maintenance jobs: ends a pause between batches at once.
   CancelSignal cancel_signal_;
+  std::function<void()> after_command_;
   std::thread worker_;
 };
 

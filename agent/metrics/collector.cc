@@ -126,8 +126,14 @@ void MetricsCollector::Start() {
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] {
     while (true) {
+      {
+        absl::MutexLock lock(&mutex_);
+        cycle_running_ = true;
+      }
       const CycleReport report = Cycle(/*all=*/false);
       absl::MutexLock lock(&mutex_);
+      cycle_running_ = false;
+      ++cycles_done_;
       if (stopping_) return;
       // The clock may be a fake one: the wait is in real time, and at least a
       // moment, so that a clock that does not move cannot make this spin.
@@ -146,6 +152,20 @@ void MetricsCollector::Start() {
 void MetricsCollector::Wake() {
   absl::MutexLock lock(&mutex_);
   woken_ = true;
+  look_now_ = true;
+}
+
+void MetricsCollector::WakeAndWait(absl::Duration timeout) {
+  absl::MutexLock lock(&mutex_);
+  if (stopping_ || !thread_.joinable()) return;
+  woken_ = true;
+  look_now_ = true;
+  // A cycle running now may have looked already: the one after it has not.
+  const int64_t until = cycles_done_ + (cycle_running_ ? 2 : 1);
+  auto done = [this, until]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return stopping_ || cycles_done_ >= until;
+  };
+  mutex_.AwaitWithTimeout(absl::Condition(&done), timeout);
 }
 
 void MetricsCollector::Stop() {
@@ -191,12 +211,14 @@ CycleReport MetricsCollector::Cycle(bool all) {
   const absl::Time now = Now();
   const absl::Time poll_at = now + Scaled(options_.bundle_poll_interval);
   report.next_due = poll_at;
+  bool look_now = false;
   {
     absl::MutexLock lock(&mutex_);
     if (stopping_) return report;
+    look_now = std::exchange(look_now_, false);
   }
   // Nothing due: not even the database is touched.
-  if (!all && !schedule_.empty()) {
+  if (!all && !look_now && !schedule_.empty()) {
     absl::Time next = absl::InfiniteFuture();
     for (const Scheduled& scheduled : schedule_)
       next = std::min(next, scheduled.next_due);
@@ -267,7 +289,10 @@ CycleReport MetricsCollector::Cycle(bool all) {
 
   std::vector<Scheduled*> due;
   for (Scheduled& scheduled : schedule_) {
-    if (all || scheduled.next_due <= now) due.push_back(&scheduled);
+    if (all || scheduled.next_due <= now ||
+        (look_now && !scheduled.succeeded)) {
+      due.push_back(&scheduled);
+    }
   }
   if (!due.empty()) {
     report.enabled = Enabled(**session);
@@ -310,9 +335,18 @@ CycleReport MetricsCollector::Cycle(bool all) {
         if (stopping_) break;
       }
       report.errors.push_back(absl::StrCat(name, ": ", status.message()));
-      Log()->warn("metrics: collector {} failed: {}", name, status.ToString());
+      // Right after a deployment command, a collector that never ran may
+      // wait for tables a later phase creates: not worth a warning yet.
+      if (look_now && !scheduled->succeeded) {
+        Log()->info("metrics: collector {} cannot run yet: {}", name,
+                    status.ToString());
+      } else {
+        Log()->warn("metrics: collector {} failed: {}", name,
+                    status.ToString());
+      }
       continue;
     }
+    scheduled->succeeded = true;
     report.collectors_run.push_back(name);
     Log()->debug("metrics: collector {}: {} samples", name, samples.size());
     if (samples.empty()) continue;

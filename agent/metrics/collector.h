@@ -124,10 +124,17 @@ class MetricsCollector {
   void Start();
   // Interrupts what runs and joins the thread. Idempotent; any thread.
   void Stop();
-  // Makes the thread run a cycle now rather than at its next due time (the
-  // server came back: a bundle that could not be fetched can be now). Any
-  // thread; never blocks.
+  // Makes the thread run a cycle now rather than at its next due time, one
+  // that looks at the applied bundle again even when no collector is due (the
+  // server came back: a bundle that could not be fetched can be now; a
+  // deployment finished: a new bundle's collectors start at once, before the
+  // application writes to its tables). Any thread; never blocks.
   void Wake();
+  // Wake, then waits (up to `timeout`) until the cycle it asked for has run:
+  // after a deployment, so that a new bundle's collectors have their
+  // starting point before the deployment is reported done. Not from the
+  // collector's own thread.
+  void WakeAndWait(absl::Duration timeout);
 
   // One cycle now, on the caller's thread: the collectors that are due
   // (CollectDue) or all of them (CollectAll, for tests). Not concurrently
@@ -142,6 +149,10 @@ class MetricsCollector {
     const fleet::v1::MetricCollector* spec = nullptr;
     absl::Duration interval;
     absl::Time next_due;
+    // Has run without error since its bundle was taken up. One that has not
+    // (its tables come in a later phase of the deployment) runs on every
+    // Wake, not only when due.
+    bool succeeded = false;
   };
 
   explicit MetricsCollector(MetricsCollectorOptions options);
@@ -193,6 +204,11 @@ class MetricsCollector {
   absl::Mutex mutex_;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   bool woken_ ABSL_GUARDED_BY(mutex_) = false;
+  // Set by Wake, taken by the next cycle: look at the applied bundle.
+  bool look_now_ ABSL_GUARDED_BY(mutex_) = false;
+  // The thread's cycles: one runs now; how many have ended (WakeAndWait).
+  bool cycle_running_ ABSL_GUARDED_BY(mutex_) = false;
+  int64_t cycles_done_ ABSL_GUARDED_BY(mutex_) = 0;
   // The session of the running read, for Stop() to interrupt.
   ReadOnlySession* session_ ABSL_GUARDED_BY(mutex_) = nullptr;
   std::thread thread_;

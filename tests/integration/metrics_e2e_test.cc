@@ -169,8 +169,7 @@ class MetricsE2eTest : public ::testing::Test {
          absl::StrCat("--server=127.0.0.1:", port_),
          absl::StrCat("--database=", database.url), "--labels=env=prod",
          absl::StrCat("--database_id=", database.id), "--initial_backoff=100ms",
-         "--max_backoff=500ms", kIntervalScale,
-         "--metrics_count_existing_rows=true", "--log_level=debug"},
+         "--max_backoff=500ms", kIntervalScale, "--log_level=debug"},
         absl::StrCat(dir_, "/agent-", database.id, ".log"));
     EXPECT_TRUE(agent.ok()) << agent.status();
     agents_.push_back(std::make_unique<ChildProcess>(std::move(*agent)));
