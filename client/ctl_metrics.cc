@@ -367,7 +367,8 @@ NounSpec MetricsNoun() {
            "The series of a metric over a range",
            "METRIC is e.g. procedure_calls, procedure_execution_ms, "
            "procedure_max_ms,\nprocedure_errors, auth_events, table_rows, "
-           "database_size_bytes.\nOne series per database and label set; a "
+           "database_size_bytes,\noperation_calls, operation_failures.\nOne "
+           "series per database and label set; a "
            "value per step (--step, or one that gives\nat most 120 values): "
            "summed for counts and amounts, averaged for levels.\nOn a "
            "terminal: a sparkline per series with its MIN, MAX and LAST; "
