@@ -599,23 +599,29 @@ absl::StatusOr<v1::TopProceduresResponse> MetricsManager::TopProceduresNow(
   return response;
 }
 
+namespace {
+
+// The AuditLog event a rate counts; empty for "errors" (failed calls).
+absl::StatusOr<std::string> RateEvent(const std::string& requested) {
+  const std::string rate = absl::AsciiStrToLower(requested);
+  if (rate == "failed_logins") return std::string("LOGIN_FAILED");
+  if (rate == "suspicious_activity") return std::string("SUSPICIOUS_ACTIVITY");
+  if (rate == "errors") return std::string();
+  return absl::InvalidArgumentError(
+      absl::StrCat("rate: \"", requested,
+                   "\" is not errors, failed_logins or suspicious_activity"));
+}
+
+}  // namespace
+
 absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
     const v1::GetRateRequest& request) {
   if (request.rate().empty()) {
     return RequiredFieldError("rate",
                               "errors, failed_logins or suspicious_activity");
   }
-  const std::string rate = absl::AsciiStrToLower(request.rate());
-  std::string event;
-  if (rate == "failed_logins") {
-    event = "LOGIN_FAILED";
-  } else if (rate == "suspicious_activity") {
-    event = "SUSPICIOUS_ACTIVITY";
-  } else if (rate != "errors") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rate: \"", request.rate(),
-                     "\" is not errors, failed_logins or suspicious_activity"));
-  }
+  // An unknown rate is named before the selector is looked at.
+  RETURN_IF_ERROR(RateEvent(request.rate()).status());
   absl::Duration range = FromProtoDuration(request.range());
   if (range < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("range: must not be negative");
@@ -623,6 +629,15 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
   if (range == absl::ZeroDuration()) range = absl::Hours(1);
   ASSIGN_OR_RETURN(std::optional<std::set<std::string>> databases,
                    SelectDatabases(request.selector()));
+  const absl::Time end = clock_->Now();
+  return GetRateBetween(request, databases, end - range, end);
+}
+
+absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateBetween(
+    const v1::GetRateRequest& request,
+    const std::optional<std::set<std::string>>& databases, absl::Time start,
+    absl::Time end) {
+  ASSIGN_OR_RETURN(const std::string event, RateEvent(request.rate()));
   const absl::Time now = clock_->Now();
   v1::GetRateResponse response;
   if (event.empty()) {
@@ -635,7 +650,7 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
         Totals totals,
         store_->QueryTotals({"procedure_calls", "procedure_errors",
                              "operation_calls", "operation_failures"},
-                            databases, now - range, now, now));
+                            databases, start, end, now));
     struct Counts {
       double procedure_calls = 0, procedure_errors = 0;
       double operation_calls = 0, operation_failures = 0;
@@ -678,7 +693,7 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
   }
   ASSIGN_OR_RETURN(
       Totals totals,
-      store_->QueryTotals({"auth_events"}, databases, now - range, now, now));
+      store_->QueryTotals({"auth_events"}, databases, start, end, now));
   const double minutes =
       std::max(1.0, absl::ToDoubleMinutes(totals.end - totals.start));
   double all = 0;

@@ -132,8 +132,26 @@ class MetricsManager {
   // INVALID_ARGUMENT for a metric nobody knows.
   absl::StatusOr<fleet::v1::MetricKind> KindOf(const std::string& metric) const;
 
+  // GetRateNow over [start, end) on `databases` (nullopt: every database)
+  // instead of a selector and the last `range`: what the health report and
+  // the rollouts' success gate read for windows that do not end now.
+  absl::StatusOr<fleet::v1::GetRateResponse> GetRateBetween(
+      const fleet::v1::GetRateRequest& request,
+      const std::optional<std::set<std::string>>& databases, absl::Time start,
+      absl::Time end);
+
+  // Runs `task` on the query thread, or fails `refuse` at once (for cores
+  // built on the manager's queries, such as the health report).
+  void PostQuery(std::function<void()> task,
+                 std::function<void(absl::Status)> refuse);
+  // The databases a selector picks; nullopt for every database (empty
+  // selector). INVALID_ARGUMENT "selector: ..." for a bad one.
+  absl::StatusOr<std::optional<std::set<std::string>>> SelectDatabases(
+      const std::string& selector) const;
+
   IngestStats stats() const;
   MetricStore& store() { return *store_; }
+  Clock* clock() const { return clock_; }
 
  private:
   struct Queued {
@@ -150,13 +168,6 @@ class MetricsManager {
   // MetricStore::SaveLatestValues, errors logged.
   void SaveLatestValues();
   void QueryLoop();
-  // Runs `task` on the query thread, or fails `refuse` at once.
-  void PostQuery(std::function<void()> task,
-                 std::function<void(absl::Status)> refuse);
-  // The databases a selector picks; nullopt for every database (empty
-  // selector). INVALID_ARGUMENT "selector: ..." for a bad one.
-  absl::StatusOr<std::optional<std::set<std::string>>> SelectDatabases(
-      const std::string& selector) const;
 
   MetricStore* const store_;
   Registry* const registry_;
