@@ -210,7 +210,8 @@ TEST(ManifestRulesTest, ReferenceBundleCollectorsFeedTheServersMetrics) {
       {"procedure_errors", v1::METRIC_KIND_DELTA},
       {"auth_events", v1::METRIC_KIND_DELTA},
       {"table_rows", v1::METRIC_KIND_GAUGE},
-      {"database_size_bytes", v1::METRIC_KIND_GAUGE}};
+      {"database_size_bytes", v1::METRIC_KIND_GAUGE},
+      {"blocked_sessions", v1::METRIC_KIND_GAUGE}};
   EXPECT_EQ(metrics, expected);
   const std::set<std::string> procedure = {"procedure"};
   EXPECT_EQ(labels["procedure_calls"], procedure);

@@ -280,14 +280,16 @@ TEST_P(CollectorTest, SamplesAreWhatTheRowsSay) {
   EXPECT_THAT(first.errors, IsEmpty());
   EXPECT_EQ(first.bundle_id, bundle_->id());
   EXPECT_TRUE(first.enabled);
-  EXPECT_THAT(first.collectors_run,
-              UnorderedElementsAre("procedure_performance", "procedure_errors",
-                                   "auth_events", "table_rows", "database_size",
-                                   kOperationCallsCollector));
+  EXPECT_THAT(
+      first.collectors_run,
+      UnorderedElementsAre("procedure_performance", "procedure_errors",
+                           "auth_events", "table_rows", "database_size",
+                           "blocked_sessions", kOperationCallsCollector));
   // The calls the agent counted itself were never reported: they are.
   EXPECT_THAT(Metrics(first.samples),
               UnorderedElementsAre("table_rows", "database_size_bytes",
-                                   "operation_calls", "operation_failures"));
+                                   "blocked_sessions", "operation_calls",
+                                   "operation_failures"));
 
   const int64_t performance = MaxId("PerformanceMetrics");
   const int64_t errors = MaxId("ErrorLog");
@@ -485,7 +487,7 @@ TEST_P(CollectorTest, EnableMetricsZeroStopsCollection) {
 TEST_P(CollectorTest, CollectorsRunOnTheirIntervals) {
   std::unique_ptr<MetricsCollector> collector = NewCollector();
   const CycleReport first = collector->CollectDue();
-  EXPECT_EQ(first.collectors_run.size(), 6u);
+  EXPECT_EQ(first.collectors_run.size(), 7u);
   // The 60 s collectors are due a minute later, the 300 s ones later still.
   EXPECT_EQ(first.next_due, clock_.Now() + absl::Seconds(60));
   const CycleReport early = collector->CollectDue();
@@ -494,9 +496,10 @@ TEST_P(CollectorTest, CollectorsRunOnTheirIntervals) {
   const CycleReport minute = collector->CollectDue();
   EXPECT_THAT(minute.collectors_run,
               UnorderedElementsAre("procedure_performance", "procedure_errors",
-                                   "auth_events", kOperationCallsCollector));
+                                   "auth_events", "blocked_sessions",
+                                   kOperationCallsCollector));
   clock_.Advance(absl::Seconds(240));
-  EXPECT_EQ(collector->CollectDue().collectors_run.size(), 6u);
+  EXPECT_EQ(collector->CollectDue().collectors_run.size(), 7u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, CollectorTest,
@@ -569,8 +572,8 @@ TEST(CollectorBundleTest, NothingWithoutABundleThenTheAppliedOne) {
   const CycleReport applied = (*collector)->CollectDue();
   EXPECT_THAT(applied.errors, IsEmpty());
   EXPECT_EQ(applied.bundle_id, reference->id());
-  // The bundle's five and the agent's operation_calls.
-  EXPECT_EQ(applied.collectors_run.size(), 6u);
+  // The bundle's six and the agent's operation_calls.
+  EXPECT_EQ(applied.collectors_run.size(), 7u);
   EXPECT_EQ(applied.next_due, clock.Now() + absl::Seconds(3));
 
   // A step of the newer bundle is recorded: from the next cycle on, its
@@ -592,7 +595,7 @@ TEST(CollectorBundleTest, NothingWithoutABundleThenTheAppliedOne) {
   EXPECT_THAT(changed.errors, IsEmpty());
   EXPECT_EQ(changed.bundle_id, newer->id());
   EXPECT_THAT(changed.collectors_run, Contains("config_keys"));
-  EXPECT_EQ(changed.collectors_run.size(), 7u);
+  EXPECT_EQ(changed.collectors_run.size(), 8u);
   EXPECT_EQ(Total(changed.samples, "config_keys"),
             QueryInt(**database, "SELECT COUNT(*) FROM SystemConfiguration"));
 
