@@ -394,12 +394,13 @@ void Engine::BeginTargetRollback(Step& step, int index) {
   SendCurrentCommand(step, index);
 }
 
-void Engine::BeginRollback(Step& step) {
+void Engine::BeginRollback(Step& step, const std::string& why) {
   state_.rollback_pending = false;
   step.out.header_changed = true;
   v1::Rollout& rollout = state_.rollout;
   SetState(step, v1::ROLLOUT_STATE_ROLLING_BACK,
-           rollout.rollback_restore()
+           !why.empty() ? why
+           : rollout.rollback_restore()
                ? "restoring each changed database's pre-rollout backup"
            : rollout.rollback_phase().empty()
                ? action_->RollbackReason()
@@ -578,6 +579,8 @@ void Engine::Advance(Step& step) {
     FinishRollout(step);
     return;
   }
+  if (rollout.strategy().has_success_gate() && !SuccessGateHolds(step, wave))
+    return;
   if (rollout.strategy().approval_required()) {
     SetState(step, v1::ROLLOUT_STATE_PAUSED,
              absl::StrCat("wave ", wave, " of ", rollout.wave_count(),
@@ -607,6 +610,127 @@ void Engine::Advance(Step& step) {
   SetState(step, v1::ROLLOUT_STATE_RUNNING, "");
   StartWave(step, wave + 1);
   Advance(step);
+}
+
+bool Engine::SuccessGateHolds(Step& step, int wave) {
+  v1::Rollout& rollout = state_.rollout;
+  v1::SuccessGateStatus& status = *rollout.mutable_success_gate_status();
+  const absl::Time now = step.now;
+  // A new wave, or a retry after the gate halted the rollout: soak again.
+  if (status.wave() != wave || (status.judged() && !status.passed())) {
+    absl::Duration soak = FromProto(rollout.strategy().success_gate().soak());
+    if (soak <= absl::ZeroDuration()) soak = kDefaultSoak;
+    status.Clear();
+    status.set_wave(wave);
+    *status.mutable_soak_start_time() = ToProto(now);
+    *status.mutable_soak_end_time() = ToProto(now + soak);
+    // Shown like a timed pause: the rollout runs, waiting for a time.
+    *rollout.mutable_resume_time() = ToProto(now + soak);
+    step.out.header_changed = true;
+    SetState(step, v1::ROLLOUT_STATE_RUNNING,
+             absl::StrCat("wave ", wave,
+                          " finished; success gate: watching "
+                          "its databases until ",
+                          absl::FormatTime("%H:%M:%S UTC", now + soak,
+                                           absl::UTCTimeZone())));
+    return false;
+  }
+  if (status.judged()) return true;
+  const absl::Time soak_start = FromProto(status.soak_start_time());
+  const absl::Time soak_end = FromProto(status.soak_end_time());
+  if (now < soak_end) return false;
+
+  // The databases the wave changed, and those no wave changed yet.
+  std::set<std::string> changed;
+  std::set<std::string> unchanged;
+  for (int i : Wave(wave).members) {
+    ++targets_examined_;
+    const v1::RolloutTarget& target = rollout.targets(i);
+    if (target.state() == v1::TARGET_STATE_SUCCEEDED &&
+        target.touched_phases_size() > 0) {
+      changed.insert(target.database_id());
+    }
+  }
+  for (int later = wave + 1; later <= rollout.wave_count(); ++later) {
+    for (int i : Wave(later).members) {
+      ++targets_examined_;
+      if (rollout.targets(i).state() == v1::TARGET_STATE_PENDING)
+        unchanged.insert(rollout.targets(i).database_id());
+    }
+  }
+  SuccessVerdict verdict;
+  if (changed.empty()) {
+    verdict.detail = absl::StrCat("success gate: wave ", wave,
+                                  " changed no database; nothing to compare");
+  } else if (evidence_ == nullptr) {
+    verdict.detail = "success gate: no metrics on this server; not compared";
+  } else {
+    absl::Duration baseline =
+        FromProto(rollout.strategy().success_gate().baseline());
+    if (baseline <= absl::ZeroDuration()) baseline = kDefaultBaseline;
+    const absl::Time created = FromProto(rollout.create_time());
+    absl::StatusOr<SuccessFigures> after =
+        evidence_->Figures(changed, soak_start, soak_end);
+    absl::StatusOr<SuccessFigures> before =
+        after.ok() ? evidence_->Figures(changed, created - baseline, created)
+                   : after.status();
+    absl::StatusOr<SuccessFigures> others =
+        before.ok() && !unchanged.empty()
+            ? evidence_->Figures(unchanged, soak_start, soak_end)
+            : before.status();
+    if (!others.ok() && absl::IsUnimplemented(others.status())) {
+      verdict.detail = absl::StrCat("success gate: ", others.status().message(),
+                                    "; not compared");
+    } else if (!others.ok()) {
+      const std::string reason =
+          absl::StrCat("wave ", wave,
+                       " finished; success gate: the figures cannot be read (",
+                       others.status().message(), "); trying again");
+      SetState(step, v1::ROLLOUT_STATE_RUNNING, reason);
+      return false;
+    } else {
+      verdict = JudgeSuccess(
+          std::vector<std::string>(changed.begin(), changed.end()), *after,
+          *before,
+          unchanged.empty() ? std::nullopt
+                            : std::optional<SuccessFigures>(*others));
+    }
+  }
+  status.set_judged(true);
+  status.set_passed(verdict.passed);
+  status.set_detail(verdict.detail);
+  step.out.header_changed = true;
+  if (verdict.passed) {
+    SetState(step, v1::ROLLOUT_STATE_RUNNING, verdict.detail);
+    // A timed pause between waves starts now.
+    rollout.clear_resume_time();
+    return true;
+  }
+  // Halted: nothing more starts, as when the failure budget is exceeded.
+  rollout.clear_resume_time();
+  for (int i = 0; i < rollout.targets_size(); ++i) {
+    ++targets_examined_;
+    if (rollout.targets(i).state() == v1::TARGET_STATE_PENDING) {
+      SetTargetState(step, i, v1::TARGET_STATE_SKIPPED,
+                     "not started: the success gate halted the rollout");
+    }
+  }
+  switch (rollout.strategy().auto_rollback()) {
+    case v1::AUTO_ROLLBACK_ROLLOUT:
+      BeginRollback(step, absl::StrCat(verdict.detail,
+                                       "; reverting every database changed"));
+      break;
+    case v1::AUTO_ROLLBACK_FAILED_TARGETS:
+      // The wave's databases are the ones that failed the comparison.
+      rollout.set_rollback_wave(wave);
+      BeginRollback(step,
+                    absl::StrCat(verdict.detail, "; reverting wave ", wave));
+      break;
+    default:
+      SetState(step, v1::ROLLOUT_STATE_FAILED, verdict.detail);
+      break;
+  }
+  return false;
 }
 
 // ---- agents ----

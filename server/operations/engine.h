@@ -22,7 +22,8 @@
 //   OnAgentMessage           an ack or event for a command (the shell routes
 //                            by command id: ids start with "<rollout_id>/")
 //   OnConnection             an agent came or went
-//   Tick                     time passed: deadlines, timed pauses, windows
+//   Tick                     time passed: deadlines, timed pauses, windows,
+//                            the success gate's soak
 //   Restarted                the server process restarted: every waiting
 //                            target's offline clock starts again now
 //
@@ -80,9 +81,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ecliptix/fleet/v1/agent_service.pb.h"
 #include "ecliptix/fleet/v1/rollout.pb.h"
+#include "server/operations/success_gate.h"
 #include "server/operations/target_action.h"
 
 namespace ecliptix::server::operations {
@@ -107,6 +110,15 @@ class GateEvidence {
   virtual std::optional<GateCheck> Check(
       const fleet::v1::Rollout& rollout,
       const fleet::v1::GateStatus& gate) const = 0;
+  // For strategy.success_gate: the figures of `databases` over [start, end),
+  // per database with calls and pooled. UNIMPLEMENTED when there are no
+  // metrics to read (the gate then lets the wave through and says so); any
+  // other error keeps the next wave waiting, asked again on the next tick.
+  virtual absl::StatusOr<SuccessFigures> Figures(
+      const std::set<std::string>& databases, absl::Time start,
+      absl::Time end) const {
+    return absl::UnimplementedError("no metrics on this server");
+  }
 };
 
 // The staging gate's evidence: a succeeded rollout of the same bundle whose
@@ -246,7 +258,12 @@ class Engine {
   void StartWave(Step& step, int wave);
   void StartTarget(Step& step, int index);
   void BeginTargetRollback(Step& step, int index);
-  void BeginRollback(Step& step);
+  // `why` (empty: the action's RollbackReason) is the state change's reason.
+  void BeginRollback(Step& step, const std::string& why = "");
+  // strategy.success_gate after `wave` ended (not the last): starts its soak,
+  // waits it out, compares the figures. True once the wave passed; false
+  // while soaking or waiting for figures, or when it halted the rollout.
+  bool SuccessGateHolds(Step& step, int wave);
   void FinishRollout(Step& step);
   void StopTargets(Step& step, const std::string& skip_reason);
   void OnCommandFinished(Step& step, int index, const absl::Status& status);

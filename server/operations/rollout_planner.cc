@@ -157,6 +157,20 @@ absl::Status ValidateStrategy(const v1::Strategy& strategy) {
     return absl::InvalidArgumentError(
         "strategy durations must not be negative");
   }
+  if (strategy.has_success_gate()) {
+    const auto& gate = strategy.success_gate();
+    // The metric store counts whole minutes: a shorter window says nothing.
+    auto too_short = [](const google::protobuf::Duration& duration) {
+      return duration.seconds() < 0 || duration.nanos() < 0 ||
+             ((duration.seconds() != 0 || duration.nanos() != 0) &&
+              duration.seconds() < 60);
+    };
+    if (too_short(gate.soak()) || too_short(gate.baseline())) {
+      return absl::InvalidArgumentError(
+          "strategy.success_gate: soak and baseline must be at least 1 minute "
+          "(or 0 for 5 minutes and 1 hour)");
+    }
+  }
   for (const std::string& key : strategy.order_by_labels()) {
     if (absl::Status status = ValidateLabelKey(key); !status.ok()) {
       return absl::InvalidArgumentError(

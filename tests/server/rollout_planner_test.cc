@@ -28,5 +28,19 @@ TEST(RolloutPlannerTest, AGateGivenTwiceIsNamed) {
               HasSubstr("gates: team is given twice"));
 }
 
+TEST(RolloutPlannerTest, SuccessGateWindowsAreWholeMinutesOrDefault) {
+  v1::Strategy strategy;
+  strategy.mutable_success_gate();
+  EXPECT_TRUE(ValidateStrategy(strategy).ok());
+  strategy.mutable_success_gate()->mutable_soak()->set_seconds(30);
+  EXPECT_THAT(ValidateStrategy(strategy).message(),
+              HasSubstr("strategy.success_gate"));
+  strategy.mutable_success_gate()->mutable_soak()->set_seconds(120);
+  EXPECT_TRUE(ValidateStrategy(strategy).ok());
+  strategy.mutable_success_gate()->mutable_baseline()->set_seconds(-60);
+  EXPECT_EQ(ValidateStrategy(strategy).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ecliptix::server

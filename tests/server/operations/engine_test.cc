@@ -1337,5 +1337,278 @@ TEST(EngineTest, ReloadingTheSavedStateAtAnyStepChangesNothing) {
   }
 }
 
+// ===================== the success gate =====================
+
+WindowFigures Calls(double calls, double avg_ms, double error_rate = 0) {
+  return WindowFigures{calls, calls * avg_ms, error_rate};
+}
+
+// Figures the shell would read from the metrics: per database, one set for
+// the soak (after the rollout's creation) and one for the baseline (before).
+class FakeFigures : public GateEvidence {
+ public:
+  std::optional<GateCheck> Check(const v1::Rollout&,
+                                 const v1::GateStatus&) const override {
+    return std::nullopt;
+  }
+  absl::StatusOr<SuccessFigures> Figures(const std::set<std::string>& databases,
+                                         absl::Time start,
+                                         absl::Time end) const override {
+    asked.push_back({databases, start, end});
+    if (!failure.ok()) return failure;
+    const bool baseline = end <= StartTime();
+    SuccessFigures figures;
+    for (const std::string& db : databases) {
+      const auto& source = baseline ? before : after;
+      auto it = source.find(db);
+      if (it == source.end() || it->second.calls <= 0) continue;
+      figures.by_database[db] = it->second;
+      figures.pooled.calls += it->second.calls;
+      figures.pooled.execution_ms += it->second.execution_ms;
+      figures.pooled.error_rate = figures.pooled.error_rate.value_or(0) +
+                                  *it->second.error_rate * it->second.calls;
+    }
+    if (figures.pooled.calls > 0) {
+      *figures.pooled.error_rate /= figures.pooled.calls;
+    } else {
+      figures.pooled.error_rate.reset();
+    }
+    return figures;
+  }
+
+  struct Asked {
+    std::set<std::string> databases;
+    absl::Time start;
+    absl::Time end;
+  };
+  std::map<std::string, WindowFigures> before;
+  std::map<std::string, WindowFigures> after;
+  absl::Status failure;
+  mutable std::vector<Asked> asked;
+};
+
+v1::Rollout GatedRollout(
+    v1::AutoRollback auto_rollback = v1::AUTO_ROLLBACK_UNSPECIFIED) {
+  v1::Strategy strategy = Waves({"1", "100%"});
+  strategy.mutable_success_gate()->mutable_soak()->set_seconds(120);
+  strategy.mutable_success_gate()->mutable_baseline()->set_seconds(3600);
+  strategy.set_auto_rollback(auto_rollback);
+  v1::Rollout rollout = NewRollout(strategy, 3);
+  *rollout.mutable_create_time() =
+      TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(StartTime()));
+  return rollout;
+}
+
+// Every database 3 ms per call, no errors, before and after.
+FakeFigures HealthyFigures() {
+  FakeFigures figures;
+  for (int i = 1; i <= 3; ++i) {
+    figures.before[Db(i)] = Calls(1000, 3);
+    figures.after[Db(i)] = Calls(100, 3);
+  }
+  return figures;
+}
+
+TEST(EngineTest, SuccessGateWaitsOutTheSoakThenStartsTheNextWave) {
+  FakeFigures figures = HealthyFigures();
+  Harness h(GatedRollout(), Manifest(), &figures);
+  h.ConnectAll();
+  h.Start();
+  h.now += absl::Seconds(10);
+  h.Settle();
+  const absl::Time wave_end = h.now;
+  EXPECT_EQ(h.rollout().current_wave(), 1);
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_RUNNING);
+  EXPECT_EQ(h.rollout().waiting_reason(),
+            "wave 1 finished; success gate: watching its databases until "
+            "22:15:30 UTC");
+  EXPECT_EQ(h.rollout().success_gate_status().wave(), 1);
+  h.Wait(absl::Seconds(119));
+  EXPECT_EQ(h.rollout().current_wave(), 1);
+  EXPECT_TRUE(figures.asked.empty());
+  EXPECT_EQ(h.state(Db(2)), v1::TARGET_STATE_PENDING);
+  h.Wait(absl::Seconds(1));
+  EXPECT_EQ(h.rollout().current_wave(), 2);
+  EXPECT_EQ(h.state(Db(2)), v1::TARGET_STATE_RUNNING);
+  // The changed database over the soak and over the baseline, then the
+  // unchanged ones over the soak.
+  ASSERT_EQ(figures.asked.size(), 3u);
+  EXPECT_EQ(figures.asked[0].databases, std::set<std::string>{Db(1)});
+  EXPECT_EQ(figures.asked[0].start, wave_end);
+  EXPECT_EQ(figures.asked[0].end, wave_end + absl::Minutes(2));
+  EXPECT_EQ(figures.asked[1].databases, std::set<std::string>{Db(1)});
+  EXPECT_EQ(figures.asked[1].start, StartTime() - absl::Hours(1));
+  EXPECT_EQ(figures.asked[1].end, StartTime());
+  EXPECT_EQ(figures.asked[2].databases, std::set<std::string>({Db(2), Db(3)}));
+  EXPECT_EQ(figures.asked[2].start, wave_end);
+  EXPECT_TRUE(h.rollout().success_gate_status().passed());
+  const std::vector<std::string> reasons = h.StateReasons();
+  EXPECT_TRUE(std::any_of(reasons.begin(), reasons.end(), [](auto& r) {
+    return absl::StartsWith(r, "success gate held on 1 databases");
+  }));
+  // The last wave ends the rollout without a soak of its own.
+  h.Settle();
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_SUCCEEDED);
+  EXPECT_EQ(figures.asked.size(), 3u);
+}
+
+TEST(EngineTest, SuccessGateHaltsNamingTheMetricTheDatabaseAndBothValues) {
+  FakeFigures figures = HealthyFigures();
+  figures.before[Db(1)] = Calls(1000, 3.1);
+  figures.after[Db(1)] = Calls(100, 182.4);
+  figures.after[Db(2)] = Calls(100, 2.9);
+  figures.after[Db(3)] = Calls(100, 2.9);
+  Harness h(GatedRollout(), Manifest(), &figures);
+  h.ConnectAll();
+  h.Start();
+  h.Settle();
+  Output out = h.Wait(absl::Minutes(2));
+  const std::string expected =
+      "success gate: procedure_execution_ms avg 182.4 ms on db-1 after the "
+      "wave vs 3.1 ms before and 2.9 ms on unchanged databases (limit 100.0 "
+      "ms)";
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_FAILED);
+  EXPECT_EQ(h.rollout().waiting_reason(), expected);
+  EXPECT_EQ(h.StateReasons().back(), expected);
+  EXPECT_EQ(h.rollout().success_gate_status().detail(), expected);
+  EXPECT_FALSE(h.rollout().success_gate_status().passed());
+  EXPECT_EQ(h.state(Db(1)), v1::TARGET_STATE_SUCCEEDED);
+  EXPECT_EQ(h.state(Db(2)), v1::TARGET_STATE_SKIPPED);
+  EXPECT_EQ(h.state(Db(3)), v1::TARGET_STATE_SKIPPED);
+  EXPECT_EQ(h.target(Db(2)).error(),
+            "not started: the success gate halted the rollout");
+  EXPECT_TRUE(out.finished);
+  EXPECT_TRUE(h.SentTo(Db(2)).empty());
+}
+
+TEST(EngineTest, SuccessGateFailureWithAutoRollbackRevertsTheChangedDatabases) {
+  FakeFigures figures = HealthyFigures();
+  figures.after[Db(1)] = Calls(200, 3, /*error_rate=*/0.05);
+  Harness h(GatedRollout(v1::AUTO_ROLLBACK_ROLLOUT), Manifest(), &figures);
+  h.ConnectAll();
+  h.Start();
+  h.Settle();
+  h.Wait(absl::Minutes(2));
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_ROLLING_BACK);
+  EXPECT_EQ(h.rollout().waiting_reason(),
+            "success gate: errors rate 5% on db-1 after the wave vs 0% before "
+            "and 0% on unchanged databases (limit 0.1%); reverting every "
+            "database changed");
+  EXPECT_EQ(h.state(Db(1)), v1::TARGET_STATE_ROLLING_BACK);
+  h.Settle();
+  EXPECT_EQ(h.state(Db(1)), v1::TARGET_STATE_ROLLED_BACK);
+  EXPECT_EQ(h.state(Db(2)), v1::TARGET_STATE_SKIPPED);
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_ROLLED_BACK);
+}
+
+TEST(EngineTest, SuccessGateFailureWithFailedTargetsRollbackRevertsTheWave) {
+  FakeFigures figures = HealthyFigures();
+  figures.after[Db(1)] = Calls(100, 500);
+  Harness h(GatedRollout(v1::AUTO_ROLLBACK_FAILED_TARGETS), Manifest(),
+            &figures);
+  h.ConnectAll();
+  h.Start();
+  h.Settle();
+  h.Wait(absl::Minutes(2));
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_ROLLING_BACK);
+  EXPECT_TRUE(absl::EndsWith(h.rollout().waiting_reason(), "reverting wave 1"));
+  h.Settle();
+  EXPECT_EQ(h.state(Db(1)), v1::TARGET_STATE_ROLLED_BACK);
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_ROLLED_BACK);
+}
+
+TEST(EngineTest, ARestartDuringTheSoakResumesTheSoak) {
+  FakeFigures figures = HealthyFigures();
+  Harness before(GatedRollout(), Manifest(), &figures);
+  before.ConnectAll();
+  before.Start();
+  before.Settle();
+  before.Wait(absl::Seconds(60));
+  EXPECT_EQ(before.rollout().current_wave(), 1);
+
+  DeployBundleAction action(Manifest());
+  Engine after = Engine::Load(SaveAndLoad(before.engine().state()),
+                              {Db(1), Db(2), Db(3)}, &action, &figures);
+  absl::Time now = before.now + absl::Seconds(1);
+  EXPECT_TRUE(after.Restarted(now).commands.empty());
+  for (int i = 1; i <= 3; ++i) after.OnConnection(Db(i), true, now);
+  EXPECT_TRUE(after.Tick(before.now + absl::Seconds(59)).commands.empty());
+  EXPECT_EQ(after.rollout().current_wave(), 1);
+  EXPECT_TRUE(figures.asked.empty());
+  Output out = after.Tick(before.now + absl::Seconds(60));
+  EXPECT_EQ(after.rollout().current_wave(), 2);
+  EXPECT_EQ(out.commands.size(), 2u);
+  EXPECT_EQ(figures.asked.size(), 3u);
+}
+
+TEST(EngineTest, SuccessGateWaitsWhileTheFiguresCannotBeRead) {
+  FakeFigures figures = HealthyFigures();
+  figures.failure = absl::UnavailableError("metric store down");
+  Harness h(GatedRollout(), Manifest(), &figures);
+  h.ConnectAll();
+  h.Start();
+  h.Settle();
+  h.Wait(absl::Minutes(2));
+  EXPECT_EQ(h.rollout().current_wave(), 1);
+  EXPECT_EQ(h.state(), v1::ROLLOUT_STATE_RUNNING);
+  EXPECT_TRUE(
+      absl::StrContains(h.rollout().waiting_reason(), "metric store down"));
+  figures.failure = absl::OkStatus();
+  h.Wait(absl::Seconds(1));
+  EXPECT_EQ(h.rollout().current_wave(), 2);
+}
+
+TEST(EngineTest, SuccessGateWithoutMetricsLetsTheWaveThroughSayingSo) {
+  FakeFigures figures = HealthyFigures();
+  figures.failure = absl::UnimplementedError("no metrics on this server");
+  Harness h(GatedRollout(), Manifest(), &figures);
+  h.ConnectAll();
+  h.Start();
+  h.Settle();
+  h.Wait(absl::Minutes(2));
+  EXPECT_EQ(h.rollout().current_wave(), 2);
+  EXPECT_EQ(h.rollout().success_gate_status().detail(),
+            "success gate: no metrics on this server; not compared");
+}
+
+TEST(SuccessGateTest, AFigureOverTheLimitAlreadyIsNotBlamedOnTheWave) {
+  SuccessFigures after, before, unchanged;
+  after.by_database["db-1"] = Calls(10, 150);
+  before.by_database["db-1"] = Calls(10, 140);
+  unchanged.pooled = Calls(10, 3);
+  EXPECT_TRUE(JudgeSuccess({"db-1"}, after, before, unchanged).passed);
+  // Slow everywhere, the unchanged databases too: not the wave's doing.
+  before.by_database.clear();
+  unchanged.pooled = Calls(10, 120);
+  EXPECT_TRUE(JudgeSuccess({"db-1"}, after, before, unchanged).passed);
+  // Nothing to compare with: the limit alone.
+  SuccessVerdict alone = JudgeSuccess({"db-1"}, after, before, std::nullopt);
+  EXPECT_FALSE(alone.passed);
+  EXPECT_EQ(alone.detail,
+            "success gate: procedure_execution_ms avg 150.0 ms on db-1 after "
+            "the wave vs no calls before and no unchanged databases (limit "
+            "100.0 ms)");
+}
+
+TEST(SuccessGateTest, DatabasesWithoutCallsAreNotJudged) {
+  SuccessFigures none;
+  SuccessVerdict verdict = JudgeSuccess({"db-1"}, none, none, none);
+  EXPECT_TRUE(verdict.passed);
+  EXPECT_EQ(verdict.detail,
+            "success gate: no procedure calls on the changed databases during "
+            "the soak; nothing to compare");
+}
+
+TEST(SuccessGateTest, EveryBrokenDatabaseIsNamed) {
+  SuccessFigures after, before;
+  after.by_database["db-1"] = Calls(10, 300);
+  after.by_database["db-2"] = Calls(10, 2, 0.5);
+  SuccessVerdict verdict =
+      JudgeSuccess({"db-1", "db-2"}, after, before, std::nullopt);
+  EXPECT_FALSE(verdict.passed);
+  EXPECT_TRUE(absl::StrContains(verdict.detail, "300.0 ms on db-1"));
+  EXPECT_TRUE(absl::StrContains(verdict.detail, "errors rate 50% on db-2"));
+}
+
 }  // namespace
 }  // namespace ecliptix::server::operations
