@@ -12,6 +12,7 @@
 #include "client/ctl_bundle.h"
 #include "client/ctl_config.h"
 #include "client/ctl_format.h"
+#include "client/ctl_health.h"
 #include "client/ctl_job.h"
 #include "client/ctl_metrics.h"
 #include "client/ctl_query.h"
@@ -234,6 +235,7 @@ const CommandTable& Commands() {
       QueryNoun(),
       MetricsNoun(),
       AlertsNoun(),
+      HealthNoun(),
       {"version",
        "Print the version of ecliptixctl.",
        {{"", {}, "Print the version of ecliptixctl", "", {}, Version}}},

@@ -478,6 +478,17 @@ std::vector<FlagSpec> StrategyFlags(bool with_watch) {
        "never reverted)"},
       {"phases", Kind::kString, "PHASES",
        "deploy only these phases of the bundle (default: all)"},
+      {"success_gate", Kind::kBool, "",
+       "after each wave but the last, watch its databases for --soak and "
+       "halt when their average procedure time or error rate broke the "
+       "runbook's limits (100 ms, 0.1%) and is more than twice their own "
+       "before the rollout and the unchanged databases'"},
+      {"soak", Kind::kString, "DURATION",
+       "with --success_gate: how long each wave is watched (default 5m, at "
+       "least 1m)"},
+      {"baseline", Kind::kString, "DURATION",
+       "with --success_gate: the window before the rollout compared with "
+       "(default 1h, at least 1m)"},
       {"gate", Kind::kString, "GATE",
        absl::StrCat("a checklist gate that must hold before the rollout "
                     "starts: ",
@@ -695,6 +706,24 @@ absl::StatusOr<v1::Strategy> StrategyFromFlags(const Invocation& invocation) {
     return CommandUsageError(
         "flag --order_values needs --order_by: the values are of its first "
         "label (e.g. --order_by=env --order_values=staging,prod)");
+  }
+  if (!invocation.BoolFlag("success_gate") &&
+      (invocation.flags.count("soak") || invocation.flags.count("baseline"))) {
+    return CommandUsageError("flags --soak and --baseline need --success_gate");
+  }
+  if (invocation.BoolFlag("success_gate")) {
+    v1::SuccessGate* gate = strategy.mutable_success_gate();
+    if (invocation.flags.count("soak")) {
+      ASSIGN_OR_RETURN(absl::Duration soak,
+                       DurationFlag(invocation, "soak", /*allow_zero=*/false));
+      *gate->mutable_soak() = ToProtoDuration(soak);
+    }
+    if (invocation.flags.count("baseline")) {
+      ASSIGN_OR_RETURN(
+          absl::Duration baseline,
+          DurationFlag(invocation, "baseline", /*allow_zero=*/false));
+      *gate->mutable_baseline() = ToProtoDuration(baseline);
+    }
   }
   strategy.set_backup_first(invocation.BoolFlag("backup"));
   strategy.set_adopt(invocation.BoolFlag("adopt"));

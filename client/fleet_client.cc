@@ -643,4 +643,14 @@ absl::Status FleetClient::WatchAlerts(
       std::move(on_event));
 }
 
+absl::StatusOr<fleet::v1::HealthReport> FleetClient::GetHealthReport(
+    const fleet::v1::GetHealthReportRequest& request) {
+  auto stub = fleet::v1::MetricsService::NewStub(channel_);
+  return Unary<fleet::v1::HealthReport>(
+      options_.rpc_timeout,
+      [&](grpc::ClientContext* context, fleet::v1::HealthReport* response) {
+        return stub->GetHealthReport(context, request, response);
+      });
+}
+
 }  // namespace ecliptix::client

@@ -215,6 +215,9 @@ class FleetClient {
       const fleet::v1::TopProceduresRequest& request);
   absl::StatusOr<fleet::v1::GetRateResponse> GetRate(
       const fleet::v1::GetRateRequest& request);
+  // The runbook's success metrics per database and fleet-wide.
+  absl::StatusOr<fleet::v1::HealthReport> GetHealthReport(
+      const fleet::v1::GetHealthReportRequest& request);
 
   // ---- AlertService: the fleet's alerts ----
 

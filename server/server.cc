@@ -81,9 +81,28 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   RETURN_IF_ERROR(server->bundles_->Load());
   server->bundle_service_ =
       std::make_unique<BundleServiceImpl>(server->bundles_.get());
+  // Metrics: sessions of their own on the same database, whose schema the
+  // StateStore has just migrated. Before the rollouts: their success gate
+  // reads them.
+  ASSIGN_OR_RETURN(server->metric_store_,
+                   MetricStore::Open(options.store_url, options.clock->Now()));
+  server->metrics_manager_ = std::make_unique<MetricsManager>(
+      server->metric_store_.get(), server->registry_.get(),
+      server->bundles_.get(), options.clock, options.metrics);
+  RETURN_IF_ERROR(server->metrics_manager_->Start());
+  server->health_ =
+      std::make_unique<HealthReporter>(server->metrics_manager_.get());
+  server->metrics_service_ = std::make_unique<MetricsServiceImpl>(
+      server->metrics_manager_.get(), server->health_.get());
   server->rollouts_ = std::make_unique<RolloutOrchestrator>(
       server->store_.get(), server->registry_.get(), server->bundles_.get(),
       options.clock, options.rollouts);
+  server->rollouts_->SetSuccessFigures(
+      [metrics = server->metrics_manager_.get()](
+          const std::set<std::string>& databases, absl::Time start,
+          absl::Time end) {
+        return SuccessFiguresBetween(*metrics, databases, start, end);
+      });
   // Observers of the orchestrator before it starts.
   server->jobs_ = std::make_unique<JobManager>(
       server->store_.get(), server->registry_.get(), server->bundles_.get(),
@@ -107,16 +126,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->queries_->Start();
   server->query_service_ =
       std::make_unique<QueryServiceImpl>(server->queries_.get());
-  // Metrics: sessions of their own on the same database, whose schema the
-  // StateStore has just migrated.
-  ASSIGN_OR_RETURN(server->metric_store_,
-                   MetricStore::Open(options.store_url, options.clock->Now()));
-  server->metrics_manager_ = std::make_unique<MetricsManager>(
-      server->metric_store_.get(), server->registry_.get(),
-      server->bundles_.get(), options.clock, options.metrics);
-  RETURN_IF_ERROR(server->metrics_manager_->Start());
-  server->metrics_service_ =
-      std::make_unique<MetricsServiceImpl>(server->metrics_manager_.get());
   // Alerts: rules over the metrics, in a session of their own.
   ASSIGN_OR_RETURN(server->alert_store_, AlertStore::Open(options.store_url));
   server->alert_manager_ = std::make_unique<AlertManager>(

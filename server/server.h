@@ -27,6 +27,7 @@
 #include "server/fleet/registry.h"
 #include "server/jobs/job_manager.h"
 #include "server/jobs/job_service.h"
+#include "server/metrics/health_report.h"
 #include "server/metrics/metric_store.h"
 #include "server/metrics/metrics_manager.h"
 #include "server/metrics/metrics_service.h"
@@ -114,6 +115,11 @@ class Server {
   std::unique_ptr<BundleCatalog> bundles_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<BundleServiceImpl> bundle_service_;
+  // Before the rollouts, whose success gate reads the metrics manager.
+  std::unique_ptr<MetricStore> metric_store_;
+  std::unique_ptr<MetricsManager> metrics_manager_;
+  std::unique_ptr<HealthReporter> health_;
+  std::unique_ptr<MetricsServiceImpl> metrics_service_;
   std::unique_ptr<RolloutOrchestrator> rollouts_;
   std::unique_ptr<RolloutServiceImpl> rollout_service_;
   std::unique_ptr<JobManager> jobs_;
@@ -123,9 +129,6 @@ class Server {
   std::unique_ptr<FleetServiceImpl> fleet_service_;
   std::unique_ptr<QueryRunner> queries_;
   std::unique_ptr<QueryServiceImpl> query_service_;
-  std::unique_ptr<MetricStore> metric_store_;
-  std::unique_ptr<MetricsManager> metrics_manager_;
-  std::unique_ptr<MetricsServiceImpl> metrics_service_;
   std::unique_ptr<AlertStore> alert_store_;
   std::unique_ptr<AlertManager> alert_manager_;
   std::unique_ptr<AlertServiceImpl> alert_service_;

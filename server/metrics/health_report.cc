@@ -1,6 +1,7 @@
 #include "server/metrics/health_report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -134,6 +135,42 @@ v1::HealthRow EvaluateHealth(const std::string& database_id,
                   : any_pass ? v1::HEALTH_VERDICT_PASS
                              : v1::HEALTH_VERDICT_NO_DATA);
   return row;
+}
+
+absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
+    MetricsManager& metrics, const std::set<std::string>& databases,
+    absl::Time start, absl::Time end) {
+  operations::SuccessFigures figures;
+  const absl::Time minute_start =
+      absl::UnixEpoch() + absl::Minutes(std::ceil(absl::ToDoubleMinutes(
+                              start - absl::UnixEpoch())));
+  if (databases.empty() || minute_start >= end) return figures;
+  const std::optional<std::set<std::string>> selected = databases;
+  ASSIGN_OR_RETURN(Totals totals,
+                   metrics.store().QueryTotals(
+                       {"procedure_calls", "procedure_execution_ms"}, selected,
+                       minute_start, end, metrics.clock()->Now()));
+  for (const SeriesTotal& total : totals.series) {
+    operations::WindowFigures& database =
+        figures.by_database[total.database_id];
+    if (total.metric == "procedure_calls") {
+      database.calls += total.sum;
+      figures.pooled.calls += total.sum;
+    } else {
+      database.execution_ms += total.sum;
+      figures.pooled.execution_ms += total.sum;
+    }
+  }
+  v1::GetRateRequest request;
+  request.set_rate("errors");
+  ASSIGN_OR_RETURN(
+      v1::GetRateResponse rates,
+      metrics.GetRateBetween(request, selected, minute_start, end));
+  for (const auto& [id, rate] : rates.by_database()) {
+    figures.by_database[id].error_rate = rate;
+  }
+  if (!rates.by_database().empty()) figures.pooled.error_rate = rates.fleet();
+  return figures;
 }
 
 void HealthReporter::GetHealthReport(v1::GetHealthReportRequest request,

@@ -10,12 +10,14 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ecliptix/fleet/v1/metrics.pb.h"
 #include "server/metrics/metrics_manager.h"
+#include "server/operations/success_gate.h"
 
 namespace ecliptix::server {
 
@@ -53,6 +55,15 @@ struct HealthFigures {
 fleet::v1::HealthRow EvaluateHealth(const std::string& database_id,
                                     const HealthFigures& figures,
                                     const HealthThresholds& thresholds);
+
+// The rollouts' success gate's figures of `databases` over [start, end):
+// procedure calls and execution time summed per database and pooled, and the
+// manager's "errors" rate. The store counts whole minutes, so `start` is
+// rounded up to one (rounding down would count samples from before the wave
+// ended); an empty window has no calls.
+absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
+    MetricsManager& metrics, const std::set<std::string>& databases,
+    absl::Time start, absl::Time end);
 
 class HealthReporter {
  public:

@@ -46,4 +46,17 @@ grpc::ServerUnaryReactor* MetricsServiceImpl::GetRate(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* MetricsServiceImpl::GetHealthReport(
+    grpc::CallbackServerContext* context,
+    const v1::GetHealthReportRequest* request, v1::HealthReport* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (health_ == nullptr) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                 "this server has no health report"));
+    return reactor;
+  }
+  health_->GetHealthReport(*request, Finisher(reactor, response));
+  return reactor;
+}
+
 }  // namespace ecliptix::server

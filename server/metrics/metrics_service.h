@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "ecliptix/fleet/v1/metrics.grpc.pb.h"
+#include "server/metrics/health_report.h"
 #include "server/metrics/metrics_manager.h"
 
 namespace ecliptix::server {
@@ -14,8 +15,10 @@ namespace ecliptix::server {
 class MetricsServiceImpl final
     : public fleet::v1::MetricsService::CallbackService {
  public:
-  // `metrics` is not owned.
-  explicit MetricsServiceImpl(MetricsManager* metrics) : metrics_(metrics) {}
+  // Neither is owned; without `health` GetHealthReport is UNIMPLEMENTED.
+  explicit MetricsServiceImpl(MetricsManager* metrics,
+                              HealthReporter* health = nullptr)
+      : metrics_(metrics), health_(health) {}
 
   grpc::ServerUnaryReactor* QuerySeries(
       grpc::CallbackServerContext* context,
@@ -29,9 +32,14 @@ class MetricsServiceImpl final
       grpc::CallbackServerContext* context,
       const fleet::v1::GetRateRequest* request,
       fleet::v1::GetRateResponse* response) override;
+  grpc::ServerUnaryReactor* GetHealthReport(
+      grpc::CallbackServerContext* context,
+      const fleet::v1::GetHealthReportRequest* request,
+      fleet::v1::HealthReport* response) override;
 
  private:
   MetricsManager* const metrics_;
+  HealthReporter* const health_;
 };
 
 }  // namespace ecliptix::server

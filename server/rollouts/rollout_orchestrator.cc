@@ -44,20 +44,30 @@ std::string RolloutOfCommand(const std::string& command_id) {
   return slash == std::string::npos ? "" : command_id.substr(0, slash);
 }
 
-// The staging gate's evidence: the other rollouts of the orchestrator.
+// The staging gate's evidence: the other rollouts of the orchestrator; and
+// the success gate's figures, from the metrics when the server has them.
 class StagingEvidence : public operations::GateEvidence {
  public:
   using Rollouts = std::function<std::vector<v1::Rollout>(const v1::Rollout&)>;
-  explicit StagingEvidence(Rollouts candidates)
-      : candidates_(std::move(candidates)) {}
+  // `figures` is not owned; it may be empty (no metrics).
+  StagingEvidence(Rollouts candidates,
+                  const RolloutOrchestrator::SuccessFiguresSource* figures)
+      : candidates_(std::move(candidates)), figures_(figures) {}
   std::optional<operations::GateCheck> Check(
       const v1::Rollout& rollout, const v1::GateStatus& gate) const override {
     if (gate.kind() != v1::GATE_KIND_STAGING_TESTED) return std::nullopt;
     return operations::CheckStagingTested(rollout, candidates_(rollout));
   }
+  absl::StatusOr<operations::SuccessFigures> Figures(
+      const std::set<std::string>& databases, absl::Time start,
+      absl::Time end) const override {
+    if (!*figures_) return GateEvidence::Figures(databases, start, end);
+    return (*figures_)(databases, start, end);
+  }
 
  private:
   Rollouts candidates_;
+  const RolloutOrchestrator::SuccessFiguresSource* figures_;
 };
 
 }  // namespace
@@ -101,8 +111,8 @@ RolloutOrchestrator::RolloutOrchestrator(StateStore* store, Registry* registry,
       bundles_(bundles),
       clock_(clock),
       options_(options) {
-  evidence_ =
-      std::make_unique<StagingEvidence>([this](const v1::Rollout& rollout) {
+  evidence_ = std::make_unique<StagingEvidence>(
+      [this](const v1::Rollout& rollout) {
         std::vector<v1::Rollout> candidates;
         for (const auto& [id, other] : rollouts_) {
           const v1::Rollout& candidate = other->engine->rollout();
@@ -116,7 +126,12 @@ RolloutOrchestrator::RolloutOrchestrator(StateStore* store, Registry* registry,
           candidates.push_back(it->second);
         }
         return candidates;
-      });
+      },
+      &success_figures_);
+}
+
+void RolloutOrchestrator::SetSuccessFigures(SuccessFiguresSource source) {
+  success_figures_ = std::move(source);
 }
 
 RolloutOrchestrator::~RolloutOrchestrator() { Stop(); }

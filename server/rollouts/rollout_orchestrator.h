@@ -79,6 +79,16 @@ class RolloutOrchestrator {
   // Before Start only.
   void AddCommitObserver(CommitObserver observer);
 
+  // Where strategy.success_gate reads the figures of databases over a window
+  // (called on the worker thread; must not call back into the orchestrator).
+  using SuccessFiguresSource =
+      std::function<absl::StatusOr<operations::SuccessFigures>(
+          const std::set<std::string>& databases, absl::Time start,
+          absl::Time end)>;
+  // Before Start only. Unset: the gate lets waves through, saying there are
+  // no metrics.
+  void SetSuccessFigures(SuccessFiguresSource source);
+
   // Loads the stored rollouts, subscribes to the registry and starts the
   // worker.
   absl::Status Start();
@@ -254,6 +264,8 @@ class RolloutOrchestrator {
   // Tells plans of this process from those of an earlier one in agents'
   // journals.
   const int64_t plan_epoch_ = absl::ToUnixMicros(absl::Now());
+  // Set before Start (SetSuccessFigures); read by evidence_.
+  SuccessFiguresSource success_figures_;
   // Staging evidence for every engine: the other rollouts.
   std::unique_ptr<operations::GateEvidence> evidence_;
   // Succeeded rollouts on staging databases that left memory, slimmed to

@@ -177,6 +177,22 @@ TEST(RolloutFlagsTest, States) {
   EXPECT_FALSE(ParseStatesFlag(",").ok());
 }
 
+TEST(RolloutFlagsTest, SuccessGate) {
+  absl::StatusOr<CreateRolloutRequest> request =
+      Request({"rollout", "create", "ecliptix@1.2.0", "--success_gate",
+               "--soak=2m", "--baseline=30m"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->strategy().success_gate().soak().seconds(), 120);
+  EXPECT_EQ(request->strategy().success_gate().baseline().seconds(), 1800);
+  request = Request({"rollout", "create", "ecliptix@1.2.0", "--success_gate"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_TRUE(request->strategy().has_success_gate());
+  EXPECT_EQ(request->strategy().success_gate().soak().seconds(), 0);
+  EXPECT_THAT(
+      RequestError({"rollout", "create", "ecliptix@1.2.0", "--soak=2m"}),
+      HasSubstr("flags --soak and --baseline need --success_gate"));
+}
+
 TEST(RolloutFlagsTest, NonsenseIsAUsageError) {
   const std::string bundle = "ecliptix@1.2.0";
   EXPECT_THAT(
