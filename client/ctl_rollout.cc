@@ -485,10 +485,10 @@ std::vector<FlagSpec> StrategyFlags(bool with_watch) {
        "before the rollout and the unchanged databases'"},
       {"soak", Kind::kString, "DURATION",
        "with --success_gate: how long each wave is watched (default 5m, at "
-       "least 1m)"},
+       "least 2m)"},
       {"baseline", Kind::kString, "DURATION",
        "with --success_gate: the window before the rollout compared with "
-       "(default 1h, at least 1m)"},
+       "(default 1h, at least 2m)"},
       {"gate", Kind::kString, "GATE",
        absl::StrCat("a checklist gate that must hold before the rollout "
                     "starts: ",

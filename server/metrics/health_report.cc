@@ -144,12 +144,15 @@ absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
   const absl::Time minute_start =
       absl::UnixEpoch() + absl::Minutes(std::ceil(absl::ToDoubleMinutes(
                               start - absl::UnixEpoch())));
-  if (databases.empty() || minute_start >= end) return figures;
+  const absl::Time minute_end =
+      absl::UnixEpoch() +
+      absl::Minutes(std::floor(absl::ToDoubleMinutes(end - absl::UnixEpoch())));
+  if (databases.empty() || minute_start >= minute_end) return figures;
   const std::optional<std::set<std::string>> selected = databases;
   ASSIGN_OR_RETURN(Totals totals,
                    metrics.store().QueryTotals(
                        {"procedure_calls", "procedure_execution_ms"}, selected,
-                       minute_start, end, metrics.clock()->Now()));
+                       minute_start, minute_end, metrics.clock()->Now()));
   for (const SeriesTotal& total : totals.series) {
     operations::WindowFigures& database =
         figures.by_database[total.database_id];
@@ -165,7 +168,7 @@ absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
   request.set_rate("errors");
   ASSIGN_OR_RETURN(
       v1::GetRateResponse rates,
-      metrics.GetRateBetween(request, selected, minute_start, end));
+      metrics.GetRateBetween(request, selected, minute_start, minute_end));
   for (const auto& [id, rate] : rates.by_database()) {
     figures.by_database[id].error_rate = rate;
   }

@@ -58,9 +58,11 @@ fleet::v1::HealthRow EvaluateHealth(const std::string& database_id,
 
 // The rollouts' success gate's figures of `databases` over [start, end):
 // procedure calls and execution time summed per database and pooled, and the
-// manager's "errors" rate. The store counts whole minutes, so `start` is
-// rounded up to one (rounding down would count samples from before the wave
-// ended); an empty window has no calls.
+// manager's "errors" rate. The store counts whole minutes, so only the whole
+// minutes inside the window count (`start` rounded up, `end` down): an edge
+// rounded outwards would count samples from the other side of a change
+// (before the wave ended, after the rollout was created). A window without a
+// whole minute has no calls.
 absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
     MetricsManager& metrics, const std::set<std::string>& databases,
     absl::Time start, absl::Time end);

@@ -159,16 +159,18 @@ absl::Status ValidateStrategy(const v1::Strategy& strategy) {
   }
   if (strategy.has_success_gate()) {
     const auto& gate = strategy.success_gate();
-    // The metric store counts whole minutes: a shorter window says nothing.
+    // The figures count the whole minutes inside a window: 2 minutes hold at
+    // least one wherever they start.
     auto too_short = [](const google::protobuf::Duration& duration) {
       return duration.seconds() < 0 || duration.nanos() < 0 ||
              ((duration.seconds() != 0 || duration.nanos() != 0) &&
-              duration.seconds() < 60);
+              duration.seconds() < 120);
     };
     if (too_short(gate.soak()) || too_short(gate.baseline())) {
       return absl::InvalidArgumentError(
-          "strategy.success_gate: soak and baseline must be at least 1 minute "
-          "(or 0 for 5 minutes and 1 hour)");
+          "strategy.success_gate: soak and baseline must be at least 2 "
+          "minutes (the figures count whole minutes), or 0 for 5 minutes and "
+          "1 hour");
     }
   }
   for (const std::string& key : strategy.order_by_labels()) {

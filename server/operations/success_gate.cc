@@ -77,7 +77,7 @@ SuccessVerdict JudgeSuccess(const std::vector<std::string>& changed,
                                       comparison));
       } else if (held.size() < 2 * 3) {
         held.push_back(absl::StrCat(figure.name, " ", figure.format(*value),
-                                    " on ", database));
+                                    " on ", database, " ", comparison));
       }
     }
   }
@@ -95,8 +95,8 @@ SuccessVerdict JudgeSuccess(const std::vector<std::string>& changed,
     return verdict;
   }
   verdict.detail = absl::StrCat("success gate held on ", judged,
-                                " databases: ", absl::StrJoin(held, ", "),
-                                judged > 3 ? ", ..." : "");
+                                " databases: ", absl::StrJoin(held, "; "),
+                                judged > 3 ? "; ..." : "");
   return verdict;
 }
 

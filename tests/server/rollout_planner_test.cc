@@ -32,7 +32,7 @@ TEST(RolloutPlannerTest, SuccessGateWindowsAreWholeMinutesOrDefault) {
   v1::Strategy strategy;
   strategy.mutable_success_gate();
   EXPECT_TRUE(ValidateStrategy(strategy).ok());
-  strategy.mutable_success_gate()->mutable_soak()->set_seconds(30);
+  strategy.mutable_success_gate()->mutable_soak()->set_seconds(90);
   EXPECT_THAT(ValidateStrategy(strategy).message(),
               HasSubstr("strategy.success_gate"));
   strategy.mutable_success_gate()->mutable_soak()->set_seconds(120);
