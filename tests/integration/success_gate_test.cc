@@ -2,13 +2,14 @@
 // ecliptix-agent processes collecting metrics fast (--metrics_interval_scale),
 // the reference bundle deployed on SQLite databases (and PostgreSQL ones when
 // ECLIPTIX_TEST_POSTGRES_URL is set), the workload driver calling its
-// operations in-process. Two fleets of three databases each get a new bundle
+// operations in-process. Three fleets of three databases each get a new bundle
 // version at the same time, canary first, with --success_gate: on fleet "a"
 // the version adds a trigger that makes every LoginMembership call slow; the
 // gate halts that rollout after the canary wave, naming
 // procedure_execution_ms and the canary (then it is rolled back by request);
-// on fleet "b" the same version without the delay passes and completes. Then
-// the health report covers the six databases.
+// on fleet "b" the same version without the delay passes and completes; on
+// fleet "c" a version whose trigger makes every login fail is halted on the
+// error rate. Then the health report covers the nine databases.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -52,50 +53,62 @@ void WriteFile(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// What the trigger a bundle version adds does.
+enum class Hook { kNothing, kSlow, kFail };
+
 // The reference bundle as version `version` with one more phase: a trigger
 // on LoginAttempts (inserted by every LoginMembership call between its start
-// and its PerformanceMetrics row) that burns about half a second when `slow`
-// and does nothing otherwise.
+// and its PerformanceMetrics row) that does nothing, burns about a second
+// (kSlow), or makes the call fail (kFail).
 std::string BundleVersion(const std::string& reference, const std::string& dir,
-                          const std::string& version, bool slow) {
+                          const std::string& version, Hook hook_kind) {
   fs::remove_all(dir);
   fs::copy(reference, dir, fs::copy_options::recursive);
-  const std::string hook = slow ? "SlowLoginHook" : "LoginHook";
-  const std::string pg_hook = slow ? "slow_login_hook" : "login_hook";
-  // SQLite has no sleep: counting a cross join of two generated 2000-element
-  // arrays (4 million rows) takes a few hundred milliseconds.
-  WriteFile(
-      dir + "/sqlite/900_login_hook.sql",
-      absl::StrCat(
-          "CREATE TRIGGER IF NOT EXISTS ", hook,
-          " AFTER INSERT ON LoginAttempts\nBEGIN\n",
-          slow ? "  SELECT COUNT(*) FROM json_each('[' || "
-                 "replace(hex(zeroblob(2000)), '00', '0,') || '0]') AS a,\n"
-                 "    json_each('[' || replace(hex(zeroblob(2000)), '00', "
-                 "'0,') || '0]') AS b;\n"
-               : "  SELECT 1;\n",
-          "END;\n"));
+  const char* names[] = {"LoginHook", "SlowLoginHook", "FailingLoginHook"};
+  const char* pg_names[] = {"login_hook", "slow_login_hook",
+                            "failing_login_hook"};
+  const char* phases[] = {"login-hook", "slow-login-hook",
+                          "failing-login-hook"};
+  const std::string hook = names[static_cast<int>(hook_kind)];
+  const std::string pg_hook = pg_names[static_cast<int>(hook_kind)];
+  const std::string phase = phases[static_cast<int>(hook_kind)];
+  // SQLite has no sleep: counting a cross join of two generated 3000-element
+  // arrays (9 million rows) takes about a second.
+  const char* sqlite_body[] = {
+      "  SELECT 1;\n",
+      "  SELECT COUNT(*) FROM json_each('[' || "
+      "replace(hex(zeroblob(3000)), '00', '0,') || '0]') AS a,\n"
+      "    json_each('[' || replace(hex(zeroblob(3000)), '00', '0,') || "
+      "'0]') AS b;\n",
+      "  SELECT RAISE(ABORT, 'login hook failed');\n"};
+  const char* pg_body[] = {"", "  PERFORM pg_sleep(0.8);\n",
+                           "  RAISE EXCEPTION 'login hook failed';\n"};
+  const char* mssql_body[] = {"", "  WAITFOR DELAY '00:00:00.800';\n",
+                              "  THROW 50000, 'login hook failed', 1;\n"};
+  const int k = static_cast<int>(hook_kind);
+  WriteFile(dir + "/sqlite/900_login_hook.sql",
+            absl::StrCat("CREATE TRIGGER IF NOT EXISTS ", hook,
+                         " AFTER INSERT ON LoginAttempts\nBEGIN\n",
+                         sqlite_body[k], "END;\n"));
   WriteFile(dir + "/sqlite/900_login_hook.revert.sql",
             absl::StrCat("DROP TRIGGER IF EXISTS ", hook, ";\n"));
-  WriteFile(
-      dir + "/postgresql/900_login_hook.sql",
-      absl::StrCat("CREATE OR REPLACE FUNCTION dbo.", pg_hook,
-                   "() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n",
-                   slow ? "  PERFORM pg_sleep(0.4);\n" : "",
-                   "  RETURN NEW;\nEND\n$$;\n", "CREATE TRIGGER ", pg_hook,
-                   " AFTER INSERT ON dbo.LoginAttempts FOR EACH ROW "
-                   "EXECUTE FUNCTION dbo.",
-                   pg_hook, "();\n"));
+  WriteFile(dir + "/postgresql/900_login_hook.sql",
+            absl::StrCat("CREATE OR REPLACE FUNCTION dbo.", pg_hook,
+                         "() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n",
+                         pg_body[k], "  RETURN NEW;\nEND\n$$;\n",
+                         "CREATE TRIGGER ", pg_hook,
+                         " AFTER INSERT ON dbo.LoginAttempts FOR EACH ROW "
+                         "EXECUTE FUNCTION dbo.",
+                         pg_hook, "();\n"));
   WriteFile(dir + "/postgresql/900_login_hook.revert.sql",
             absl::StrCat("DROP TRIGGER IF EXISTS ", pg_hook,
                          " ON dbo.LoginAttempts;\nDROP FUNCTION IF EXISTS dbo.",
                          pg_hook, "();\n"));
-  WriteFile(
-      dir + "/mssql/900_login_hook.sql",
-      absl::StrCat("CREATE OR ALTER TRIGGER dbo.", hook,
-                   " ON dbo.LoginAttempts AFTER INSERT AS\nBEGIN\n"
-                   "  SET NOCOUNT ON;\n",
-                   slow ? "  WAITFOR DELAY '00:00:00.400';\n" : "", "END\n"));
+  WriteFile(dir + "/mssql/900_login_hook.sql",
+            absl::StrCat("CREATE OR ALTER TRIGGER dbo.", hook,
+                         " ON dbo.LoginAttempts AFTER INSERT AS\nBEGIN\n"
+                         "  SET NOCOUNT ON;\n",
+                         mssql_body[k], "END\n"));
   WriteFile(dir + "/mssql/900_login_hook.revert.sql",
             absl::StrCat("DROP TRIGGER IF EXISTS dbo.", hook, ";\n"));
   std::ifstream in(dir + "/manifest.textproto");
@@ -105,10 +118,10 @@ std::string BundleVersion(const std::string& reference, const std::string& dir,
       manifest.str(),
       {{"version: \"1.0.0\"", absl::StrCat("version: \"", version, "\"")}});
   absl::StrAppend(
-      &text, "\nphases {\n  name: \"", slow ? "slow-login-hook" : "login-hook",
+      &text, "\nphases {\n  name: \"", phase,
       "\"\n  description: \"A trigger on LoginAttempts.\"\n  steps {\n"
       "    name: \"",
-      slow ? "slow-login-hook" : "login-hook",
+      phase,
       "\"\n    description: \"The trigger.\"\n"
       "    kind: STEP_KIND_VERSIONED\n"
       "    sql { sqlite: \"sqlite/900_login_hook.sql\" postgresql: "
@@ -236,16 +249,16 @@ class SuccessGateTest : public ::testing::TestWithParam<Engine> {
   std::thread workload_;
 };
 
-TEST_P(SuccessGateTest, ASlowCanaryHaltsTheRolloutAndAHealthyOnePasses) {
+TEST_P(SuccessGateTest, SlowOrFailingCanariesHaltTheirRolloutsAndAHealthyOnePasses) {
   StartServer();
-  for (const char* fleet : {"a", "b"}) {
+  for (const char* fleet : {"a", "b", "c"}) {
     for (int i = 1; i <= 3; ++i) StartAgent(absl::StrCat(fleet, i), fleet);
   }
   const std::string reference =
       testing::PlainRunfilesCopy("bundles/ecliptix", "ecliptix");
   ASSERT_EQ(Ctl({"bundle", "push", reference}).exit_code, 0);
   ASSERT_TRUE(WaitFor([&] {
-    return Ctl({"fleet", "list", "-o", "json"}).output.find("b3") !=
+    return Ctl({"fleet", "list", "-o", "json"}).output.find("c3") !=
            std::string::npos;
   })) << server_->Output();
   const testing::CommandResult deployed = Ctl(
@@ -269,7 +282,7 @@ TEST_P(SuccessGateTest, ASlowCanaryHaltsTheRolloutAndAHealthyOnePasses) {
   workload_ = std::thread([this] { driver_->Run(nullptr); });
   // Figures from every database before the rollouts (their baseline).
   ASSERT_TRUE(
-      WaitFor([&] { return DatabasesWithCalls() == 6; }, absl::Seconds(90)))
+      WaitFor([&] { return DatabasesWithCalls() == 9; }, absl::Seconds(90)))
       << DatabasesWithCalls();
   // The figures count whole minutes: the baseline needs one full minute of
   // traffic before the rollouts are created (and a collection after it).
@@ -279,14 +292,21 @@ TEST_P(SuccessGateTest, ASlowCanaryHaltsTheRolloutAndAHealthyOnePasses) {
   ASSERT_TRUE(WaitFor([&] { return absl::Now() >= first_whole_minute_ends; },
                       absl::Minutes(3)));
 
-  ASSERT_EQ(Ctl({"bundle", "push",
-                 BundleVersion(reference, dir_ + "/slow", "1.1.0", true)})
-                .exit_code,
-            0);
-  ASSERT_EQ(Ctl({"bundle", "push",
-                 BundleVersion(reference, dir_ + "/fast", "1.2.0", false)})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      Ctl({"bundle", "push",
+           BundleVersion(reference, dir_ + "/slow", "1.1.0", Hook::kSlow)})
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      Ctl({"bundle", "push",
+           BundleVersion(reference, dir_ + "/fast", "1.2.0", Hook::kNothing)})
+          .exit_code,
+      0);
+  ASSERT_EQ(
+      Ctl({"bundle", "push",
+           BundleVersion(reference, dir_ + "/failing", "1.3.0", Hook::kFail)})
+          .exit_code,
+      0);
   const std::regex kId("r-[0-9]+");
   std::smatch match;
   const testing::CommandResult slow = Ctl(
@@ -302,10 +322,20 @@ TEST_P(SuccessGateTest, ASlowCanaryHaltsTheRolloutAndAHealthyOnePasses) {
   ASSERT_EQ(fast.exit_code, 0) << fast.output;
   ASSERT_TRUE(std::regex_search(fast.output, match, kId)) << fast.output;
   const std::string fast_id = match[0].str();
+  const testing::CommandResult failing = Ctl(
+      {"rollout", "create", absl::StrCat(kName, "@1.3.0"), "--selector=fleet=c",
+       "--waves=1,100%", "--success_gate", "--soak=2m", "--baseline=10m"});
+  ASSERT_EQ(failing.exit_code, 0) << failing.output;
+  ASSERT_TRUE(std::regex_search(failing.output, match, kId)) << failing.output;
+  const std::string failing_id = match[0].str();
 
-  ASSERT_TRUE(WaitFor([&] { return Finished(slow_id) && Finished(fast_id); },
-                      absl::Minutes(8)))
-      << Get(slow_id).DebugString() << Get(fast_id).DebugString();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Finished(slow_id) && Finished(fast_id) && Finished(failing_id);
+      },
+      absl::Minutes(8)))
+      << Get(slow_id).DebugString() << Get(fast_id).DebugString()
+      << Get(failing_id).DebugString();
 
   // The slow canary: halted after wave 1 naming the metric and the values;
   // the rest never started.
@@ -342,26 +372,38 @@ TEST_P(SuccessGateTest, ASlowCanaryHaltsTheRolloutAndAHealthyOnePasses) {
     EXPECT_EQ(target.state(), v1::TARGET_STATE_SUCCEEDED);
   }
 
-  // Reverting the canary. The traffic stops first: on SQLite a slow
+  // A canary whose logins fail: halted on the error rate.
+  const v1::Rollout failed = Get(failing_id);
+  EXPECT_EQ(failed.state(), v1::ROLLOUT_STATE_FAILED) << failed.DebugString();
+  EXPECT_EQ(failed.current_wave(), 1);
+  EXPECT_THAT(failed.success_gate_status().detail(),
+              HasSubstr("success gate: errors rate "));
+  EXPECT_THAT(failed.success_gate_status().detail(),
+              HasSubstr("on c1 after the wave vs "));
+  EXPECT_THAT(failed.success_gate_status().detail(), HasSubstr("(limit 0.1%)"));
+
+  // Reverting the canaries. The traffic stops first: on SQLite a slow
   // LoginMembership holds the write lock for its whole call, and the agent's
   // revert transaction (a read, then the DROP) gives way to such a writer.
   driver_->Stop();
   workload_.join();
   driver_.reset();
-  const testing::CommandResult reverted = Ctl({"rollout", "rollback", slow_id});
-  EXPECT_TRUE(WaitFor(
-      [&] { return Get(slow_id).state() == v1::ROLLOUT_STATE_ROLLED_BACK; },
-      absl::Minutes(2)))
-      << reverted.output << Get(slow_id).DebugString();
+  for (const std::string& id : {slow_id, failing_id}) {
+    const testing::CommandResult reverted = Ctl({"rollout", "rollback", id});
+    EXPECT_TRUE(WaitFor(
+        [&] { return Get(id).state() == v1::ROLLOUT_STATE_ROLLED_BACK; },
+        absl::Minutes(2)))
+        << reverted.output << Get(id).DebugString();
+  }
 
-  // The health report covers the six databases; nothing waits for a lock.
+  // The health report covers the nine databases.
   grpc::ClientContext context;
   v1::GetHealthReportRequest request;
   request.mutable_range()->set_seconds(900);
   v1::HealthReport report;
   grpc::Status status = metrics_->GetHealthReport(&context, request, &report);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  ASSERT_EQ(report.databases_size(), 6) << report.DebugString();
+  ASSERT_EQ(report.databases_size(), 9) << report.DebugString();
   for (const v1::HealthRow& row : report.databases()) {
     ASSERT_EQ(row.criteria_size(), 5);
     EXPECT_EQ(row.criteria(0).name(), "avg_procedure_time");
