@@ -73,7 +73,7 @@ absl::Status ReadOnlySession::Begin() {
       // For this connection only, which closes after the read.
       RETURN_IF_ERROR(
           WithContext(what, database_->Execute("PRAGMA query_only = ON")));
-      RETURN_IF_ERROR(WithContext(what, database_->Begin()));
+      RETURN_IF_ERROR(WithContext(what, database_->BeginReadOnly()));
       in_transaction_ = true;
       return absl::OkStatus();
     case v1::ENGINE_POSTGRESQL: {
@@ -92,12 +92,12 @@ absl::Status ReadOnlySession::Begin() {
                       ":timeout, false)",
                       {SqlParam::Text("timeout", absl::StrCat(milliseconds))})
               .status()));
-      RETURN_IF_ERROR(WithContext(what, database_->Begin()));
+      RETURN_IF_ERROR(WithContext(what, database_->BeginReadOnly()));
       in_transaction_ = true;
       return absl::OkStatus();
     }
     default:
-      RETURN_IF_ERROR(WithContext(what, database_->Begin()));
+      RETURN_IF_ERROR(WithContext(what, database_->BeginReadOnly()));
       in_transaction_ = true;
       return absl::OkStatus();
   }

@@ -69,6 +69,13 @@ absl::StatusOr<std::unique_ptr<Target>> SqliteTarget::Open(
   return std::unique_ptr<Target>(std::move(target));
 }
 
+absl::Status SqliteTarget::Begin() {
+  // SOCI's begin() says BEGIN (deferred); COMMIT and ROLLBACK are the same.
+  return Execute("BEGIN IMMEDIATE", {}, nullptr);
+}
+
+absl::Status SqliteTarget::BeginReadOnly() { return SociTarget::Begin(); }
+
 absl::Status SqliteTarget::Rollback() {
   // SQLite rolls an interrupted transaction back by itself; a ROLLBACK then
   // fails with "no transaction is active".

@@ -21,6 +21,8 @@ class SqliteTarget : public SociTarget {
   static absl::StatusOr<std::unique_ptr<Target>> Open(
       std::unique_ptr<soci::session> session, std::string redacted_url);
 
+  absl::Status Begin() override;
+  absl::Status BeginReadOnly() override;
   absl::Status Rollback() override;
   void SetLimits(absl::Time deadline, const std::atomic<bool>* cancelled,
                  bool in_transaction) override;

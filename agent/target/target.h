@@ -137,7 +137,15 @@ class Target {
       const std::string& sql, const std::vector<SqlParam>& params,
       size_t max_rows);
 
+  // A transaction that writes. On SQLite it takes the write lock at once
+  // (BEGIN IMMEDIATE), waiting for other writers on the busy timeout: a
+  // deferred transaction that read first is refused "database is locked" at
+  // its first write when another connection wrote meanwhile, which the
+  // application's traffic does all the time.
   virtual absl::Status Begin() = 0;
+  // A transaction that only reads: it takes no write lock, so it never holds
+  // the application's writers back.
+  virtual absl::Status BeginReadOnly() { return Begin(); }
   virtual absl::Status Commit() = 0;
   // A no-op when no transaction is open on SQLite, which rolls an interrupted
   // transaction back by itself.

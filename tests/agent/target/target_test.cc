@@ -187,6 +187,49 @@ TEST_P(TargetTest, RollbackAfterSqliteEndedTheTransactionIsANoOp) {
   EXPECT_TRUE(target_->Rollback().ok());
 }
 
+TEST_P(TargetTest, AWriteAfterAReadWaitsForAnotherWriterInsteadOfFailing) {
+  // The application writes while a step (or a revert) that read first is about
+  // to write. A deferred SQLite transaction would be refused "database is
+  // locked" at that write; the one Begin() opens holds the write lock from the
+  // start, so the application's write waits for it instead.
+  Exec("CREATE TABLE traffic (id INTEGER)");
+  absl::StatusOr<std::unique_ptr<Target>> application = OpenTarget(url_);
+  ASSERT_TRUE(application.ok()) << application.status();
+  ASSERT_TRUE(target_->Begin().ok());
+  EXPECT_EQ(Value("SELECT COUNT(*) FROM traffic"), "0");
+  absl::Status application_write;
+  std::thread writer([&] {
+    application_write =
+        (*application)->Execute("INSERT INTO traffic VALUES (1)");
+  });
+  // Not a wait for something to not happen: the writer has had time to start
+  // its write before this one, which is the order that used to fail.
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Status own_write =
+      target_->Execute("INSERT INTO traffic VALUES (2)");
+  EXPECT_TRUE(own_write.ok()) << own_write;
+  EXPECT_TRUE(target_->Commit().ok());
+  writer.join();
+  EXPECT_TRUE(application_write.ok()) << application_write;
+  EXPECT_EQ(Value("SELECT COUNT(*) FROM traffic"), "2");
+}
+
+TEST_P(TargetTest, AReadOnlyTransactionTakesNoWriteLock) {
+  Exec("CREATE TABLE traffic (id INTEGER)");
+  absl::StatusOr<std::unique_ptr<Target>> application = OpenTarget(url_);
+  ASSERT_TRUE(application.ok()) << application.status();
+  ASSERT_TRUE(target_->BeginReadOnly().ok());
+  EXPECT_EQ(Value("SELECT COUNT(*) FROM traffic"), "0");
+  // The application's write goes through while the read is open (SQLite
+  // would wait for the reader only at its commit in rollback-journal mode,
+  // so this is a write inside a transaction of its own, committed later).
+  ASSERT_TRUE((*application)->Begin().ok());
+  EXPECT_TRUE((*application)->Execute("INSERT INTO traffic VALUES (1)").ok());
+  EXPECT_TRUE(target_->Rollback().ok());
+  EXPECT_TRUE((*application)->Commit().ok());
+  EXPECT_EQ(Value("SELECT COUNT(*) FROM traffic"), "1");
+}
+
 TEST_P(TargetTest, FailuresCarryTheDatabaseMessageAndItsClass) {
   absl::StatusOr<QueryResult> missing =
       target_->Query("SELECT * FROM no_such_table");
