@@ -33,6 +33,12 @@ void Judge(v1::HealthCriterion& criterion, bool pass, double value,
   criterion.set_message(std::move(message));
 }
 
+// "1 lockout", "2 lockouts": a count of `noun`, rounded.
+std::string Counted(double count, const std::string& noun) {
+  const int64_t whole = std::llround(count);
+  return absl::StrCat(whole, " ", noun, whole == 1 ? "" : "s");
+}
+
 double Event(const HealthFigures& figures, const std::string& event) {
   auto it = figures.auth_events.find(event);
   return it == figures.auth_events.end() ? 0 : it->second;
@@ -111,13 +117,14 @@ v1::HealthRow EvaluateHealth(const std::string& database_id,
   const double started = Event(figures, "SUSPICIOUS_ACTIVITY");
   if (blocked > 0) {
     Judge(lockout, true, blocked,
-          absl::StrFormat("%.0f logins refused during a lockout (%.0f lockouts "
-                          "started after %d failed attempts)",
-                          blocked, started, thresholds.max_failed_attempts));
+          absl::StrCat(Counted(blocked, "login"), " refused during a lockout (",
+                       Counted(started, "lockout"), " started after ",
+                       thresholds.max_failed_attempts, " failed attempts)"));
   } else if (started > 0) {
     lockout.set_value(started);
-    lockout.set_message(absl::StrFormat(
-        "%.0f lockouts started; no locked number tried again yet", started));
+    lockout.set_message(absl::StrCat(Counted(started, "lockout"),
+                                     " started; no locked number tried again "
+                                     "yet"));
   } else {
     lockout.set_message(
         absl::StrFormat("not exercised: no number reached %d failed attempts "

@@ -94,9 +94,10 @@ SuccessVerdict JudgeSuccess(const std::vector<std::string>& changed,
         "soak; nothing to compare";
     return verdict;
   }
-  verdict.detail = absl::StrCat("success gate held on ", judged,
-                                " databases: ", absl::StrJoin(held, "; "),
-                                judged > 3 ? "; ..." : "");
+  verdict.detail = absl::StrCat(
+      "success gate held on ", judged,
+      judged == 1 ? " database: " : " databases: ", absl::StrJoin(held, "; "),
+      judged > 3 ? "; ..." : "");
   return verdict;
 }
 

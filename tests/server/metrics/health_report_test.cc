@@ -194,7 +194,7 @@ TEST_F(HealthReportTest, LockoutStartedButNotTriedAgainIsNoData) {
   ASSERT_EQ(report.databases_size(), 1);
   const v1::HealthCriterion& lockout = Find(report.databases(0), "lockout");
   EXPECT_EQ(lockout.verdict(), v1::HEALTH_VERDICT_NO_DATA);
-  EXPECT_THAT(lockout.message(), HasSubstr("1 lockouts started"));
+  EXPECT_THAT(lockout.message(), HasSubstr("1 lockout started"));
 }
 
 TEST_F(HealthReportTest, NegativeRangeIsRefused) {

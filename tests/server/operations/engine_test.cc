@@ -1444,7 +1444,7 @@ TEST(EngineTest, SuccessGateWaitsOutTheSoakThenStartsTheNextWave) {
   EXPECT_TRUE(h.rollout().success_gate_status().passed());
   const std::vector<std::string> reasons = h.StateReasons();
   EXPECT_TRUE(std::any_of(reasons.begin(), reasons.end(), [](auto& r) {
-    return absl::StartsWith(r, "success gate held on 1 databases");
+    return absl::StartsWith(r, "success gate held on 1 database:");
   }));
   // The last wave ends the rollout without a soak of its own.
   h.Settle();
