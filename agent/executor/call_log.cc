@@ -33,16 +33,6 @@ constexpr char kCreateMssql[] =
     "reported_failures BIGINT NOT NULL DEFAULT 0, "
     "PRIMARY KEY (operation, minute_start))";
 
-constexpr char kExistsSqlite[] =
-    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-    "name = 'ecliptix_operation_calls'";
-constexpr char kExistsPostgresql[] =
-    "SELECT CASE WHEN to_regclass('ecliptix_operation_calls') IS NULL THEN 0 "
-    "ELSE 1 END";
-constexpr char kExistsMssql[] =
-    "SELECT CASE WHEN OBJECT_ID(N'ecliptix_operation_calls', N'U') IS NULL "
-    "THEN 0 ELSE 1 END";
-
 // An upsert, so that two callers counting the first call of a minute at once
 // never collide on the key (one of them would fail the call otherwise).
 // SQLite (3.24+) and PostgreSQL spell it the same way.
@@ -68,16 +58,7 @@ constexpr char kInsertMssql[] =
 OperationCallLog::OperationCallLog(Target* database) : database_(database) {}
 
 absl::StatusOr<bool> OperationCallLog::Exists() {
-  const v1::Dialect dialect = bundle::DialectForEngine(database_->engine());
-  const char* query = kExistsSqlite;
-  if (dialect == v1::DIALECT_POSTGRESQL) query = kExistsPostgresql;
-  if (dialect == v1::DIALECT_MSSQL) query = kExistsMssql;
-  absl::StatusOr<QueryResult> result = database_->Query(query);
-  RETURN_IF_ERROR(
-      WithContext(absl::StrCat("looking for table ", kOperationCallTable),
-                  result.status()));
-  return !result->rows.empty() && !result->rows[0].values.empty() &&
-         !result->rows[0].nulls[0] && result->rows[0].values[0] != "0";
+  return database_->TableExists(kOperationCallTable);
 }
 
 absl::Status OperationCallLog::Ensure() {
@@ -86,14 +67,7 @@ absl::Status OperationCallLog::Ensure() {
   const char* create = kCreateSqlite;
   if (dialect == v1::DIALECT_POSTGRESQL) create = kCreatePostgresql;
   if (dialect == v1::DIALECT_MSSQL) create = kCreateMssql;
-  absl::Status status =
-      WithContext(absl::StrCat("creating table ", kOperationCallTable),
-                  database_->Execute(create));
-  if (!status.ok()) {
-    // Another agent (or the workload driver) may have created it meanwhile.
-    absl::StatusOr<bool> exists = Exists();
-    if (!exists.ok() || !*exists) return status;
-  }
+  RETURN_IF_ERROR(database_->EnsureTable(kOperationCallTable, create));
   ensured_ = true;
   return absl::OkStatus();
 }

@@ -61,16 +61,6 @@ constexpr char kCreateIndex[] =
     "ON ecliptix_schema_history (bundle_name, phase, step) "
     "WHERE is_current = 1";
 
-constexpr char kExistsSqlite[] =
-    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-    "name = 'ecliptix_schema_history'";
-constexpr char kExistsPostgresql[] =
-    "SELECT CASE WHEN to_regclass('ecliptix_schema_history') IS NULL THEN 0 "
-    "ELSE 1 END";
-constexpr char kExistsMssql[] =
-    "SELECT CASE WHEN OBJECT_ID(N'ecliptix_schema_history', N'U') IS NULL "
-    "THEN 0 ELSE 1 END";
-
 constexpr char kColumns[] =
     "id, bundle_name, bundle_version, bundle_id, phase, step, kind, checksum, "
     "outcome, started_at, finished_at, duration_ms, rows_affected, "
@@ -170,14 +160,7 @@ v1::Dialect History::dialect() const {
 }
 
 absl::StatusOr<bool> History::Exists() {
-  const char* query = kExistsSqlite;
-  if (dialect() == v1::DIALECT_POSTGRESQL) query = kExistsPostgresql;
-  if (dialect() == v1::DIALECT_MSSQL) query = kExistsMssql;
-  absl::StatusOr<QueryResult> result = database_->Query(query);
-  RETURN_IF_ERROR(WithContext(absl::StrCat("looking for table ", kHistoryTable),
-                              result.status()));
-  return !result->rows.empty() && !result->rows[0].values.empty() &&
-         !result->rows[0].nulls[0] && result->rows[0].values[0] != "0";
+  return database_->TableExists(kHistoryTable);
 }
 
 absl::Status History::Ensure() {

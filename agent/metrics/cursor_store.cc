@@ -30,16 +30,6 @@ constexpr char kCreateMssql[] =
     "cursor_value BIGINT NOT NULL, updated_at NVARCHAR(40) NOT NULL, "
     "PRIMARY KEY (bundle_name, collector))";
 
-constexpr char kExistsSqlite[] =
-    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-    "name = 'ecliptix_metric_cursors'";
-constexpr char kExistsPostgresql[] =
-    "SELECT CASE WHEN to_regclass('ecliptix_metric_cursors') IS NULL THEN 0 "
-    "ELSE 1 END";
-constexpr char kExistsMssql[] =
-    "SELECT CASE WHEN OBJECT_ID(N'ecliptix_metric_cursors', N'U') IS NULL "
-    "THEN 0 ELSE 1 END";
-
 constexpr char kSelect[] =
     "SELECT cursor_value FROM ecliptix_metric_cursors "
     "WHERE bundle_name = :bundle_name AND collector = :collector";
@@ -58,15 +48,7 @@ constexpr char kInsert[] =
 CursorStore::CursorStore(Target* database) : database_(database) {}
 
 absl::StatusOr<bool> CursorStore::Exists() {
-  const v1::Dialect dialect = bundle::DialectForEngine(database_->engine());
-  const char* query = kExistsSqlite;
-  if (dialect == v1::DIALECT_POSTGRESQL) query = kExistsPostgresql;
-  if (dialect == v1::DIALECT_MSSQL) query = kExistsMssql;
-  absl::StatusOr<QueryResult> result = database_->Query(query);
-  RETURN_IF_ERROR(WithContext(
-      absl::StrCat("looking for table ", kMetricCursorTable), result.status()));
-  return !result->rows.empty() && !result->rows[0].values.empty() &&
-         !result->rows[0].nulls[0] && result->rows[0].values[0] != "0";
+  return database_->TableExists(kMetricCursorTable);
 }
 
 absl::Status CursorStore::Ensure() {
@@ -75,14 +57,7 @@ absl::Status CursorStore::Ensure() {
   const char* create = kCreateSqlite;
   if (dialect == v1::DIALECT_POSTGRESQL) create = kCreatePostgresql;
   if (dialect == v1::DIALECT_MSSQL) create = kCreateMssql;
-  absl::Status status =
-      WithContext(absl::StrCat("creating table ", kMetricCursorTable),
-                  database_->Execute(create));
-  if (!status.ok()) {
-    // Another agent may have created it meanwhile.
-    absl::StatusOr<bool> exists = Exists();
-    if (!exists.ok() || !*exists) return status;
-  }
+  RETURN_IF_ERROR(database_->EnsureTable(kMetricCursorTable, create));
   ensured_ = true;
   return absl::OkStatus();
 }

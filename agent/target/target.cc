@@ -22,12 +22,6 @@ constexpr char kCreateSqlite[] =
     "CREATE TABLE IF NOT EXISTS ecliptix_agent_identity ("
     "singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1), "
     "database_id TEXT NOT NULL, created_at TEXT NOT NULL)";
-// PostgreSQL prints a NOTICE for IF NOT EXISTS on an existing table (libpq
-// sends notices to stderr), so the table is looked up first; IF NOT EXISTS only
-// covers a race.
-constexpr char kExistsPostgresql[] =
-    "SELECT CASE WHEN to_regclass('ecliptix_agent_identity') IS NULL THEN 0 "
-    "ELSE 1 END";
 constexpr char kCreatePostgresql[] =
     "CREATE TABLE IF NOT EXISTS ecliptix_agent_identity ("
     "singleton INTEGER NOT NULL PRIMARY KEY CHECK (singleton = 1), "
@@ -39,12 +33,15 @@ constexpr char kCreateMssql[] =
     "singleton INT NOT NULL PRIMARY KEY CHECK (singleton = 1), "
     "database_id NVARCHAR(128) NOT NULL, created_at NVARCHAR(64) NOT NULL)";
 
-constexpr char kExistsSqlite[] =
+// A table's name in the catalog, bound as :table_name.
+constexpr char kTableExistsSqlite[] =
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-    "AND name = 'ecliptix_agent_identity'";
-constexpr char kExistsMssql[] =
-    "SELECT CASE WHEN OBJECT_ID(N'ecliptix_agent_identity', N'U') IS NULL "
-    "THEN 0 ELSE 1 END";
+    "AND name = :table_name";
+constexpr char kTableExistsPostgresql[] =
+    "SELECT CASE WHEN to_regclass(CAST(:table_name AS TEXT)) IS NULL THEN 0 "
+    "ELSE 1 END";
+constexpr char kTableExistsMssql[] =
+    "SELECT CASE WHEN OBJECT_ID(:table_name, N'U') IS NULL THEN 0 ELSE 1 END";
 
 constexpr char kSelectId[] =
     "SELECT database_id FROM ecliptix_agent_identity WHERE singleton = 1";
@@ -155,37 +152,41 @@ absl::Status Target::CopyFromFile(const std::string& file) {
   return absl::InternalError("the target has no SQLite connection");
 }
 
+absl::StatusOr<bool> Target::TableExists(const std::string& table) {
+  const char* query = kTableExistsSqlite;
+  if (engine_ == v1::ENGINE_POSTGRESQL) query = kTableExistsPostgresql;
+  if (engine_ == v1::ENGINE_MSSQL) query = kTableExistsMssql;
+  absl::StatusOr<QueryResult> exists =
+      Query(query, {SqlParam::Text("table_name", table)});
+  RETURN_IF_ERROR(
+      WithContext(absl::StrCat("looking for table ", table), exists.status()));
+  return FirstIsTrue(*exists);
+}
+
+absl::Status Target::EnsureTable(const std::string& table,
+                                 const std::string& create) {
+  ASSIGN_OR_RETURN(bool exists, TableExists(table));
+  if (exists) return absl::OkStatus();
+  const absl::Status status =
+      WithContext(absl::StrCat("creating table ", table, " in ", redacted_url_),
+                  Execute(create));
+  if (status.ok()) return status;
+  absl::StatusOr<bool> made_meanwhile = TableExists(table);
+  return made_meanwhile.ok() && *made_meanwhile ? absl::OkStatus() : status;
+}
+
 absl::Status Target::CreateIdentityTable() {
-  absl::Status status;
-  switch (engine_) {
-    case v1::ENGINE_SQLITE:
-      status = Execute(kCreateSqlite);
-      break;
-    case v1::ENGINE_POSTGRESQL: {
-      absl::StatusOr<QueryResult> exists = Query(kExistsPostgresql);
-      status = exists.status();
-      if (exists.ok() && !FirstIsTrue(*exists)) {
-        status = Execute(kCreatePostgresql);
-      }
-      break;
-    }
-    default:
-      status = Execute(kCreateMssql);
-      break;
-  }
-  return WithContext(
-      absl::StrCat("creating table ", kIdentityTable, " in ", redacted_url_),
-      status);
+  const char* create = kCreateSqlite;
+  if (engine_ == v1::ENGINE_POSTGRESQL) create = kCreatePostgresql;
+  if (engine_ == v1::ENGINE_MSSQL) create = kCreateMssql;
+  return EnsureTable(kIdentityTable, create);
 }
 
 absl::StatusOr<std::optional<std::string>> Target::StoredDatabaseId() {
-  const char* exists_query = kExistsSqlite;
-  if (engine_ == v1::ENGINE_POSTGRESQL) exists_query = kExistsPostgresql;
-  if (engine_ == v1::ENGINE_MSSQL) exists_query = kExistsMssql;
   const std::string what = "reading the database id";
-  absl::StatusOr<QueryResult> exists = Query(exists_query);
+  absl::StatusOr<bool> exists = TableExists(kIdentityTable);
   RETURN_IF_ERROR(WithContext(what, exists.status()));
-  if (!FirstIsTrue(*exists)) return std::optional<std::string>();
+  if (!*exists) return std::optional<std::string>();
   absl::StatusOr<QueryResult> id = Query(kSelectId);
   RETURN_IF_ERROR(WithContext(what, id.status()));
   if (id->rows.empty() || id->rows[0].values.empty() || id->rows[0].nulls[0]) {

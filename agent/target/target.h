@@ -114,6 +114,18 @@ class Target {
   // The stored id, read without creating anything; nullopt when there is none.
   absl::StatusOr<std::optional<std::string>> StoredDatabaseId();
 
+  // ---- The agent's own tables (identity, history, metric cursors, calls).
+
+  // Whether `table` exists, looked up in the engine's catalog with the name
+  // bound as a parameter.
+  absl::StatusOr<bool> TableExists(const std::string& table);
+  // Creates `table` with `create` (the engine's own statement; repeatable: IF
+  // NOT EXISTS, or T-SQL's IF OBJECT_ID ... IS NULL) unless it exists. The
+  // catalog is asked first because PostgreSQL says a NOTICE for IF NOT EXISTS
+  // on an existing table. A failed create is forgiven when the table is
+  // there after it: another agent, or the application, made it meanwhile.
+  absl::Status EnsureTable(const std::string& table, const std::string& create);
+
   // ---- The agent's own statements (history, data guard, operations).
   // Parameters are bound by name (`:name`); a statement gets exactly the
   // parameters it names. Failures carry the database's own message (without

@@ -230,6 +230,34 @@ TEST_P(TargetTest, AReadOnlyTransactionTakesNoWriteLock) {
   EXPECT_EQ(Value("SELECT COUNT(*) FROM traffic"), "1");
 }
 
+TEST_P(TargetTest, EnsureTableCreatesAMissingTableOnce) {
+  absl::StatusOr<bool> exists = target_->TableExists("agent_own");
+  ASSERT_TRUE(exists.ok()) << exists.status();
+  EXPECT_FALSE(*exists);
+  EXPECT_TRUE(
+      target_->EnsureTable("agent_own", "CREATE TABLE agent_own (id INTEGER)")
+          .ok());
+  exists = target_->TableExists("agent_own");
+  ASSERT_TRUE(exists.ok()) << exists.status();
+  EXPECT_TRUE(*exists);
+  // There already: the statement is not run again.
+  EXPECT_TRUE(target_->EnsureTable("agent_own", "not a statement").ok());
+  // Missing and not made: the database's refusal, with the table named.
+  const absl::Status refused =
+      target_->EnsureTable("agent_missing", "not a statement");
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.message()),
+              ::testing::HasSubstr("creating table agent_missing"));
+}
+
+TEST_P(TargetTest, TableExistsBindsTheName) {
+  Exec("CREATE TABLE agent_own (id INTEGER)");
+  // Pasted into the SQL this would find a table; bound, it is a name that
+  // matches none (PostgreSQL may refuse it as a name, which is as safe).
+  absl::StatusOr<bool> exists = target_->TableExists("agent_own' OR '1' = '1");
+  EXPECT_FALSE(exists.ok() && *exists);
+}
+
 TEST_P(TargetTest, FailuresCarryTheDatabaseMessageAndItsClass) {
   absl::StatusOr<QueryResult> missing =
       target_->Query("SELECT * FROM no_such_table");
