@@ -52,35 +52,14 @@ absl::Status AlertsList(const Invocation& invocation, CommandRuntime& runtime) {
 absl::Status AlertsWatch(const Invocation& invocation,
                          CommandRuntime& runtime) {
   ASSIGN_OR_RETURN(FleetClient * client, runtime.Client());
-  const int64_t count = invocation.CountFlag("count", 0);
-  int64_t seen = 0;
-  absl::Status print_status;
   v1::WatchAlertsRequest request;
   request.set_selector(invocation.Flag("selector"));
-  InterruptState* interrupts = runtime.interrupts();
-  if (interrupts != nullptr) interrupts->BeginWatch(client);
-  absl::Status status =
-      client->WatchAlerts(request, [&](const v1::AlertEvent& event) {
-        if (invocation.output == OutputFormat::kJson) {
-          absl::StatusOr<std::string> json = MessageJson(event);
-          if (!json.ok()) {
-            print_status = json.status();
-            return false;
-          }
-          runtime.out() << *json << "\n";
-        } else {
-          runtime.out() << AlertEventLine(event) << "\n";
-        }
-        // Whoever reads our stdout (a pipe, a test) sees each event as it
-        // happens.
-        runtime.out().flush();
-        ++seen;
-        if (count > 0 && seen >= count) return false;
-        return interrupts == nullptr || !interrupts->interrupted();
-      });
-  if (interrupts != nullptr) interrupts->EndWatch();
-  RETURN_IF_ERROR(print_status);
-  return status;
+  return PrintWatchedEvents<v1::AlertEvent>(
+      invocation, runtime, client,
+      [&](std::function<bool(const v1::AlertEvent&)> on_event) {
+        return client->WatchAlerts(request, std::move(on_event));
+      },
+      AlertEventLine);
 }
 
 }  // namespace

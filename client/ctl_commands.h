@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/ctl_args.h"
+#include "client/ctl_format.h"
 #include "client/fleet_client.h"
 
 namespace ecliptix::client::ctl {
@@ -94,6 +95,41 @@ class CommandRuntime {
   std::unique_ptr<FleetClient> client_;
   int exit_code_ = 0;
 };
+
+// Prints each event of a watch as it comes, as `line(event)` or as JSON with
+// -o json, flushed at once (whoever reads stdout, a pipe or a test, sees each
+// event as it happens), until --count events, an interrupt, or the stream's
+// end. `watch` runs the streaming call with the callback it is given.
+template <typename Event>
+absl::Status PrintWatchedEvents(
+    const Invocation& invocation, CommandRuntime& runtime, FleetClient* client,
+    const std::function<absl::Status(std::function<bool(const Event&)>)>& watch,
+    const std::function<std::string(const Event&)>& line) {
+  const int64_t count = invocation.CountFlag("count", 0);
+  int64_t seen = 0;
+  absl::Status print_status;
+  InterruptState* interrupts = runtime.interrupts();
+  if (interrupts != nullptr) interrupts->BeginWatch(client);
+  const absl::Status status = watch([&](const Event& event) {
+    if (invocation.output == OutputFormat::kJson) {
+      absl::StatusOr<std::string> json = MessageJson(event);
+      if (!json.ok()) {
+        print_status = json.status();
+        return false;
+      }
+      runtime.out() << *json << "\n";
+    } else {
+      runtime.out() << line(event) << "\n";
+    }
+    runtime.out().flush();
+    ++seen;
+    if (count > 0 && seen >= count) return false;
+    return interrupts == nullptr || !interrupts->interrupted();
+  });
+  if (interrupts != nullptr) interrupts->EndWatch();
+  if (!print_status.ok()) return print_status;
+  return status;
+}
 
 // A usage error found by a handler (a flag value that does not parse): printed
 // like the parser's and exits kExitUsage, unlike other INVALID_ARGUMENT errors
