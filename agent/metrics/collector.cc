@@ -570,6 +570,7 @@ absl::Status MetricsCollector::RunCollector(
       sample.set_metric(spec.values(i).metric());
       sample.mutable_labels()->insert(labels.begin(), labels.end());
       sample.set_value(value);
+      sample.set_kind(spec.values(i).kind());
       *sample.mutable_time() = time;
     }
   }

@@ -113,6 +113,7 @@ absl::StatusOr<std::vector<v1::MetricSample>> CollectOperationCalls(
       sample.set_metric(metric);
       (*sample.mutable_labels())["operation"] = operation;
       sample.set_value(static_cast<double>(value));
+      sample.set_kind(v1::METRIC_KIND_DELTA);
       *sample.mutable_time() = time;
     }
   }

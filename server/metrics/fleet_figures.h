@@ -1,5 +1,6 @@
 // The fleet's latest figures as the Prometheus exporter reads them: one sample
-// per metric series (database, metric, labels), the newest stored. The metric
+// per metric series (database, metric, labels), the newest stored, and a
+// delta metric's running total. The metric
 // store implements it; the exporter only reads through it, on every scrape.
 #ifndef ECLIPTIX_SERVER_METRICS_FLEET_FIGURES_H_
 #define ECLIPTIX_SERVER_METRICS_FLEET_FIGURES_H_
@@ -23,6 +24,10 @@ struct LatestSample {
   double value = 0;
   // When the agent took it.
   absl::Time time;
+  // A delta metric's series (calls, errors): `total` is the sum of every
+  // amount stored for it, a counter that only grows.
+  bool counter = false;
+  double total = 0;
 };
 
 class FleetFigures {

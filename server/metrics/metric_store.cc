@@ -451,15 +451,17 @@ absl::Status MetricStore::Load(absl::Time now) {
   return sql::Guard("load metric series", [&] {
     {
       long long id = 0, last_time_us = 0;
-      double last_value = 0;
+      double last_value = 0, counter_total = 0;
+      int counter = 0;
       std::string database_id, metric, label_key;
       soci::statement statement =
           (sql.prepare << "SELECT series_id, database_id, metric, labels, "
-                          "last_time_us, last_value FROM metric_series ORDER "
-                          "BY series_id",
+                          "last_time_us, last_value, counter, counter_total "
+                          "FROM metric_series ORDER BY series_id",
            soci::into(id), soci::into(database_id), soci::into(metric),
            soci::into(label_key), soci::into(last_time_us),
-           soci::into(last_value));
+           soci::into(last_value), soci::into(counter),
+           soci::into(counter_total));
       statement.execute();
       while (statement.fetch()) {
         auto series = std::make_unique<Series>();
@@ -473,6 +475,8 @@ absl::Status MetricStore::Load(absl::Time now) {
         series->last_time = absl::FromUnixMicros(last_time_us);
         series->last_value = last_value;
         series->has_latest = true;
+        series->counter = counter != 0;
+        series->counter_total = counter_total;
         by_key_[SeriesKey(database_id, metric, label_key)] = series.get();
         by_metric_[metric].insert(id);
         next_series_id_ = std::max<int64_t>(next_series_id_, id + 1);
@@ -590,6 +594,9 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
   struct Latest {
     int64_t time_us = 0;
     double value = 0;
+    // A delta metric's amounts stored now, added to its running total.
+    bool counter = false;
+    double counter_sum = 0;
   };
   std::vector<NewSeries> created;
   absl::flat_hash_map<std::string, int64_t> created_by_key;
@@ -679,7 +686,16 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
         }
         auto [newest, first] = latest.try_emplace(id);
         if (first || time_us >= newest->second.time_us) {
-          newest->second = {time_us, value};
+          newest->second.time_us = time_us;
+          newest->second.value = value;
+        }
+        if (sample.kind() == v1::METRIC_KIND_DELTA) {
+          newest->second.counter = true;
+          // A counter only grows: an amount that is not a finite count
+          // (NaN, negative) is stored but not added.
+          if (std::isfinite(value) && value > 0) {
+            newest->second.counter_sum += value;
+          }
         }
         ++summary.samples_stored;
       }
@@ -696,13 +712,17 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
       const Latest& newest = latest[series.id];
       long long last_time_us = newest.time_us;
       double last_value = newest.value;
+      int counter = newest.counter ? 1 : 0;
+      double counter_total = newest.counter_sum;
       sql << "INSERT INTO metric_series (series_id, database_id, metric, "
-             "labels, created_us, last_time_us, last_value) VALUES (:id, "
-             ":database_id, :metric, :labels, :created_us, :last_time_us, "
-             ":last_value)",
+             "labels, created_us, last_time_us, last_value, counter, "
+             "counter_total) VALUES (:id, :database_id, :metric, :labels, "
+             ":created_us, :last_time_us, :last_value, :counter, "
+             ":counter_total)",
           soci::use(id), soci::use(series.database_id),
           soci::use(series.metric), soci::use(series.label_key),
-          soci::use(created_us), soci::use(last_time_us), soci::use(last_value);
+          soci::use(created_us), soci::use(last_time_us), soci::use(last_value),
+          soci::use(counter), soci::use(counter_total);
     }
     SortSamples(raw_buckets, raw_ids, raw_times, raw_seqs, raw_values);
     InsertSamples(sql, pg, raw_buckets, raw_ids, raw_times, raw_seqs,
@@ -781,6 +801,11 @@ absl::StatusOr<WriteSummary> MetricStore::Write(
         series.last_time = time;
         series.last_value = newest.value;
         series.has_latest = true;
+        series.latest_dirty = true;
+      }
+      if (newest.counter) {
+        series.counter = true;
+        series.counter_total += newest.counter_sum;
         series.latest_dirty = true;
       }
     }
@@ -1155,7 +1180,8 @@ std::vector<LatestSample> MetricStore::Latest() const {
   values.reserve(ordered.size());
   for (const Series* series : ordered) {
     values.push_back({series->database_id, series->metric, *series->labels,
-                      series->last_value, series->last_time});
+                      series->last_value, series->last_time, series->counter,
+                      series->counter_total});
   }
   return values;
 }
@@ -1284,8 +1310,8 @@ absl::Status MetricStore::RollUpAll(absl::Time now) {
 
 absl::Status MetricStore::SaveLatestValues() {
   absl::MutexLock write_lock(&write_mutex_);
-  std::vector<long long> ids, times;
-  std::vector<double> values;
+  std::vector<long long> ids, times, counters;
+  std::vector<double> values, totals;
   {
     absl::MutexLock lock(&state_mutex_);
     for (auto& [id, series] : series_) {
@@ -1293,6 +1319,8 @@ absl::Status MetricStore::SaveLatestValues() {
       ids.push_back(id);
       times.push_back(absl::ToUnixMicros(series->last_time));
       values.push_back(series->last_value);
+      counters.push_back(series->counter ? 1 : 0);
+      totals.push_back(series->counter_total);
       series->latest_dirty = false;
     }
   }
@@ -1302,19 +1330,25 @@ absl::Status MetricStore::SaveLatestValues() {
     soci::transaction transaction(sql);
     if (!postgres()) {
       sql << "UPDATE metric_series SET last_time_us = :time, last_value = "
-             ":value WHERE series_id = :id",
-          soci::use(times), soci::use(values), soci::use(ids);
+             ":value, counter = :counter, counter_total = :total WHERE "
+             "series_id = :id",
+          soci::use(times), soci::use(values), soci::use(counters),
+          soci::use(totals), soci::use(ids);
     } else {
       for (size_t begin = 0; begin < ids.size(); begin += kPostgresChunk) {
         const size_t end = std::min(ids.size(), begin + kPostgresChunk);
         const std::string a = PgArray(ids, begin, end);
         const std::string b = PgArray(times, begin, end);
         const std::string c = PgArray(values, begin, end);
+        const std::string d = PgArray(counters, begin, end);
+        const std::string e = PgArray(totals, begin, end);
         sql << "UPDATE metric_series AS s SET last_time_us = u.t, last_value "
-               "= u.v FROM unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), "
-               "CAST(:c AS DOUBLE PRECISION[])) AS u(id, t, v) WHERE "
-               "s.series_id = u.id",
-            soci::use(a), soci::use(b), soci::use(c);
+               "= u.v, counter = u.k, counter_total = u.n FROM "
+               "unnest(CAST(:a AS BIGINT[]), CAST(:b AS BIGINT[]), CAST(:c AS "
+               "DOUBLE PRECISION[]), CAST(:d AS INTEGER[]), CAST(:e AS DOUBLE "
+               "PRECISION[])) AS u(id, t, v, k, n) WHERE s.series_id = u.id",
+            soci::use(a), soci::use(b), soci::use(c), soci::use(d),
+            soci::use(e);
       }
     }
     transaction.commit();

@@ -176,9 +176,10 @@ class MetricStore : public FleetFigures {
       absl::Time end, absl::Time now);
 
   // FleetFigures: the newest value of every series (database, metric, labels,
-  // value, time), for the Prometheus endpoint: from memory, no database
-  // access, exact for samples stored since this store was opened (and as saved
-  // by SaveLatestValues before). Ordered by database, metric, labels.
+  // value, time) and a delta metric's running total, for the Prometheus
+  // endpoint: from memory, no database access, exact for samples stored since
+  // this store was opened (and as saved by SaveLatestValues before). Ordered
+  // by database, metric, labels.
   std::vector<LatestSample> Latest() const override;
 
   // Whether any series of `metric` is stored.
@@ -242,6 +243,9 @@ class MetricStore : public FleetFigures {
     absl::Time last_time = absl::InfinitePast();
     double last_value = 0;
     bool has_latest = false;
+    // A delta metric's series, and the sum of every amount stored for it.
+    bool counter = false;
+    double counter_total = 0;
     // Changed since SaveLatestValues.
     bool latest_dirty = false;
     std::array<HourSlot, kRecentHours> hours;

@@ -358,6 +358,8 @@ class FleetCollectable : public prometheus::Collectable {
       double value = 0;
       absl::Time time = absl::InfinitePast();
     };
+    // Counter families (a delta metric's running totals) by name.
+    std::set<std::string> counters;
     // Metric name -> label set -> the newest sample (two series may meet
     // once their names are made acceptable to Prometheus).
     std::map<std::string, std::map<std::vector<ClientMetric::Label>, Point>>
@@ -366,8 +368,13 @@ class FleetCollectable : public prometheus::Collectable {
     std::map<std::string, absl::Time> newest;
     for (const LatestSample& sample : samples) {
       if (sample.metric.empty() || sample.database_id.empty()) continue;
-      const std::string name =
+      std::string name =
           absl::StrCat("ecliptix_db_", PrometheusMetricName(sample.metric));
+      if (sample.counter) {
+        // Prometheus' convention for a counter's name.
+        if (!absl::EndsWith(name, "_total")) absl::StrAppend(&name, "_total");
+        counters.insert(name);
+      }
       metric_of.emplace(name, sample.metric);
       std::vector<ClientMetric::Label> labels;
       std::set<std::string> used;
@@ -387,7 +394,9 @@ class FleetCollectable : public prometheus::Collectable {
       }
       for (const auto& [key, value] : sample.labels) add(key, value);
       Point& point = series[name][labels];
-      if (sample.time >= point.time) point = {sample.value, sample.time};
+      if (sample.time >= point.time) {
+        point = {sample.counter ? sample.total : sample.value, sample.time};
+      }
       absl::Time& last =
           newest.try_emplace(sample.database_id, sample.time).first->second;
       last = std::max(last, sample.time);
@@ -395,6 +404,21 @@ class FleetCollectable : public prometheus::Collectable {
 
     std::vector<MetricFamily> families;
     for (const auto& [name, points] : series) {
+      if (counters.count(name) > 0) {
+        MetricFamily& family = families.emplace_back(NewFamily(
+            name,
+            absl::StrCat("The sum of every ", metric_of[name],
+                         " amount each database's agent reported (a running "
+                         "total kept by the server), with the database's "
+                         "labels and the sample's."),
+            MetricType::Counter));
+        for (const auto& [labels, point] : points) {
+          ClientMetric& metric = family.metric.emplace_back();
+          metric.label = labels;
+          metric.counter.value = point.value;
+        }
+        continue;
+      }
       MetricFamily& family = families.emplace_back(NewFamily(
           name,
           absl::StrCat("The newest ", metric_of[name],

@@ -272,6 +272,18 @@ const std::vector<Migration>& Migrations() {
            "CREATE INDEX alert_events_by_alert ON alert_events "
            "(alert_id, sequence)",
        }},
+      {8,
+       "metric counters",
+       {
+           // Owned by server/metrics/metric_store.cc. A series of a delta
+           // metric (calls, errors, failed logins) has a running total of
+           // every amount stored, which Prometheus reads as a counter; saved
+           // with the latest value, so it goes on across restarts.
+           "ALTER TABLE metric_series ADD COLUMN counter INTEGER NOT NULL "
+           "DEFAULT 0",
+           "ALTER TABLE metric_series ADD COLUMN counter_total DOUBLE "
+           "PRECISION NOT NULL DEFAULT 0",
+       }},
   };
   return *migrations;
 }

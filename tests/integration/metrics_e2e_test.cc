@@ -494,20 +494,34 @@ TEST_F(MetricsE2eTest, WorkloadRowsReachQueriesAndScrapes) {
     ExpectAnswersMatchRows(database);
   }
 
-  // /metrics: the newest figures of each database.
+  // /metrics: the running totals of delta metrics, counted once each (the
+  // rows the database holds), and the newest value of gauges.
   const Exposition scrape = Scrape();
   for (const Database& database : databases) {
     SCOPED_TRACE(database.id);
     const std::map<std::string, std::string> of = {{"database", database.id}};
-    EXPECT_GT(scrape.Sum("ecliptix_db_procedure_calls", of), 0) << last_text_;
-    EXPECT_GT(scrape.Sum("ecliptix_db_procedure_execution_ms", of), 0);
-    EXPECT_GT(scrape.Sum("ecliptix_db_operation_calls", of), 0);
+    EXPECT_EQ(scrape.types.at("ecliptix_db_procedure_calls_total"), "counter");
+    const Rows rows = Count(database);
+    for (const auto& [procedure, values] : rows.performance) {
+      EXPECT_EQ(
+          scrape.Sum("ecliptix_db_procedure_calls_total",
+                     {{"database", database.id}, {"procedure", procedure}}),
+          values[0])
+          << procedure << "\n"
+          << last_text_;
+    }
+    double operation_calls = 0;
+    for (const auto& [operation, counts] : rows.operations)
+      operation_calls += counts.first;
+    EXPECT_EQ(scrape.Sum("ecliptix_db_operation_calls_total", of),
+              operation_calls);
+    EXPECT_GT(scrape.Sum("ecliptix_db_procedure_execution_ms_total", of), 0);
     EXPECT_GT(scrape.Sum("ecliptix_db_table_rows", of), 0);
     EXPECT_GT(scrape.Sum("ecliptix_db_database_size_bytes", of), 0);
     EXPECT_GT(scrape.Sum("ecliptix_fleet_last_sample_timestamp_seconds", of),
               0);
     // Series carry the database's labels and the sample's.
-    EXPECT_GT(scrape.Sum("ecliptix_db_procedure_calls",
+    EXPECT_GT(scrape.Sum("ecliptix_db_procedure_calls_total",
                          {{"database", database.id},
                           {"env", "prod"},
                           {"procedure", "LoginMembership"}}),

@@ -484,6 +484,41 @@ TEST_P(MetricStoreTest, LatestValuesAreTheNewestSampleOfEachSeries) {
               ElementsAre("database_size_bytes", "table_rows"));
 }
 
+TEST_P(MetricStoreTest, DeltaSeriesKeepARunningTotalOnceAcrossRestarts) {
+  auto delta = [](double value, absl::Time time) {
+    v1::MetricSample sample =
+        Sample("procedure_calls", value, time, {{"procedure", "SP_Login"}});
+    sample.set_kind(v1::METRIC_KIND_DELTA);
+    return sample;
+  };
+  Write({Batch("db-1", "i", 1,
+               {delta(5, kT0), delta(7, kT0 + absl::Seconds(30)),
+                Sample("table_rows", 9, kT0, {{"table", "AuditLog"}})})});
+  // Sent again after a lost ack, then the next batch: counted once each.
+  Write({Batch("db-1", "i", 1, {delta(5, kT0)}),
+         Batch("db-1", "i", 2, {delta(3, kT0 + absl::Minutes(1))})});
+  std::vector<LatestSample> latest = store_->Latest();
+  ASSERT_EQ(latest.size(), 2u);
+  EXPECT_EQ(latest[0].metric, "procedure_calls");
+  EXPECT_TRUE(latest[0].counter);
+  EXPECT_EQ(latest[0].total, 15);
+  EXPECT_EQ(latest[0].value, 3);
+  // A gauge has no total.
+  EXPECT_EQ(latest[1].metric, "table_rows");
+  EXPECT_FALSE(latest[1].counter);
+
+  // Saved with the latest values: the total goes on after a restart.
+  ASSERT_TRUE(store_->SaveLatestValues().ok());
+  Reopen(kT0 + absl::Minutes(10));
+  latest = store_->Latest();
+  ASSERT_EQ(latest.size(), 2u);
+  EXPECT_TRUE(latest[0].counter);
+  EXPECT_EQ(latest[0].total, 15);
+  Write({Batch("db-1", "i", 3, {delta(4, kT0 + absl::Minutes(2))})},
+        kT0 + absl::Minutes(10));
+  EXPECT_EQ(store_->Latest()[0].total, 19);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, MetricStoreTest,
                          ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });

@@ -196,6 +196,43 @@ TEST(PrometheusExporterTest, NamesAreMadeAcceptableAndClashesRenamed) {
   EXPECT_EQ(PrometheusLabelName("__name__"), "_name__");
 }
 
+TEST(PrometheusExporterTest, DeltaMetricsAreCountersOfTheirRunningTotal) {
+  std::unique_ptr<PrometheusExporter> exporter = StartExporter();
+  ASSERT_NE(exporter, nullptr);
+  FakeFleetFigures figures;
+  LatestSample calls =
+      Sample("db-1", "procedure_calls", {{"procedure", "SP_Login"}}, 3, kT0);
+  calls.counter = true;
+  calls.total = 1500;
+  LatestSample already_named = Sample("db-1", "logins_total", {}, 2, kT0);
+  already_named.counter = true;
+  already_named.total = 40;
+  figures.Set({calls, already_named,
+               Sample("db-1", "table_rows", {{"table", "AuditLog"}}, 9, kT0)});
+  exporter->SetFleetFigures(&figures, [](const std::vector<std::string>&) {
+    return std::map<std::string, Labels>{};
+  });
+  const std::string text = exporter->Render();
+  const Exposition exposition = Parse(text);
+  // The total, not the newest amount, under Prometheus' counter name.
+  EXPECT_EQ(exposition.types.at("ecliptix_db_procedure_calls_total"), "counter")
+      << text;
+  EXPECT_THAT(
+      exposition.Value("ecliptix_db_procedure_calls_total",
+                       {{"database", "db-1"}, {"procedure", "SP_Login"}}),
+      Optional(1500.0));
+  EXPECT_EQ(exposition.types.count("ecliptix_db_procedure_calls"), 0u);
+  EXPECT_EQ(exposition.types.at("ecliptix_db_logins_total"), "counter");
+  EXPECT_THAT(
+      exposition.Value("ecliptix_db_logins_total", {{"database", "db-1"}}),
+      Optional(40.0));
+  // Gauges stay the newest value.
+  EXPECT_EQ(exposition.types.at("ecliptix_db_table_rows"), "gauge");
+  EXPECT_THAT(exposition.Value("ecliptix_db_table_rows",
+                               {{"database", "db-1"}, {"table", "AuditLog"}}),
+              Optional(9.0));
+}
+
 TEST(PrometheusExporterTest, FleetFiguresCanBeReplacedAndRemoved) {
   std::unique_ptr<PrometheusExporter> exporter = StartExporter();
   ASSERT_NE(exporter, nullptr);
