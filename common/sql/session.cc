@@ -48,6 +48,16 @@ absl::Status SqlErrorToStatus(const std::exception& error,
   const std::string message = absl::StrCat(what, ": ", DatabaseMessage(error));
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
   if (soci_error == nullptr) return absl::InternalError(message);
+  // SQLite's "database is locked": another connection held the lock past the
+  // busy timeout. A conflict to try again, as PostgreSQL's class 40 is. (The
+  // codes are sqlite3.h's macros, which SOCI's header includes.)
+  if (const auto* sqlite =
+          dynamic_cast<const soci::sqlite3_soci_error*>(&error)) {
+    const int primary = sqlite->result() & 0xff;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+      return absl::AbortedError(message);
+    }
+  }
   switch (soci_error->get_error_category()) {
     case soci::soci_error::connection_error:
       return absl::UnavailableError(message);

@@ -14,6 +14,7 @@
 #include "common/sql/session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "soci/sqlite3/soci-sqlite3.h"
 #include "tests/testing/postgres.h"
 
 namespace ecliptix::sql {
@@ -68,6 +69,28 @@ TEST(GuardTest, FailedStatementReportsTheDatabaseButNoBoundValue) {
       EXPECT_THAT(status.message(), HasSubstr("(SQLSTATE 23514)"));
     }
   }
+}
+
+TEST(GuardTest, ALockedSqliteDatabaseIsAbortedToTryAgain) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string file =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/locked.db");
+  std::filesystem::remove(file);
+  absl::StatusOr<std::unique_ptr<soci::session>> holder =
+      OpenSession(*ParseDatabaseUrl(absl::StrCat("sqlite://", file)));
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  ASSERT_TRUE(Guard("create", [&] {
+                **holder << "CREATE TABLE t (k INTEGER)";
+                **holder << "BEGIN IMMEDIATE";
+              }).ok());
+  // No busy timeout: the lock is refused at once.
+  soci::session impatient(*soci::factory_sqlite3(),
+                          absl::StrCat("db=", file, " timeout=0"));
+  const absl::Status status =
+      Guard("write", [&] { impatient << "INSERT INTO t (k) VALUES (1)"; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("locked"));
+  ASSERT_TRUE(Guard("end", [&] { **holder << "ROLLBACK"; }).ok());
 }
 
 }  // namespace
