@@ -67,6 +67,10 @@ ABSL_FLAG(absl::Duration, alert_window, absl::Minutes(5),
           "minutes). Any SUSPICIOUS_ACTIVITY in it fires an alert too.");
 ABSL_FLAG(absl::Duration, alert_evaluation_period, absl::Seconds(15),
           "How often alert rules are evaluated.");
+ABSL_FLAG(absl::Duration, alert_resolve_after, absl::Minutes(1),
+          "An active alert resolves once its rule has not held for this long "
+          "(0s: at the first evaluation where it does not), so a figure "
+          "hovering at its threshold does not fire and resolve repeatedly.");
 
 namespace {
 
@@ -177,6 +181,7 @@ int main(int argc, char** argv) {
   options.alerts.window = absl::GetFlag(FLAGS_alert_window);
   options.alerts.evaluation_period =
       absl::GetFlag(FLAGS_alert_evaluation_period);
+  options.alerts.resolve_after = absl::GetFlag(FLAGS_alert_resolve_after);
   if (absl::Status status =
           ecliptix::server::ValidateAlertOptions(options.alerts);
       !status.ok()) {

@@ -85,6 +85,11 @@ absl::Status ValidateAlertOptions(const AlertOptions& options) {
         absl::StrCat("--alert_evaluation_period must be positive, got ",
                      absl::FormatDuration(options.evaluation_period)));
   }
+  if (options.resolve_after < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--alert_resolve_after must not be negative, got ",
+                     absl::FormatDuration(options.resolve_after)));
+  }
   if (options.history_retention <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "the retention of resolved alerts must be positive");
@@ -329,11 +334,17 @@ absl::StatusOr<std::vector<v1::AlertEvent>> AlertManager::EvaluateNow() {
     alert.set_message(FiredMessage(key.first, key.second, measurement.value));
     event.set_message(alert.message());
   }
-  // Resolved: active alerts whose rule no longer holds (a database without
-  // figures in the window measures 0).
+  // Resolved: active alerts whose rule has not held for resolve_after (a
+  // database without figures in the window measures 0).
   for (const auto& [key, alert] : active) {
     auto found = measured.find(key);
-    if (found != measured.end() && found->second.holds) continue;
+    if (found != measured.end() && found->second.holds) {
+      quiet_since_.erase(key);
+      continue;
+    }
+    const absl::Time quiet_since =
+        quiet_since_.try_emplace(key, now).first->second;
+    if (now - quiet_since < options_.resolve_after) continue;
     const double value = found != measured.end() ? found->second.value : 0;
     v1::AlertEvent& event = events.emplace_back();
     event.set_type(v1::AlertEvent::TYPE_RESOLVED);
@@ -369,6 +380,7 @@ absl::StatusOr<std::vector<v1::AlertEvent>> AlertManager::EvaluateNow() {
         active_[key] = event.alert();
       } else {
         active_.erase(key);
+        quiet_since_.erase(key);
       }
     }
     next_alert_number_ = next_alert_number;

@@ -52,6 +52,10 @@ struct AlertOptions {
   absl::Duration window = absl::Minutes(5);
   // How often the rules are evaluated.
   absl::Duration evaluation_period = absl::Seconds(15);
+  // An active alert resolves once its rule has held at no evaluation for this
+  // long (0: at the first evaluation where it does not hold), so a figure that
+  // hovers at its threshold does not fire and resolve again and again.
+  absl::Duration resolve_after = absl::Minutes(1);
   // Resolved alerts (and their events) are kept this long.
   absl::Duration history_retention = absl::Hours(24 * 30);
 };
@@ -147,6 +151,9 @@ class AlertManager {
 
   // One evaluation at a time.
   absl::Mutex evaluation_mutex_ ABSL_ACQUIRED_BEFORE(mutex_);
+  // Active alerts whose rule did not hold at the last evaluations: since
+  // when (in memory: after a restart the wait starts again).
+  std::map<Key, absl::Time> quiet_since_ ABSL_GUARDED_BY(evaluation_mutex_);
 
   mutable absl::Mutex mutex_;
   bool loaded_ ABSL_GUARDED_BY(mutex_) = false;

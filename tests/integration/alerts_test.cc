@@ -186,6 +186,9 @@ class AlertsTest : public ::testing::TestWithParam<std::string> {
     options.store_url = url;
     options.clock = &clock_;
     options.alerts.evaluation_period = absl::Seconds(1);
+    // Resolved at the first quiet evaluation (the wait before resolving is
+    // alert_manager_test's).
+    options.alerts.resolve_after = absl::ZeroDuration();
     auto server = server::Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);

@@ -157,6 +157,13 @@ class AlertManagerTest : public ::testing::TestWithParam<std::string> {
                         Sample("procedure_errors", errors, t, login)});
   }
 
+  // Alerts resolve at the first evaluation where their rule does not hold.
+  static AlertOptions ResolvingAtOnce() {
+    AlertOptions options;
+    options.resolve_after = absl::ZeroDuration();
+    return options;
+  }
+
   std::vector<v1::AlertEvent> Evaluate() {
     auto events = alerts_->EvaluateNow();
     EXPECT_TRUE(events.ok()) << events.status();
@@ -201,8 +208,12 @@ TEST_P(AlertManagerTest, FailedLoginsFireOnceWhileTheyLastAndResolve) {
   EXPECT_THAT(Evaluate(), SizeIs(0));
   EXPECT_THAT(alerts_->ActiveAlerts(), SizeIs(1));
 
-  // Quiet for longer than the window: resolved, once.
+  // Quiet for longer than the window: the rule no longer holds, and the
+  // alert resolves, once, when it has not held for resolve_after (1m).
   clock_.Advance(absl::Minutes(10));
+  EXPECT_THAT(Evaluate(), SizeIs(0));
+  EXPECT_THAT(alerts_->ActiveAlerts(), SizeIs(1));
+  clock_.Advance(absl::Minutes(1));
   std::vector<v1::AlertEvent> resolved = Evaluate();
   ASSERT_THAT(resolved, SizeIs(1));
   EXPECT_EQ(resolved[0].type(), v1::AlertEvent::TYPE_RESOLVED);
@@ -286,8 +297,32 @@ TEST_P(AlertManagerTest, RunbookDefaults) {
   EXPECT_EQ(AlertRuleName(fired[1].alert().rule()), "slow_procedures");
 }
 
-TEST_P(AlertManagerTest, AnySuspiciousActivityFires) {
+TEST_P(AlertManagerTest, AFigureHoveringAtItsThresholdKeepsOneAlert) {
   NewManager();
+  if (IsSkipped()) return;
+  FailedLogins("db-3", 60);  // 12 a minute.
+  ASSERT_THAT(Evaluate(), SizeIs(1));
+  // Below, then above again within resolve_after: the same alert goes on.
+  clock_.Advance(absl::Minutes(6));
+  EXPECT_THAT(Evaluate(), SizeIs(0));
+  clock_.Advance(absl::Seconds(45));
+  FailedLogins("db-3", 60);
+  EXPECT_THAT(Evaluate(), SizeIs(0));
+  // Below again: the wait starts over from here.
+  clock_.Advance(absl::Minutes(6));
+  EXPECT_THAT(Evaluate(), SizeIs(0));
+  clock_.Advance(absl::Seconds(45));
+  EXPECT_THAT(Evaluate(), SizeIs(0));
+  ASSERT_THAT(alerts_->ActiveAlerts(), SizeIs(1));
+  EXPECT_EQ(alerts_->ActiveAlerts()[0].alert_id(), "al-1");
+  clock_.Advance(absl::Seconds(15));
+  std::vector<v1::AlertEvent> resolved = Evaluate();
+  ASSERT_THAT(resolved, SizeIs(1));
+  EXPECT_EQ(resolved[0].alert().alert_id(), "al-1");
+}
+
+TEST_P(AlertManagerTest, AnySuspiciousActivityFires) {
+  NewManager(ResolvingAtOnce());
   if (IsSkipped()) return;
   Write("db-1", {Sample("auth_events", 1, clock_.Now() - absl::Minutes(1),
                         {{"event", "SUSPICIOUS_ACTIVITY"}}),
@@ -310,7 +345,7 @@ TEST_P(AlertManagerTest, AnySuspiciousActivityFires) {
 }
 
 TEST_P(AlertManagerTest, ActiveAlertsSurviveARestartWithoutFiringAgain) {
-  NewManager();
+  NewManager(ResolvingAtOnce());
   if (IsSkipped()) return;
   FailedLogins("db-3", 60);
   FailedLogins("db-5", 60);
@@ -329,7 +364,7 @@ TEST_P(AlertManagerTest, ActiveAlertsSurviveARestartWithoutFiringAgain) {
   auto alert_store = AlertStore::Open(url_);
   ASSERT_TRUE(alert_store.ok()) << alert_store.status();
   alert_store_ = *std::move(alert_store);
-  NewManager();
+  NewManager(ResolvingAtOnce());
   std::vector<v1::Alert> active = alerts_->ActiveAlerts();
   ASSERT_THAT(active, SizeIs(1));
   EXPECT_EQ(active[0].alert_id(), "al-1");
@@ -350,7 +385,7 @@ TEST_P(AlertManagerTest, ActiveAlertsSurviveARestartWithoutFiringAgain) {
 }
 
 TEST_P(AlertManagerTest, WatchersGetTheActiveAlertsThenTheEvents) {
-  NewManager();
+  NewManager(ResolvingAtOnce());
   if (IsSkipped()) return;
   Register("db-prod", {{"env", "prod"}});
   Register("db-staging", {{"env", "staging"}});
@@ -476,6 +511,10 @@ TEST(AlertOptionsTest, ChecksNameTheFlag) {
   options.evaluation_period = absl::ZeroDuration();
   EXPECT_EQ(ValidateAlertOptions(options).code(),
             absl::StatusCode::kInvalidArgument);
+  options = AlertOptions();
+  options.resolve_after = absl::Seconds(-1);
+  EXPECT_THAT(ValidateAlertOptions(options).message(),
+              HasSubstr("--alert_resolve_after"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AlertManagerTest,
