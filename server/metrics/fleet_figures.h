@@ -1,7 +1,7 @@
 // The fleet's latest figures as the Prometheus exporter reads them: one sample
-// per metric series (database, metric, labels), the newest stored, and a
-// delta metric's running total. The metric
-// store implements it; the exporter only reads through it, on every scrape.
+// per metric series (database, metric, labels), the newest stored, and a delta
+// metric's running total. The metric store implements it; the exporter only
+// reads through it, on every scrape.
 #ifndef ECLIPTIX_SERVER_METRICS_FLEET_FIGURES_H_
 #define ECLIPTIX_SERVER_METRICS_FLEET_FIGURES_H_
 
