@@ -149,11 +149,11 @@ absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
     absl::Time start, absl::Time end) {
   operations::SuccessFigures figures;
   const absl::Time minute_start =
-      absl::UnixEpoch() + absl::Minutes(std::ceil(absl::ToDoubleMinutes(
-                              start - absl::UnixEpoch())));
+      absl::UnixEpoch() +
+      absl::Ceil(start - absl::UnixEpoch(), absl::Minutes(1));
   const absl::Time minute_end =
       absl::UnixEpoch() +
-      absl::Minutes(std::floor(absl::ToDoubleMinutes(end - absl::UnixEpoch())));
+      absl::Floor(end - absl::UnixEpoch(), absl::Minutes(1));
   if (databases.empty() || minute_start >= minute_end) return figures;
   const std::optional<std::set<std::string>> selected = databases;
   ASSIGN_OR_RETURN(Totals totals,
@@ -171,11 +171,9 @@ absl::StatusOr<operations::SuccessFigures> SuccessFiguresBetween(
       figures.pooled.execution_ms += total.sum;
     }
   }
-  v1::GetRateRequest request;
-  request.set_rate("errors");
   ASSIGN_OR_RETURN(
       v1::GetRateResponse rates,
-      metrics.GetRateBetween(request, selected, minute_start, minute_end));
+      metrics.GetRateBetween("errors", selected, minute_start, minute_end));
   for (const auto& [id, rate] : rates.by_database()) {
     figures.by_database[id].error_rate = rate;
   }
@@ -238,17 +236,12 @@ absl::StatusOr<v1::HealthReport> HealthReporter::ReportNow(
     }
   }
   // The error rate is the manager's "errors" rate, whatever it counts.
-  v1::GetRateRequest rate_request;
-  rate_request.set_rate("errors");
-  ASSIGN_OR_RETURN(
-      v1::GetRateResponse rates,
-      metrics_->GetRateBetween(rate_request, databases, start, end));
-  bool any_rate = false;
+  ASSIGN_OR_RETURN(v1::GetRateResponse rates,
+                   metrics_->GetRateBetween("errors", databases, start, end));
   for (const auto& [id, rate] : rates.by_database()) {
     by_database[id].error_rate = rate;
-    any_rate = true;
   }
-  if (any_rate) fleet.error_rate = rates.fleet();
+  if (!rates.by_database().empty()) fleet.error_rate = rates.fleet();
 
   v1::HealthReport report;
   *report.mutable_start_time() = ToProtoTimestamp(start);

@@ -630,14 +630,14 @@ absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateNow(
   ASSIGN_OR_RETURN(std::optional<std::set<std::string>> databases,
                    SelectDatabases(request.selector()));
   const absl::Time end = clock_->Now();
-  return GetRateBetween(request, databases, end - range, end);
+  return GetRateBetween(request.rate(), databases, end - range, end);
 }
 
 absl::StatusOr<v1::GetRateResponse> MetricsManager::GetRateBetween(
-    const v1::GetRateRequest& request,
+    const std::string& rate,
     const std::optional<std::set<std::string>>& databases, absl::Time start,
     absl::Time end) {
-  ASSIGN_OR_RETURN(const std::string event, RateEvent(request.rate()));
+  ASSIGN_OR_RETURN(const std::string event, RateEvent(rate));
   const absl::Time now = clock_->Now();
   v1::GetRateResponse response;
   if (event.empty()) {

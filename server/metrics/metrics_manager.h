@@ -132,11 +132,12 @@ class MetricsManager {
   // INVALID_ARGUMENT for a metric nobody knows.
   absl::StatusOr<fleet::v1::MetricKind> KindOf(const std::string& metric) const;
 
-  // GetRateNow over [start, end) on `databases` (nullopt: every database)
-  // instead of a selector and the last `range`: what the health report and
-  // the rollouts' success gate read for windows that do not end now.
+  // GetRateNow of `rate` ("errors", "failed_logins", "suspicious_activity")
+  // over [start, end) on `databases` (nullopt: every database) instead of a
+  // selector and the last `range`: what the health report and the rollouts'
+  // success gate read for windows that do not end now.
   absl::StatusOr<fleet::v1::GetRateResponse> GetRateBetween(
-      const fleet::v1::GetRateRequest& request,
+      const std::string& rate,
       const std::optional<std::set<std::string>>& databases, absl::Time start,
       absl::Time end);
 
