@@ -142,7 +142,11 @@ absl::Status AlertManager::Start() {
   if (!loaded) RETURN_IF_ERROR(Load());
   absl::MutexLock lock(&mutex_);
   started_ = true;
-  thread_ = std::thread([this] { Loop(); });
+  // Counted from here, not from when the thread first runs: a clock that
+  // moves meanwhile must not push the first evaluation back.
+  const absl::Time first_evaluation =
+      clock_->Now() + options_.evaluation_period;
+  thread_ = std::thread([this, first_evaluation] { Loop(first_evaluation); });
   return absl::OkStatus();
 }
 
@@ -168,8 +172,8 @@ void AlertManager::Stop() {
   }
 }
 
-void AlertManager::Loop() {
-  absl::Time next_evaluation = clock_->Now() + options_.evaluation_period;
+void AlertManager::Loop(absl::Time first_evaluation) {
+  absl::Time next_evaluation = first_evaluation;
   const absl::Duration poll = std::min(options_.evaluation_period, kMaxPoll);
   while (true) {
     std::deque<Query> queries;

@@ -129,7 +129,9 @@ class AlertManager {
     bool holds = false;
   };
 
-  void Loop();
+  // Evaluates the rules every evaluation_period from `first_evaluation` on,
+  // and answers queued queries, until Stop().
+  void Loop(absl::Time first_evaluation);
   absl::StatusOr<std::map<Key, Measurement>> Measure();
   double ThresholdOf(fleet::v1::AlertRule rule) const;
   std::string FiredMessage(fleet::v1::AlertRule rule,
