@@ -105,7 +105,8 @@ std::string HealthTable(const v1::HealthReport& report) {
     AddRows(row, row.database_id(), rows);
   }
   AddRows(report.fleet(), "(fleet)", rows);
-  int counts[4] = {0, 0, 0, 0};
+  // Passed, failed, without data.
+  int counts[3] = {0, 0, 0};
   for (size_t i = 1; i < rows.size(); ++i) {
     const std::string& result = rows[i][4];
     ++counts[result == "PASS" ? 0 : result == "FAIL" ? 1 : 2];
